@@ -1,0 +1,1 @@
+"""Mechanistic measures. Modules here import numpy only, except those named ``*_torch``."""
