@@ -10,15 +10,10 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
-import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from .tasks import LAYOUTS, Task, TaskError
 
@@ -79,6 +74,10 @@ ANALYSIS_DEFAULTS: dict[str, Any] = {
     "gini_constant": False,
     # For mul/div also report measures in the discrete-log basis.
     "discrete_log": "auto",
+    # Embed/logit key-frequency rules: components above this fraction of the largest (TransformerLens: 1/4).
+    "key_freq_frac": 0.25,
+    # Pairs the restricted loss is scored on (the paper names none; the Colab reports all and train).
+    "restricted_split": "all",
 }
 
 # key → (types, description used in errors)
@@ -140,7 +139,9 @@ class Config:
         out = []
         for name in only:
             if name not in self.experiments:
-                raise ConfigError(_msg(self.path, None, None, f"no experiment '{name}'", name, self.experiments))
+                raise ConfigError(
+                    _msg(self.path, None, None, f"no experiment '{name}'", name, self.experiments)
+                )
             out.extend(self.experiments[name])
         return out
 
@@ -186,7 +187,12 @@ def _check_keys(ctx: _Ctx, table: dict, allowed, prefix: str = "") -> None:
 def _resolve_model(ctx: _Ctx, model: dict[str, Any], layout: str) -> dict[str, Any]:
     kind = model.get("kind", "transformer")
     if kind not in MODEL_DEFAULTS:
-        ctx.fail("model.kind", f"unknown model kind '{kind}' (choose {', '.join(MODEL_DEFAULTS)})", kind, MODEL_DEFAULTS)
+        ctx.fail(
+            "model.kind",
+            f"unknown model kind '{kind}' (choose {', '.join(MODEL_DEFAULTS)})",
+            kind,
+            MODEL_DEFAULTS,
+        )
     defaults = MODEL_DEFAULTS[kind]
     _check_keys(ctx, {k: v for k, v in model.items() if k != "kind"}, defaults, "model.")
     out = {"kind": kind, **defaults, **{k: v for k, v in model.items() if k != "kind"}}
@@ -199,7 +205,11 @@ def _resolve_model(ctx: _Ctx, model: dict[str, Any], layout: str) -> dict[str, A
             if not isinstance(value, bool) and not (key in ("pos_embed",) and value is None):
                 ctx.fail(f"model.{key}", f"must be true or false, got {value!r}")
         elif isinstance(ref, list):
-            if not isinstance(value, list) or not value or not all(_type_ok(v, _INT) and v > 0 for v in value):
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(_type_ok(v, _INT) and v > 0 for v in value)
+            ):
                 ctx.fail(f"model.{key}", f"must be a non-empty list of positive integers, got {value!r}")
         elif isinstance(ref, str) or key in ("biases", "init"):
             if not isinstance(value, str):
@@ -243,7 +253,9 @@ def _resolve_optim(ctx: _Ctx, optim: dict[str, Any], layout: str) -> dict[str, A
     if out["weight_decay"] < 0:
         ctx.fail("optim.weight_decay", f"must be >= 0, got {out['weight_decay']}")
     betas = out["betas"]
-    if not (isinstance(betas, list) and len(betas) == 2 and all(_type_ok(b, _NUM) and 0 <= b < 1 for b in betas)):
+    if not (
+        isinstance(betas, list) and len(betas) == 2 and all(_type_ok(b, _NUM) and 0 <= b < 1 for b in betas)
+    ):
         ctx.fail("optim.betas", f"must be two numbers in [0, 1), got {betas!r}")
     if not _type_ok(out["warmup"], _INT) or out["warmup"] < 0:
         ctx.fail("optim.warmup", f"must be a non-negative integer, got {out['warmup']!r}")
@@ -254,12 +266,24 @@ def _resolve_analysis(ctx: _Ctx, analysis: dict[str, Any]) -> dict[str, Any]:
     _check_keys(ctx, analysis, ANALYSIS_DEFAULTS, "analysis.")
     out = {**ANALYSIS_DEFAULTS, **analysis}
     for key, default in ANALYSIS_DEFAULTS.items():
-        if type(out[key]) is not type(default) and not (isinstance(default, float) and _type_ok(out[key], _NUM)):
+        if type(out[key]) is not type(default) and not (
+            isinstance(default, float) and _type_ok(out[key], _NUM)
+        ):
             ctx.fail(f"analysis.{key}", f"must be a {type(default).__name__}, got {out[key]!r}")
     if out["key_freq_rule"] not in ("neuron", "embed", "logit"):
-        ctx.fail("analysis.key_freq_rule", "must be neuron, embed or logit", out["key_freq_rule"], ["neuron", "embed", "logit"])
+        ctx.fail(
+            "analysis.key_freq_rule",
+            "must be neuron, embed or logit",
+            out["key_freq_rule"],
+            ["neuron", "embed", "logit"],
+        )
     if out["discrete_log"] not in ("auto", "on", "off"):
         ctx.fail("analysis.discrete_log", "must be auto, on or off")
+    if out["restricted_split"] not in ("all", "train", "test"):
+        ctx.fail("analysis.restricted_split", "must be all, train or test")
+    for key in ("key_freq_threshold", "key_freq_frac", "ffd_eta"):
+        if not 0 < out[key] < 1:
+            ctx.fail(f"analysis.{key}", f"must be a number in (0, 1), got {out[key]!r}")
     return out
 
 

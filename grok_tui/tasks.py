@@ -81,9 +81,7 @@ def _check(node: ast.AST, text: str) -> None:
     elif isinstance(node, ast.BinOp):
         if isinstance(node.op, (ast.Pow, ast.BitXor)):
             exp = node.right
-            if isinstance(exp, ast.UnaryOp) or not (
-                isinstance(exp, ast.Constant) and type(exp.value) is int
-            ):
+            if isinstance(exp, ast.UnaryOp) or not (isinstance(exp, ast.Constant) and type(exp.value) is int):
                 raise TaskError(f"exponent in '{text}' must be a non-negative integer literal")
             _check(node.left, text)
         elif isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):

@@ -1,0 +1,281 @@
+"""What the training worker calls: cheap measures every evaluation, forward-pass measures every
+checkpoint, and a final pass over all checkpoints with the final key frequencies. Numpy only.
+
+The worker must never die of analysis: every entry point catches its own errors, prints one line to
+stderr (the run's worker.log) and returns what it has.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import ANALYSIS_DEFAULTS
+from ..tasks import Task, is_prime
+from . import keyfreq
+from .measures import Spectrum, embed_matrix, logit_spectrum, spectrum
+from .progress import progress_measures
+from .structure import Structure, detect_structure
+
+#: Written by :func:`final_pass`: one row per checkpoint, measured with the final key frequencies.
+PROGRESS = "progress.jsonl"
+
+Forward = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray | None]]
+
+
+def options(spec: dict[str, Any]) -> dict[str, Any]:
+    """The run's analysis options with defaults filled in (older specs may lack some)."""
+    return {**ANALYSIS_DEFAULTS, **(spec.get("analysis") or {})}
+
+
+def _warn(where: str, err: BaseException) -> None:
+    print(f"grok analysis: {where} skipped ({err.__class__.__name__}: {err})", file=sys.stderr)
+
+
+def _tasks(spec: dict[str, Any]) -> tuple[str, ...]:
+    t = spec.get("tasks") or spec.get("task") or ()
+    return (t,) if isinstance(t, str) else tuple(t)
+
+
+@lru_cache(maxsize=32)
+def _task_structure(task: str, p: int, basis: str) -> Structure | None:
+    t = Task.parse(task, p)
+    T = t.table
+    a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+    keep = T >= 0
+    return detect_structure(a[keep], b[keep], T[keep], p, basis)
+
+
+def _basis_option(opts: dict[str, Any]) -> str:
+    return "standard" if opts.get("discrete_log") == "off" else "auto"
+
+
+def use_dlog(spec: dict[str, Any]) -> bool:
+    """Also report spectra in the discrete-log basis: 'on' (p prime), or 'auto' for mul/div-like."""
+    opts, p = options(spec), int(spec["p"])
+    mode = opts.get("discrete_log")
+    if mode == "off" or p < 3 or not is_prime(p):
+        return False
+    if mode == "on":
+        return True
+    try:
+        structs = [_task_structure(t, p, "auto") for t in _tasks(spec)]
+    except Exception:
+        return False
+    return any(s is not None and s.basis == "dlog" for s in structs)
+
+
+def _spectra(arrays: dict[str, np.ndarray], p: int, basis: str) -> dict[str, Spectrum]:
+    out = {}
+    E = embed_matrix(arrays, p)
+    if E is not None and E.shape[0] == p:
+        out["embed"] = spectrum(E, basis, p)
+    sp = logit_spectrum(arrays, p, basis)
+    if sp is not None:
+        out["logit"] = sp
+    return out
+
+
+def _clean(x: float) -> float:
+    return float(x) if math.isfinite(x) else float("nan")
+
+
+# --------------------------------------------------------------------------- every evaluation
+
+
+def eval_measures(
+    arrays: dict[str, np.ndarray], spec: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Cheap weight-only measures for every evaluation.
+
+    Returns (scalars for the metrics row: gini_embed, gini_logit, ffd_embed, fcr_embed, ffd_logit,
+    fcr_logit [+ the same with a ``_dlog`` suffix for mul/div], spectra for the fourier row:
+    ``logit`` = norm of W_L per frequency k = 1..⌊p/2⌋ [+ ``embed_dlog``, ``logit_dlog`` over
+    k = 1..⌊(p−1)/2⌋]). The trainer writes weight_norm and the standard ``embed`` spectrum itself.
+    """
+    scalars: dict[str, float] = {}
+    spectra: dict[str, list[float]] = {}
+    try:
+        opts, p = options(spec), int(spec["p"])
+        eta, const = float(opts["ffd_eta"]), bool(opts["gini_constant"])
+        bases = [("", "standard")] + ([("_dlog", "dlog")] if use_dlog(spec) else [])
+        for suffix, basis in bases:
+            for name, sp in _spectra(arrays, p, basis).items():
+                scalars[f"gini_{name}{suffix}"] = _clean(sp.gini(const))
+                scalars[f"ffd_{name}{suffix}"] = _clean(sp.ffd(eta))
+                scalars[f"fcr_{name}{suffix}"] = _clean(sp.fcr())
+                if suffix or name != "embed":
+                    spectra[f"{name}{suffix}"] = [float(x) for x in sp.per_freq]
+    except Exception as e:  # never kill training over a measure
+        _warn("eval measures", e)
+    return scalars, spectra
+
+
+# --------------------------------------------------------------------------- every checkpoint
+
+
+def _grid(dataset: Any, rows: np.ndarray, p: int, basis: str) -> Structure | None:
+    """The task's Fourier grid; else a plain a-major grid (sign 0) if all p² pairs exist."""
+    a, b, y = dataset.a[rows], dataset.b[rows], dataset.labels[rows]
+    st = detect_structure(a, b, y, p, basis)
+    if st is not None:
+        return st
+    if len(rows) == p * p:
+        R = np.full(p * p, -1, dtype=np.int64)
+        R[a * p + b] = np.arange(len(rows))
+        if (R >= 0).all():
+            return Structure("standard", 0, p, R)  # sign 0: a grid, not a structure
+    return None
+
+
+def key_frequencies(
+    arrays: dict[str, np.ndarray],
+    acts: np.ndarray | None,
+    grid: Structure | None,
+    p: int,
+    opts: dict[str, Any],
+) -> keyfreq.KeyFreqs:
+    """Key frequencies by the run's rule (neuron rule without activations → logit rule)."""
+    rule = opts["key_freq_rule"]
+    basis = grid.basis if grid is not None else "standard"
+    if rule == "neuron" and acts is not None and grid is not None:
+        return keyfreq.neuron_rule(
+            np.asarray(acts)[grid.rows], grid.n, float(opts["key_freq_threshold"])
+        )
+    order = ("embed", "logit") if rule == "embed" else ("logit", "embed")
+    sp = _spectra(arrays, p, basis)
+    for name in order:
+        if name in sp:
+            return keyfreq.KeyFreqs(
+                keyfreq.from_component_norms(sp[name].norms, float(opts["key_freq_frac"])), name
+            )
+    return keyfreq.KeyFreqs([], "none")
+
+
+def checkpoint_measures(
+    arrays: dict[str, np.ndarray],
+    logits: np.ndarray,
+    acts: np.ndarray | None,
+    dataset: Any,
+    spec: dict[str, Any],
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Forward-pass measures at a checkpoint, with that checkpoint's own key frequencies.
+
+    ``logits`` (N, n_out) and ``acts`` (N, d_mlp, last-position MLP activations; None for models
+    without them) cover every dataset row in dataset order. Returns (scalars: restricted_loss,
+    restricted_acc, excluded_loss, excluded_acc, n_key_freqs — the first four only for tasks with a
+    Fourier structure, see structure.py; arrays stored as ``analysis/<name>``: key_freqs,
+    key_freq_rule, structure, embed_cos/sin, logit_cos/sin, neuron_freq, neuron_frac,
+    excluded_loss_per_freq, and ``*_dlog`` spectra for mul/div). Mixtures get spectra and per-task
+    key frequencies (``key_freqs_task<i>``) only.
+    """
+    scalars: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
+    try:
+        opts, p = options(spec), int(spec["p"])
+        bases = ["standard"] + (["dlog"] if use_dlog(spec) else [])
+        for basis in bases:
+            suffix = "" if basis == "standard" else "_dlog"
+            for name, sp in _spectra(arrays, p, basis).items():
+                out[f"{name}_cos{suffix}"] = sp.cos.astype(np.float32)
+                out[f"{name}_sin{suffix}"] = sp.sin.astype(np.float32)
+                out[f"{name}_const{suffix}"] = np.asarray(sp.const, dtype=np.float32)
+        tasks = getattr(dataset, "tasks", [None])
+        basis = _basis_option(opts)
+        if len(tasks) > 1:
+            for i in range(len(tasks)):
+                rows = np.flatnonzero(dataset.task_ids == i)
+                grid = _grid(dataset, rows, p, basis)
+                sub = None if acts is None else np.asarray(acts)[rows]
+                kf = key_frequencies(arrays, sub, grid, p, opts)
+                out[f"key_freqs_task{i}"] = np.asarray(kf.freqs, dtype=np.int64)
+            return scalars, out
+        rows = np.arange(len(dataset.labels))
+        grid = _grid(dataset, rows, p, basis)
+        kf = key_frequencies(arrays, acts, grid, p, opts)
+        scalars["n_key_freqs"] = len(kf.freqs)
+        out["key_freqs"] = np.asarray(kf.freqs, dtype=np.int64)
+        out["key_freq_rule"] = np.asarray(kf.rule)
+        if kf.neuron_freq is not None:
+            out["neuron_freq"] = kf.neuron_freq.astype(np.int16)
+            out["neuron_frac"] = kf.neuron_frac.astype(np.float32)
+        if grid is not None and grid.sign != 0:
+            out["structure"] = np.asarray(grid.describe)
+            m = progress_measures(
+                np.asarray(logits), dataset.labels, dataset.is_train, grid, kf.freqs,
+                split=str(opts["restricted_split"]), per_freq=True,
+            )  # fmt: skip
+            out["excluded_loss_per_freq"] = np.asarray(m.pop("excluded_loss_per_freq"))
+            scalars.update({k: _clean(float(v)) for k, v in m.items()})  # type: ignore[arg-type]
+    except Exception as e:
+        _warn("checkpoint measures", e)
+    return scalars, out
+
+
+# --------------------------------------------------------------------------- after the run
+
+
+def _weights(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: v for k, v in arrays.items() if not k.startswith("analysis/")}
+
+
+def final_pass(run_dir: Path, spec: dict[str, Any], forward: Forward, dataset: Any) -> None:
+    """Key frequencies of the LAST checkpoint, then restricted/excluded loss and accuracy of every
+    checkpoint with them (Nanda's Colab ``get_metrics``), written to ``<run_dir>/progress.jsonl``.
+
+    Rows: step, restricted_loss, restricted_acc, excluded_loss, excluded_acc, key_freqs, rule,
+    structure, split. Nothing is written for mixtures or tasks without Fourier structure.
+    """
+    from ..recorder import load_checkpoint
+    from ..runs import RunDir
+
+    try:
+        run = RunDir(run_dir)
+        steps = run.checkpoint_steps()
+        if not steps or len(getattr(dataset, "tasks", [None])) > 1:
+            return
+        opts, p = options(spec), int(spec["p"])
+        rows = np.arange(len(dataset.labels))
+        grid = _grid(dataset, rows, p, _basis_option(opts))
+        if grid is None or grid.sign == 0:
+            return
+        arrays, _ = load_checkpoint(run.checkpoint_path(steps[-1]))
+        weights = _weights(arrays)
+        _, acts = forward(weights)
+        kf = key_frequencies(weights, acts, grid, p, opts)
+        split = str(opts["restricted_split"])
+        out_rows = []
+        for step in steps:
+            try:
+                arrays, _ = load_checkpoint(run.checkpoint_path(step))
+                logits, _ = forward(_weights(arrays))
+            except Exception as e:
+                _warn(f"final pass at step {step}", e)
+                continue
+            m = progress_measures(logits, dataset.labels, dataset.is_train, grid, kf.freqs, split)
+            out_rows.append(
+                {
+                    "step": int(step),
+                    **{k: _clean(float(v)) for k, v in m.items()},  # type: ignore[arg-type]
+                    "key_freqs": kf.freqs,
+                    "rule": kf.rule,
+                    "structure": grid.describe,
+                    "split": split,
+                }
+            )
+        path = Path(run_dir) / PROGRESS
+        tmp = path.with_name(f".{PROGRESS}.tmp")
+        with open(tmp, "w") as f:
+            for r in out_rows:
+                f.write(json.dumps(r, separators=(",", ":"), allow_nan=True) + "\n")
+        os.replace(tmp, path)
+    except Exception as e:
+        _warn("final pass", e)

@@ -1,0 +1,278 @@
+"""The training loop for the neural models: plain, full-batch by default, exactly resumable.
+
+One evaluation = one forward pass over every sequence of the dataset (train and test together, split by
+mask, as in Nanda et al.), so train and test numbers describe the same weights. The loss is computed in
+float64 (BRIEF §2.2). Checkpoints are dicts: ``step_N.npz`` for readers (numpy), ``resume.pt`` for resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from . import runs
+from .analysis import live
+from .analysis.fourier import freq_norms
+from .models.mlp import MLP
+from .models.transformer import Transformer
+from .recorder import Recorder
+from .tasks import Dataset, Task, build_dataset
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used (one line for status.json)."""
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(f"CUDA unavailable: the run asks for device '{requested}' but torch sees no GPU")
+    return torch.device(requested)
+
+
+def build(spec: dict[str, Any]) -> tuple[Dataset, torch.nn.Module]:
+    """Dataset and freshly initialised model (init seeded by ``init_seed``, split by ``split_seed``)."""
+    tasks = [Task.parse(t, spec["p"]) for t in spec["tasks"]]
+    data = build_dataset(tasks, spec["p"], spec["train_frac"], spec["split_seed"], spec["layout"])
+    torch.manual_seed(spec["init_seed"])
+    cfg = spec["model"]
+    if cfg["kind"] == "transformer":
+        model = Transformer(data.vocab, data.vocab, cfg)
+    elif cfg["kind"] == "mlp":
+        model = MLP(spec["p"], len(tasks), spec["p"], cfg, spec["layout"])
+    else:
+        raise ValueError(f"model kind '{cfg['kind']}' is not trained by this loop")
+    return data, model
+
+
+def embed_rows(arrays: dict[str, np.ndarray], p: int) -> np.ndarray:
+    """The (p, d) matrix whose rows embed the numbers 0..p-1: what the Fourier heatmap shows."""
+    if "W_E" in arrays:
+        return arrays["W_E"][:p]
+    return arrays["mlp.0.W"][:p]
+
+
+def weight_norm(model: torch.nn.Module) -> float:
+    """Total sum of squared weights (Nanda et al.'s progress measure)."""
+    with torch.no_grad():
+        return float(sum(p.double().pow(2).sum() for p in model.parameters()))
+
+
+class Trainer:
+    def __init__(self, spec: dict[str, Any], run_dir: Path, device: torch.device) -> None:
+        self.spec, self.dir, self.device = spec, Path(run_dir), device
+        self.data, model = build(spec)
+        self.model = model.to(device)
+        self.rec = Recorder(run_dir)
+        d = self.data
+        self.inputs = torch.from_numpy(d.inputs).to(device)
+        self.labels = torch.from_numpy(d.labels).to(device)
+        self.task_ids = torch.from_numpy(d.task_ids).to(device)
+        self.train_idx = torch.from_numpy(np.flatnonzero(d.is_train)).to(device)
+        self.is_train = torch.from_numpy(d.is_train).to(device)
+        self.n_tasks = len(d.tasks)
+        self.n_out = d.vocab if spec["model"]["kind"] == "transformer" else spec["p"]
+        o = spec["optim"]
+        fused = device.type == "cuda"
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=o["lr"],
+            betas=tuple(o["betas"]),
+            eps=o["eps"],
+            weight_decay=o["weight_decay"],
+            fused=fused or None,
+            foreach=None if fused else True,
+        )
+        warmup = o["warmup"]
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: min(s / warmup, 1.0) if warmup else 1.0
+        )
+        self.step = 0
+        self.elapsed = 0.0
+        bs = spec["batch_size"]
+        self.batch_size = bs if 0 < bs < len(self.train_idx) else 0
+        self.gen = torch.Generator().manual_seed(spec["init_seed"] + 1)
+        self.perm: torch.Tensor | None = None
+        self.pos = 0
+        self._scratch: torch.nn.Module | None = None
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """Mean loss per task, summed over tasks (Furuta et al.'s mixtures); float64."""
+        if self.spec["loss"] == "mse":
+            target = F.one_hot(labels, logits.shape[-1]).double()
+            per = (logits.double() - target).pow(2).sum(-1)
+        else:
+            per = -logits.double().log_softmax(-1).gather(-1, labels[:, None]).squeeze(-1)
+        if self.n_tasks == 1:
+            return per.mean()
+        sums = torch.zeros(self.n_tasks, dtype=per.dtype, device=per.device).index_add_(0, task_ids, per)
+        counts = torch.bincount(task_ids, minlength=self.n_tasks).clamp_min(1)
+        return (sums / counts).sum()
+
+    def _batch(self) -> torch.Tensor:
+        if not self.batch_size:
+            return self.train_idx
+        n = len(self.train_idx)
+        if self.perm is None or self.pos + self.batch_size > n:
+            self.perm, self.pos = torch.randperm(n, generator=self.gen), 0
+        idx = self.perm[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return self.train_idx[idx.to(self.device)]
+
+    def train_step(self) -> None:
+        idx = self._batch()
+        logits = self.model(self.inputs[idx])
+        loss = self.loss(logits, self.labels[idx], self.task_ids[idx])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, checkpoint: bool) -> None:
+        self.model.eval()
+        logits, acts = self.model(self.inputs, return_acts=True)
+        self.model.train()
+        row: dict[str, Any] = {"step": self.step, "time": round(self.elapsed, 3)}
+        correct = logits.argmax(-1) == self.labels
+        splits = {"train": self.is_train, "test": ~self.is_train}
+        for split, mask in splits.items():
+            row[f"{split}_loss"] = float(self.loss(logits[mask], self.labels[mask], self.task_ids[mask]))
+            row[f"{split}_acc"] = float(correct[mask].double().mean()) if mask.any() else float("nan")
+        if self.n_tasks > 1:
+            row["tasks"] = {}
+            for i, task in enumerate(self.data.tasks):
+                t = self.task_ids == i
+                row["tasks"][task.name] = {
+                    f"{split}_{m}": v
+                    for split, mask in splits.items()
+                    for m, v in (
+                        (
+                            "acc",
+                            float(correct[mask & t].double().mean()) if (mask & t).any() else float("nan"),
+                        ),
+                        (
+                            "loss",
+                            float(
+                                self.loss(logits[mask & t], self.labels[mask & t], self.task_ids[mask & t])
+                            ),
+                        ),
+                    )
+                }
+        row["weight_norm"] = weight_norm(self.model)
+        row["lr"] = self.sched.get_last_lr()[0]
+        arrays = self.model.export_arrays()
+        scalars, spectra = live.eval_measures(arrays, self.spec)
+        row.update(scalars)
+        fourier = {
+            "step": self.step,
+            "embed": freq_norms(embed_rows(arrays, self.spec["p"])).tolist(),
+            **spectra,
+        }
+        meta: dict[str, Any] = {}
+        if checkpoint:
+            logits_np = logits.double().cpu().numpy()
+            acts_np = acts.float().cpu().numpy() if isinstance(self.model, Transformer) else None
+            ck_scalars, ck_arrays = live.checkpoint_measures(arrays, logits_np, acts_np, self.data, self.spec)
+            row.update(ck_scalars)
+            meta = {**{k: v for k, v in row.items() if k != "tasks"}}
+            arrays.update({f"analysis/{k}": v for k, v in ck_arrays.items()})
+            self.rec.checkpoint(self.step, arrays, meta)
+        self.rec.metrics(row)
+        self.rec.fourier(fourier)
+        self.rec.status(step=self.step, total_steps=self.spec["steps"])
+
+    # ------------------------------------------------------------------ resume
+    def _resume_path(self) -> Path:
+        return self.dir / runs.CKPT_DIR / runs.RESUME
+
+    def save_resume(self) -> None:
+        state = {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "model": self.model.state_dict(),
+            "optim": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "gen": self.gen.get_state(),
+            "perm": self.perm,
+            "pos": self.pos,
+        }
+        path = self._resume_path()
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load_resume(self) -> bool:
+        path = self._resume_path()
+        if not path.exists():
+            return False
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as e:
+            raise RuntimeError(f"{path}: corrupt resume state ({e.__class__.__name__})") from None
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optim"])
+        self.sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["torch_rng"])
+        self.gen.set_state(state["gen"])
+        self.perm, self.pos = state["perm"], state["pos"]
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        return True
+
+    # ------------------------------------------------------------------ loop
+    def run(self, should_stop: Callable[[], bool]) -> str:
+        spec = self.spec
+        if self.load_resume():
+            self.rec.truncate_after(self.step)
+        else:
+            self.rec.truncate_after(-1)
+            self.evaluate(checkpoint=True)
+        total, ev, ck = spec["steps"], spec["eval_every"], spec["checkpoint_every"]
+        t0 = time.perf_counter() - self.elapsed
+        while self.step < total:
+            if should_stop():
+                self.elapsed = time.perf_counter() - t0
+                self.save_resume()
+                return "stopped"
+            self.train_step()
+            self.elapsed = time.perf_counter() - t0
+            last = self.step == total
+            is_ckpt = self.step % ck == 0 or last
+            if self.step % ev == 0 or is_ckpt:
+                self.evaluate(checkpoint=is_ckpt)
+            if is_ckpt:
+                self.save_resume()
+        live.final_pass(self.dir, spec, self.forward_arrays, self.data)
+        return "done"
+
+    @torch.no_grad()
+    def forward_arrays(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits (and last-position MLP activations) of the whole dataset under checkpoint weights."""
+        if self._scratch is None:  # a second model, so the trained one is never overwritten
+            self._scratch = copy.deepcopy(self.model).eval()
+        model = self._scratch
+        model.load_arrays(arrays)
+        logits, acts = model(self.inputs, return_acts=True)
+        acts_np = acts.float().cpu().numpy() if isinstance(model, Transformer) else None
+        return logits.double().cpu().numpy(), acts_np
+
+
+def run(
+    spec: dict[str, Any], run_dir: Path, device: str, should_stop: Callable[[], bool], resume: bool
+) -> str:
+    """Worker entry point for the neural models (``resume`` is implied by an existing resume.pt)."""
+    trainer = Trainer(spec, run_dir, pick_device(device))
+    return trainer.run(should_stop)
