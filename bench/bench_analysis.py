@@ -1,0 +1,81 @@
+"""Time the live analysis entry points on p = 113 shapes (Nanda's model, random weights).
+
+    python bench/bench_analysis.py [--p 113] [--task add] [--repeat 200]
+
+Prints ms per call of eval_measures (every evaluation) and checkpoint_measures (every checkpoint),
+and the final pass's per-checkpoint cost without the forward pass. Random weights and activations
+cost the same as trained ones: every measure is a fixed amount of dense linear algebra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from grok_tui.analysis import live
+from grok_tui.analysis.progress import progress_measures
+from grok_tui.analysis.structure import detect_structure
+from grok_tui.tasks import Task, build_dataset
+
+
+def _time(fn, repeat: int) -> tuple[float, float]:
+    fn()  # warm caches (Fourier basis, task structure)
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ts), min(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--p", type=int, default=113)
+    ap.add_argument("--task", default="add")
+    ap.add_argument("--repeat", type=int, default=200)
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--d-mlp", type=int, default=512)
+    args = ap.parse_args()
+    p, d, m = args.p, args.d_model, args.d_mlp
+    rng = np.random.default_rng(0)
+    vocab = p + 1
+    f32 = np.float32
+    arrays = {
+        "W_E": rng.standard_normal((vocab, d)).astype(f32),
+        "W_pos": rng.standard_normal((3, d)).astype(f32),
+        "blocks.0.W_Q": rng.standard_normal((d, d)).astype(f32),
+        "blocks.0.W_K": rng.standard_normal((d, d)).astype(f32),
+        "blocks.0.W_V": rng.standard_normal((d, d)).astype(f32),
+        "blocks.0.W_O": rng.standard_normal((d, d)).astype(f32),
+        "blocks.0.W_in": rng.standard_normal((d, m)).astype(f32),
+        "blocks.0.b_in": np.zeros(m, f32),
+        "blocks.0.W_out": rng.standard_normal((m, d)).astype(f32),
+        "blocks.0.b_out": np.zeros(d, f32),
+        "W_U": rng.standard_normal((d, vocab)).astype(f32),
+    }
+    spec = {"p": p, "task": args.task, "tasks": [args.task], "analysis": {}}
+    data = build_dataset([Task.parse(args.task, p)], p, 0.3, 0, "nanda")
+    logits = rng.standard_normal((len(data.labels), vocab))
+    acts = np.maximum(rng.standard_normal((len(data.labels), m)), 0).astype(f32)
+    grid = detect_structure(data.a, data.b, data.labels, p)
+
+    med, best = _time(lambda: live.eval_measures(arrays, spec), args.repeat)
+    print(f"eval_measures        p={p} {args.task}: {med:8.2f} ms/call (median), {best:.2f} min")
+    n = max(3, args.repeat // 20)
+    med, best = _time(lambda: live.checkpoint_measures(arrays, logits, acts, data, spec), n)
+    print(f"checkpoint_measures  p={p} {args.task}: {med:8.1f} ms/call (median), {best:.1f} min")
+    if grid is not None:
+        med, best = _time(
+            lambda: progress_measures(
+                logits, data.labels, data.is_train, grid, [14, 35, 41, 42, 52]
+            ),
+            n,
+        )
+        print(f"final pass per ckpt  p={p} {args.task}: {med:8.1f} ms (+ the model's forward pass)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Nanda et al.'s restricted and excluded loss and accuracy (BRIEF §3.6, §11.4).
+
+Given the logits L of every grid cell (rows a-major over the Structure's grid, columns = the p
+classes; the '=' and task-token classes dropped) and key frequencies K, with u_k, v_k the unit
+cos/sin(w_k(a ± b)) directions:
+
+- restricted logits  L̃ = Σ_K (u_k u_kᵀ + v_k v_kᵀ) L + 1·mean_rows(L − Σ_K …)  (bias correction:
+  the constant 2-D component is kept), scored on ``split`` ("all" by default; the paper names none,
+  the Colab reports all and train);
+- excluded logits  L̂ = L − Σ_K (u_k u_kᵀ + v_k v_kᵀ) L, no bias correction, scored on TRAIN pairs.
+
+Cross-entropy is computed in float64 (BRIEF §2.2); accuracy is the argmax of the same logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .fourier import sum_directions
+from .structure import Structure
+
+SPLITS = ("all", "train", "test")
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(mean CE, accuracy) of float64 log-softmax; NaN for no rows."""
+    if logits.shape[0] == 0:
+        return float("nan"), float("nan")
+    L = np.asarray(logits, dtype=np.float64)
+    m = L.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(L - m).sum(axis=1)) + m[:, 0]
+    idx = np.arange(L.shape[0])
+    loss = float(np.mean(lse - L[idx, labels]))
+    acc = float(np.mean(L.argmax(axis=1) == labels))
+    return loss, acc
+
+
+def projection(L: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """Σ_k (u_k u_kᵀ) L for orthonormal rows u_k of U (the part of L along the kept directions)."""
+    if U.shape[0] == 0:
+        return np.zeros_like(L)
+    return U.T @ (U @ L)
+
+
+def restricted_logits(L: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """Logits keeping only the U directions and the per-class mean (bias correction)."""
+    P = projection(L, U)
+    return P + (L - P).mean(axis=0, keepdims=True)
+
+
+def excluded_logits(L: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """Logits with the U directions removed (no bias correction)."""
+    return L - projection(L, U)
+
+
+def _mask(split: str, train: np.ndarray) -> np.ndarray:
+    if split == "all":
+        return np.ones_like(train, dtype=bool)
+    if split == "train":
+        return train
+    if split == "test":
+        return ~train
+    raise ValueError(f"unknown split '{split}' ({', '.join(SPLITS)})")
+
+
+def grid_logits(logits: np.ndarray, structure: Structure) -> np.ndarray:
+    """(n², p) float64 logits of the grid cells, classes ≥ p dropped."""
+    return np.asarray(logits, dtype=np.float64)[structure.rows][:, : structure.p]
+
+
+def progress_measures(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    is_train: np.ndarray,
+    structure: Structure,
+    freqs: Iterable[int],
+    split: str = "all",
+    per_freq: bool = False,
+) -> dict[str, object]:
+    """restricted_loss/acc (on ``split``), excluded_loss/acc (train) for key frequencies ``freqs``.
+
+    ``logits``, ``labels``, ``is_train`` are indexed like ``structure.rows`` (the task's rows).
+    With ``per_freq``, also ``excluded_loss_per_freq``: train loss with each k removed alone
+    (Nanda Fig. 15), in the order of ``freqs``.
+    """
+    freqs = [int(k) for k in freqs]
+    L = grid_logits(logits, structure)
+    y = np.asarray(labels, dtype=np.int64)[structure.rows]
+    train = np.asarray(is_train, dtype=bool)[structure.rows]
+    U = sum_directions(structure.n, freqs, structure.sign)
+    P = projection(L, U)
+    restricted = P + (L - P).mean(axis=0, keepdims=True)
+    excluded = L - P
+    m = _mask(split, train)
+    r_loss, r_acc = cross_entropy(restricted[m], y[m])
+    e_loss, e_acc = cross_entropy(excluded[train], y[train])
+    out: dict[str, object] = {
+        "restricted_loss": r_loss,
+        "restricted_acc": r_acc,
+        "excluded_loss": e_loss,
+        "excluded_acc": e_acc,
+    }
+    if per_freq:
+        Lt, yt = L[train], y[train]
+        per = []
+        for k in freqs:
+            Uk = sum_directions(structure.n, [k], structure.sign)
+            per.append(cross_entropy(Lt - projection(L, Uk)[train], yt)[0])
+        out["excluded_loss_per_freq"] = np.asarray(per, dtype=np.float64)
+    return out
