@@ -1,0 +1,320 @@
+"""grok-tui: watch, steer and take apart grokking runs from a terminal.
+
+The TUI only reads run directories (the worker writes them) and starts or signals runs through
+``grok_tui.tui.actions``; quitting never stops a run. One background thread polls the runs
+directory about once a second and posts a coalesced ``RunsChanged``; the screen on top redraws what
+changed, and plots build lazily in ``render_line`` so hidden panes cost nothing. Nothing here imports
+torch, and numpy is imported only when curves or checkpoints are first shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import subprocess
+import sys
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.app import App
+from textual.binding import Binding
+
+from grok_tui.tui import actions
+from grok_tui.tui.commands import GrokCommands
+from grok_tui.tui.messages import PollFailed, RunsChanged
+from grok_tui.tui.screens.experiments import ExperimentsScreen
+from grok_tui.tui.store import Store
+
+if TYPE_CHECKING:
+    from grok_tui.tui.ckpt import CheckpointView
+
+EMA_STEPS = (0.0, 0.6, 0.9)
+
+
+class Poller(threading.Thread):
+    """Polls the store every ``interval`` seconds, or at once when poked; posts RunsChanged."""
+
+    def __init__(self, app: GrokApp, store: Store, interval: float) -> None:
+        super().__init__(name="grok-tui-poll", daemon=True)
+        self.app, self.store, self.interval = app, store, interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._cv = threading.Lock()
+        self.requested = 0  # poke() count
+        self.served = 0  # the last request a finished poll has answered
+
+    def poke(self) -> int:
+        with self._cv:
+            self.requested += 1
+            n = self.requested
+        self._wake.set()
+        return n
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        failed = None
+        while not self._stop.is_set():
+            with self._cv:
+                serving = self.requested
+                self._wake.clear()
+            try:
+                changed = self.store.poll()
+                failed = None
+            except Exception as e:  # keep polling: a bad file now may be fine next second
+                changed = False
+                msg = f"poll failed: {e.__class__.__name__}: {e}"
+                if msg != failed:
+                    self.app.post_message(PollFailed(msg))
+                failed = msg
+            forced = serving > self.served
+            self.served = serving
+            if changed or forced:
+                self.app.post_message(RunsChanged(serving))
+            if not self._stop.is_set():
+                self._wake.wait(self.interval)
+
+
+class GrokApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "grok-tui"
+    COMMANDS = App.COMMANDS | {GrokCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, id="app.palette"),
+    ]
+
+    def __init__(
+        self,
+        config_path: Path | None = None,
+        runs_dir: Path | None = None,
+        *,
+        poll_interval: float = 1.0,
+        palette: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.store = Store(Path(config_path) if config_path else None, Path(runs_dir) if runs_dir else None)
+        self.poll_interval = poll_interval
+        self.palette_request = palette
+        self.palette_mode = "truecolor"
+        self.ema_weight = 0.0
+        self.handled = 0  # the last poll request whose result was handled
+        self._poller: Poller | None = None
+        self._ckpt_cache: OrderedDict[tuple, CheckpointView] = OrderedDict()
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_mount(self) -> None:
+        if self.palette_request == "auto":
+            self.palette_mode = "truecolor" if self.console.color_system == "truecolor" else "256"
+        else:
+            self.palette_mode = self.palette_request
+        self.push_screen(ExperimentsScreen())
+        self._poller = Poller(self, self.store, self.poll_interval)
+        self._poller.start()
+
+    def on_unmount(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
+
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        actions.reap()
+        refresh = getattr(self.screen, "refresh_data", None) or getattr(self.screen, "refresh_rows", None)
+        if refresh is not None:
+            refresh()
+        self.handled = max(self.handled, message.served)
+
+    def on_poll_failed(self, message: PollFailed) -> None:
+        self.notify(message.error, severity="error")
+
+    def poke(self) -> int:
+        """Poll now instead of within a second; returns the request number (see ``settle``)."""
+        return self._poller.poke() if self._poller else 0
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until a poll that started after this call has been handled (tests, e2e)."""
+        n = self.poke()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self.handled < n:
+            if loop.time() > end:
+                raise TimeoutError("poll did not answer")
+            await asyncio.sleep(0.005)
+
+    # ------------------------------------------------------------------ navigation
+    def open_run(self, run_id: str) -> None:
+        from grok_tui.tui.screens.run import RunScreen
+
+        self.push_screen(RunScreen(run_id))
+
+    def open_inspector(self, run_id: str) -> None:
+        from grok_tui.tui.screens.inspector import InspectorScreen
+
+        self.push_screen(InspectorScreen(run_id))
+
+    def open_compare(self, run_ids: list[str]) -> None:
+        from grok_tui.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(run_ids))
+
+    def action_help(self) -> None:
+        from grok_tui.tui.screens.modals import HelpScreen
+
+        if self.screen.id != "help":
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_cycle_ema(self) -> None:
+        i = EMA_STEPS.index(self.ema_weight) if self.ema_weight in EMA_STEPS else 0
+        self.ema_weight = EMA_STEPS[(i + 1) % len(EMA_STEPS)]
+        redraw = getattr(self.screen, "refresh_curves", None)
+        if redraw is not None:
+            redraw()
+        self.notify(f"smoothing: EMA {self.ema_weight:g}" if self.ema_weight else "smoothing off", timeout=2)
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_view(self, run_id: str, step: int, p: int, row: dict | None = None) -> CheckpointView:
+        """Spectra and measures of one checkpoint, cached (stepping back and forth is free)."""
+        from grok_tui.tui.ckpt import inspect_checkpoint
+
+        path = self.store.run_dir(run_id).checkpoint_path(step)
+        try:
+            st = path.stat()
+            sig = (st.st_ino, st.st_mtime_ns)
+        except OSError:
+            sig = None
+        key = (run_id, step, sig, tuple(sorted((row or {}).items())))
+        view = self._ckpt_cache.get(key)
+        if view is None:
+            view = inspect_checkpoint(path, p, row)
+            self._ckpt_cache[key] = view
+            while len(self._ckpt_cache) > 64:
+                self._ckpt_cache.popitem(last=False)
+        else:
+            self._ckpt_cache.move_to_end(key)
+        return view
+
+    # ------------------------------------------------------------------ steering
+    def launch(self, experiments: list[str]) -> None:
+        try:
+            pid = actions.launch(self.store.config_path, experiments, self.store.runs_dir)
+        except (actions.ActionError, OSError) as e:
+            self.notify(str(e), severity="error")
+            return
+        self.notify(f"launched {', '.join(experiments)} (grok run, pid {pid}); log: {actions.LAUNCH_LOG}")
+        self.poke()
+
+    def confirm_stop(self, run_ids: list[str]) -> None:
+        from grok_tui.tui.screens.modals import ConfirmScreen
+
+        names = ", ".join(run_ids[:4]) + (f" and {len(run_ids) - 4} more" if len(run_ids) > 4 else "")
+        question = f"Stop {names}?\nThe worker writes a checkpoint and exits; R resumes it later."
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.stop_runs(run_ids)
+
+        self.push_screen(ConfirmScreen(question, yes="Stop"), done)
+
+    def stop_runs(self, run_ids: list[str]) -> None:
+        for rid in run_ids:
+            try:
+                target = actions.stop(self.store.run_dir(rid).path)
+            except actions.ActionError as e:
+                self.notify(str(e), severity="error")
+            else:
+                self.notify(f"sent SIGTERM to {rid} (process {target})")
+        self.poke()
+
+    def resume(self, run_ids: list[str]) -> None:
+        for rid in run_ids:
+            try:
+                pid = actions.resume(self.store.run_dir(rid).path)
+            except (actions.ActionError, OSError) as e:
+                self.notify(str(e), severity="error")
+            else:
+                self.notify(f"resuming {rid} (worker pid {pid})")
+        self.poke()
+
+    def edit_config(self) -> None:
+        path = self.store.config_path
+        if path is None:
+            self.notify("no experiments file (start grok-tui with FILE)", severity="warning")
+            return
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        from textual.app import SuspendNotSupported
+
+        try:
+            with self.suspend():
+                subprocess.run([*shlex.split(editor), str(path)], check=False)
+        except SuspendNotSupported:
+            self.notify("cannot suspend in this terminal to run the editor", severity="error")
+            return
+        except OSError as e:
+            self.notify(f"{editor}: {e}", severity="error")
+            return
+        self.store.load_config()
+        self.poke()
+        if self.store.config_error:
+            self.notify(self.store.config_error, severity="error")
+
+
+def run_app(
+    config: Path | None = None,
+    runs_dir: Path | None = None,
+    *,
+    mouse: bool = True,
+    palette: str = "auto",
+    interval: float = 1.0,
+) -> int:
+    """Start the TUI (``grok tui`` calls this too); returns the exit code."""
+    if config is None and runs_dir is None and Path("experiments.toml").is_file():
+        config = Path("experiments.toml")
+    if config is not None and not Path(config).is_file():
+        print(f"grok-tui: {config}: no such file", file=sys.stderr)
+        return 2
+    if runs_dir is not None and Path(runs_dir).exists() and not Path(runs_dir).is_dir():
+        print(f"grok-tui: {runs_dir}: not a directory", file=sys.stderr)
+        return 2
+    if interval <= 0:
+        print(f"grok-tui: --interval must be positive, got {interval}", file=sys.stderr)
+        return 2
+    app = GrokApp(config, runs_dir, poll_interval=interval, palette=palette)
+    app.run(mouse=mouse)
+    return app.return_code or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="grok-tui",
+        description="Watch, steer and take apart grokking runs. Quitting never stops a run.",
+    )
+    parser.add_argument(
+        "file", nargs="?", type=Path, help="experiments.toml (default: ./experiments.toml if present)"
+    )
+    parser.add_argument("--runs-dir", type=Path, help="runs directory (default: the file's runs_dir)")
+    parser.add_argument(
+        "--no-mouse", action="store_true", help="leave the mouse to the terminal (SSH, copy/paste)"
+    )
+    parser.add_argument(
+        "--palette",
+        choices=("auto", "truecolor", "256"),
+        default="auto",
+        help="heatmap colours (auto: from $COLORTERM)",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between polls of the runs directory"
+    )
+    args = parser.parse_args(argv)
+    return run_app(
+        args.file, args.runs_dir, mouse=not args.no_mouse, palette=args.palette, interval=args.interval
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

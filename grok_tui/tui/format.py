@@ -1,0 +1,45 @@
+"""How numbers look in the table and headers (plain strings: no Textual, so `grok ls` may share it)."""
+
+from __future__ import annotations
+
+import math
+
+DASH = "—"
+
+STATE_COLORS = {
+    "running": "#5fd700",
+    "queued": "#ffd700",
+    "done": "#00afff",
+    "failed": "#ff5f5f",
+    "stopped": "#d7af5f",
+    "new": "#808080",
+}
+
+
+def acc(v: float | None) -> str:
+    """Accuracy to three decimals (0.990 is the memorised/grokked threshold)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return DASH
+    return f"{v:.3f}"
+
+
+def step(v: int | None) -> str:
+    return DASH if v is None else f"{v:,}"
+
+
+def progress(s: int, total: int) -> str:
+    return f"{s:,}/{total:,}" if total else f"{s:,}"
+
+
+def frac(v: float | None) -> str:
+    return DASH if v is None else f"{v:g}"
+
+
+def num(v: float | None) -> str:
+    """A measure: 4 significant digits, exponent for tiny or huge values."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return DASH
+    a = abs(v)
+    if a != 0 and (a < 1e-3 or a >= 1e5):
+        return f"{v:.3e}"
+    return f"{v:.4g}"

@@ -1,0 +1,155 @@
+"""Checkpoint inspector: ←/→ (h/l) walk the checkpoints; spectra and measures follow."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from grok_tui.tui import format as fmt
+from grok_tui.tui.ckpt import MEASURES, CheckpointView
+from grok_tui.tui.widgets.bars import SpectrumBars
+
+LABELS = {
+    "train_loss": "train loss",
+    "test_loss": "test loss",
+    "train_acc": "train acc",
+    "test_acc": "test acc",
+    "restricted_loss": "restricted loss",
+    "restricted_acc": "restricted acc",
+    "excluded_loss": "excluded loss",
+    "excluded_acc": "excluded acc",
+    "gini_embed": "Gini W_E",
+    "gini_logit": "Gini W_L",
+    "ffd_embed": "FFD W_E",
+    "fcr_embed": "FCR W_E",
+    "ffd_logit": "FFD W_L",
+    "fcr_logit": "FCR W_L",
+    "weight_norm": "Σ w²",
+}
+
+
+def measures_table(view: CheckpointView, width: int) -> Table:
+    """Measures in as many name/value column pairs as the width allows (3 at 80 columns)."""
+    items = [(LABELS[k], fmt.num(view.measures[k])) for k in MEASURES if k in view.measures]
+    pairs = max(1, min(4, width // 26))
+    t = Table.grid(padding=(0, 1), expand=True)
+    for _ in range(pairs):
+        t.add_column(style="dim", no_wrap=True)
+        t.add_column(no_wrap=True)
+    rows = -(-len(items) // pairs) if items else 0
+    for r in range(rows):
+        cells = []
+        for c in range(pairs):
+            i = c * rows + r
+            cells += list(items[i]) if i < len(items) else ["", ""]
+        t.add_row(*cells)
+    return t
+
+
+class InspectorScreen(Screen):
+    BINDINGS = [
+        Binding("left,h", "step(-1)", "Prev ckpt", key_display="←/h", id="inspector.prev"),
+        Binding("right,l", "step(1)", "Next ckpt", key_display="→/l", id="inspector.next"),
+        Binding("home,g", "first", "First", show=False, id="inspector.first"),
+        Binding("end,G", "last", "Last", show=False, id="inspector.last"),
+        Binding("escape", "app.pop_screen", "Back", id="inspector.back"),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(id="inspector")
+        self.run_id = run_id
+        self.index = -1
+        self.view: CheckpointView | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="insp-body"):
+            yield Static("", id="insp-head")
+            yield SpectrumBars("W_E (embedding)", id="bars-embed")
+            yield SpectrumBars("W_L (neuron → logit)", id="bars-logit")
+            yield Static("", id="insp-measures")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.series = self.app.store.series(self.run_id)
+        self.p = int(self.app.store.run_dir(self.run_id).spec().get("p") or 0)
+        self.index = len(self.series.checkpoints) - 1
+        self._n = len(self.series.checkpoints)
+        self.show()
+
+    def on_unmount(self) -> None:
+        self.app.store.release(self.run_id)
+
+    @property
+    def steps(self) -> list[int]:
+        return self.series.checkpoints
+
+    @property
+    def step(self) -> int | None:
+        return self.steps[self.index] if 0 <= self.index < len(self.steps) else None
+
+    def show(self) -> None:
+        head = self.query_one("#insp-head", Static)
+        step = self.step
+        if step is None:
+            head.update(Text(f"{self.run_id}: no checkpoints yet", style="bold"))
+            return
+        view = self.app.checkpoint_view(self.run_id, step, self.p, row=self.series.metrics.row_at(step))
+        self.view = view
+        kf = ", ".join(map(str, view.key_freqs)) if view.key_freqs else fmt.DASH
+        head.update(
+            Text.assemble(
+                (self.run_id, "bold"),
+                f"  checkpoint {self.index + 1}/{len(self.steps)}",
+                ("  step ", ""),
+                (f"{step:,}", "bold #ffd700"),
+                "  key frequencies: ",
+                (kf, "bold #ffd700"),
+                (f"  {view.error}", "#ff5f5f") if view.error else "",
+            )
+        )
+        e, lg = view.embed, view.logit
+        self.query_one("#bars-embed", SpectrumBars).show(
+            e.cos if e else None,
+            e.sin if e else None,
+            view.key_freqs,
+            "" if e else "no W_E in this checkpoint",
+        )
+        self.query_one("#bars-logit", SpectrumBars).show(
+            lg.cos if lg else None,
+            lg.sin if lg else None,
+            view.key_freqs,
+            "" if lg else "no W_U/W_out in this checkpoint",
+        )
+        self.query_one("#insp-measures", Static).update(measures_table(view, self.size.width or 80))
+
+    def on_resize(self) -> None:
+        if self.view is not None:
+            self.query_one("#insp-measures", Static).update(measures_table(self.view, self.size.width))
+
+    def refresh_data(self, force: bool = False) -> None:
+        """New checkpoints arrived: follow the newest if we were on the last one, else stay put."""
+        n = len(self.steps)
+        if n != self._n or force:
+            if self.index == self._n - 1 or self.index >= n:
+                self.index = n - 1
+            self._n = n
+            self.show()
+
+    def action_step(self, delta: int) -> None:
+        if not self.steps:
+            return
+        new = min(max(self.index + delta, 0), len(self.steps) - 1)
+        if new != self.index:
+            self.index = new
+            self.show()
+
+    def action_first(self) -> None:
+        self.action_step(-len(self.steps))
+
+    def action_last(self) -> None:
+        self.action_step(len(self.steps))

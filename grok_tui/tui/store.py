@@ -1,0 +1,498 @@
+"""What the TUI knows about runs: one poll over the runs directory, incremental, thread-safe.
+
+No Textual here (testable on its own) and no numpy until a run's curves are asked for, so the first
+paint does not wait for numpy. Every number in the table comes from ``RunDir.summary`` (the reader
+``grok ls`` uses): the store only feeds it the rows that decide the summary instead of the whole
+history, so polling a long run stays O(new rows) and memory stays flat.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from grok_tui import runs
+from grok_tui.runs import ACTIVE_STATES, JsonlTail, RunDir, RunSummary, first_step_at
+
+if TYPE_CHECKING:
+    import numpy as np
+
+NEW = "new"  # a run experiments.toml describes that has no run directory yet
+LOG_TAIL_BYTES = 64 * 1024
+LOG_MAX_LINES = 2000
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the experiments table (a run on disk, or one experiments.toml would create)."""
+
+    run_id: str
+    experiment: str
+    name: str
+    task: str
+    model: str
+    p: int | None
+    train_frac: float | None
+    seed: int | None
+    state: str
+    step: int
+    total_steps: int
+    train_acc: float | None
+    test_acc: float | None
+    memorised_at: int | None
+    grokked_at: int | None
+    device: str
+    error: str | None
+    path: Path | None
+    in_config: bool
+
+    @property
+    def on_disk(self) -> bool:
+        return self.path is not None
+
+    @property
+    def alive(self) -> bool:
+        return self.state == "running"
+
+
+def _spec_fields(spec: dict[str, Any]) -> dict[str, Any]:
+    t = spec.get("task", "?")
+    return {
+        "task": " | ".join(map(str, t)) if isinstance(t, list) else str(t),
+        "model": str((spec.get("model") or {}).get("kind", "?")),
+        "p": spec.get("p"),
+        "train_frac": spec.get("train_frac"),
+        "seed": spec.get("seed"),
+    }
+
+
+def row_from_summary(s: RunSummary, in_config: bool) -> Row:
+    return Row(
+        run_id=s.run_id,
+        experiment=s.experiment,
+        name=s.name,
+        state=s.state,
+        step=s.step,
+        total_steps=s.total_steps,
+        train_acc=s.train_acc,
+        test_acc=s.test_acc,
+        memorised_at=s.memorised_at,
+        grokked_at=s.grokked_at,
+        device=s.device,
+        error=s.error,
+        path=s.path,
+        in_config=in_config,
+        **_spec_fields(s.spec),
+    )
+
+
+def row_from_spec(spec: dict[str, Any]) -> Row:
+    return Row(
+        run_id=f"{spec['experiment']}/{spec['name']}",
+        experiment=spec["experiment"],
+        name=spec["name"],
+        state=NEW,
+        step=0,
+        total_steps=int(spec.get("steps") or 0),
+        train_acc=None,
+        test_acc=None,
+        memorised_at=None,
+        grokked_at=None,
+        device=str(spec.get("device", "?")),
+        error=None,
+        path=None,
+        in_config=True,
+        **_spec_fields(spec),
+    )
+
+
+def _file_sig(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class ResettableTail:
+    """A JsonlTail that starts over when the file is replaced (resume rewrites metrics.jsonl)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tail = JsonlTail(path)
+        self._ino: int | None = None
+        self.reset_seen = False
+
+    def read_new(self) -> list[dict[str, Any]]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return []
+        if self._ino is not None and (st.st_ino != self._ino or st.st_size < self.tail.offset):
+            self.tail = JsonlTail(self.path)
+            self.reset_seen = True
+        self._ino = st.st_ino
+        return self.tail.read_new()
+
+
+class RunWatch:
+    """Keeps one run's summary current, reading only what was appended since the last poll."""
+
+    def __init__(self, rd: RunDir) -> None:
+        self.rd = rd
+        self._tail = ResettableTail(rd.path / runs.METRICS)
+        self._index = 0  # rows seen so far: orders the decisive rows
+        self._mem: tuple[int, dict] | None = None
+        self._grok: tuple[int, dict] | None = None
+        self._last: tuple[int, dict] | None = None
+        self._status_sig: tuple[int, int, int] | None = None
+        self.summary: RunSummary | None = None
+
+    def _decisive_rows(self) -> list[dict[str, Any]]:
+        """The rows ``RunDir.summary`` needs: first memorised, first grokked, last (in file order)."""
+        keep = dict(t for t in (self._mem, self._grok, self._last) if t is not None)
+        return [keep[i] for i in sorted(keep)]
+
+    def _take(self, rows: list[dict[str, Any]]) -> None:
+        for key, attr in (("train_acc", "_mem"), ("test_acc", "_grok")):
+            if getattr(self, attr) is None and (step := first_step_at(rows, key)) is not None:
+                i = next(i for i, r in enumerate(rows) if r.get("step") == step)
+                setattr(self, attr, (self._index + i, rows[i]))
+        self._index += len(rows)
+        self._last = (self._index - 1, rows[-1])
+
+    def poll(self) -> bool:
+        new = self._tail.read_new()
+        reset = self._tail.reset_seen
+        if reset:  # the file was rewritten (resume): forget what it said before
+            self._tail.reset_seen = False
+            self._index, self._mem, self._grok, self._last = 0, None, None, None
+        if new:
+            self._take(new)
+        sig = _file_sig(self.rd.path / runs.STATUS)
+        active = self.summary is None or self.summary.state in ACTIVE_STATES
+        if not (new or reset or sig != self._status_sig or active):
+            return False
+        self._status_sig = sig
+        summary = self.rd.summary(rows=self._decisive_rows())
+        changed = summary != self.summary
+        self.summary = summary
+        return changed
+
+
+class Columns:
+    """Metrics rows as growable float64 columns (nested ``tasks`` flattened to ``tasks/<name>/<key>``)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._cap = 0
+        self._cols: dict[str, np.ndarray] = {}
+
+    @staticmethod
+    def _flat(row: dict[str, Any]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for k, v in row.items():
+            if isinstance(v, bool):
+                continue
+            if isinstance(v, (int, float)):
+                out[k] = float(v)
+            elif k == "tasks" and isinstance(v, dict):
+                for name, sub in v.items():
+                    if isinstance(sub, dict):
+                        for kk, vv in sub.items():
+                            if isinstance(vv, (int, float)) and not isinstance(vv, bool):
+                                out[f"tasks/{name}/{kk}"] = float(vv)
+        return out
+
+    def extend(self, rows: list[dict[str, Any]]) -> None:
+        import numpy as np
+
+        flat = [self._flat(r) for r in rows if "step" in r]
+        if not flat:
+            return
+        need = self.n + len(flat)
+        if need > self._cap:
+            cap = max(64, self._cap)
+            while cap < need:
+                cap *= 2
+            for k, col in self._cols.items():
+                grown = np.full(cap, np.nan)
+                grown[: self.n] = col[: self.n]
+                self._cols[k] = grown
+            self._cap = cap
+        for i, row in enumerate(flat, start=self.n):
+            for k, v in row.items():
+                col = self._cols.get(k)
+                if col is None:
+                    col = self._cols[k] = np.full(self._cap, np.nan)
+                col[i] = v
+        self.n = need
+
+    def names(self) -> list[str]:
+        return list(self._cols)
+
+    def row_at(self, step: int) -> dict[str, float]:
+        """The (last) evaluation row at ``step``, finite values only; {} when there is none."""
+        import numpy as np
+
+        steps = self.get("step")
+        if steps is None:
+            return {}
+        hits = np.flatnonzero(steps == step)
+        if not hits.size:
+            return {}
+        i = int(hits[-1])
+        return {k: float(c[i]) for k, c in self._cols.items() if np.isfinite(c[i])}
+
+    def get(self, key: str) -> np.ndarray | None:
+        """A read-only view of the first ``n`` values (later appends never change it)."""
+        col = self._cols.get(key)
+        if col is None:
+            return None
+        view = col[: self.n]
+        view.flags.writeable = False
+        return view
+
+
+class Matrix:
+    """fourier.jsonl as (steps, rows × K) per spectrum name ("embed", "logit", ...)."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.data: dict[str, list[list[float]]] = {}
+
+    def extend(self, rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            if "step" not in r:
+                continue
+            self.steps.append(int(r["step"]))
+            for k, v in r.items():
+                if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v):
+                    self.data.setdefault(k, [])
+                    col = self.data[k]
+                    col.extend([[]] * (len(self.steps) - 1 - len(col)))  # a spectrum that appears late
+                    col.append([float(x) for x in v])
+
+    def array(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(steps, matrix) for spectrum ``name``; rows of another length than the last are dropped."""
+        import numpy as np
+
+        col = self.data.get(name)
+        if not col:
+            return None
+        k = len(col[-1])
+        keep = [i for i, r in enumerate(col) if len(r) == k]
+        return np.asarray([self.steps[i] for i in keep]), np.asarray([col[i] for i in keep])
+
+
+class LogTail:
+    """The last lines of worker.log, read incrementally (starts near the end of a big log)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset: int | None = None
+        self._buf = b""
+
+    def read_new(self) -> list[str]:
+        try:
+            size = os.stat(self.path).st_size
+        except OSError:
+            return []
+        skip_partial = False
+        if self.offset is None or size < self.offset:
+            self.offset = max(0, size - LOG_TAIL_BYTES)
+            self._buf = b""
+            skip_partial = self.offset > 0
+        if size == self.offset:
+            return []
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read(size - self.offset)
+        except OSError:
+            return []
+        self.offset += len(chunk)
+        *lines, self._buf = (self._buf + chunk).split(b"\n")
+        if skip_partial and lines:
+            lines = lines[1:]
+        return [ln.decode("utf-8", "replace").rstrip("\r") for ln in lines]
+
+
+class RunSeries:
+    """Full curves of one run the user is looking at (its metrics, spectra and log)."""
+
+    def __init__(self, rd: RunDir) -> None:
+        self.rd = rd
+        self.metrics = Columns()
+        self.fourier = Matrix()
+        self.log: deque[str] = deque(maxlen=LOG_MAX_LINES)
+        self.log_total = 0  # lines ever read: a screen writes the ones it has not shown yet
+        self.version = 0
+        self._mt = ResettableTail(rd.path / runs.METRICS)
+        self._ft = ResettableTail(rd.path / runs.FOURIER)
+        self._lt = LogTail(rd.log_path())
+        self._ckpt_sig: tuple[int, int, int] | None = None
+        self.checkpoints: list[int] = []
+
+    def poll(self) -> bool:
+        changed = False
+        m = self._mt.read_new()
+        if self._mt.reset_seen:
+            self._mt.reset_seen = False
+            self.metrics = Columns()
+            changed = True
+        if m:
+            self.metrics.extend(m)
+            changed = True
+        f = self._ft.read_new()
+        if self._ft.reset_seen:
+            self._ft.reset_seen = False
+            self.fourier = Matrix()
+            changed = True
+        if f:
+            self.fourier.extend(f)
+            changed = True
+        sig = _file_sig(self.rd.path / runs.CKPT_DIR)
+        if sig != self._ckpt_sig:
+            self._ckpt_sig = sig
+            steps = self.rd.checkpoint_steps()
+            if steps != self.checkpoints:
+                self.checkpoints = steps
+                changed = True
+        lines = self._lt.read_new()
+        if lines:
+            self.log.extend(lines)
+            self.log_total += len(lines)
+        if changed:
+            self.version += 1
+        return changed or bool(lines)
+
+
+class Store:
+    """All runs of one experiments file and runs directory; ``poll()`` is the only writer."""
+
+    def __init__(self, config_path: Path | None, runs_dir: Path | None) -> None:
+        self.config_path = config_path
+        self._runs_dir_override = runs_dir
+        self.runs_dir: Path = runs_dir or (config_path.parent / "runs" if config_path else Path("runs"))
+        self.config_error: str | None = None
+        self.config_experiments: list[str] = []
+        self._config_specs: list[dict[str, Any]] = []
+        self._config_sig: tuple[int, int, int] | None | bool = False  # False: never loaded
+        self._watches: dict[str, RunWatch] = {}
+        self._series: dict[str, RunSeries] = {}
+        self._series_refs: dict[str, int] = {}
+        self.lock = threading.RLock()
+        self.generation = 0  # bumped whenever the table's rows change
+
+    # config ------------------------------------------------------------------------------------
+    def load_config(self) -> bool:
+        """(Re)read experiments.toml; a broken file keeps the last good runs and sets config_error."""
+        if self.config_path is None:
+            return False
+        from grok_tui.config import ConfigError, load_config
+
+        sig = _file_sig(self.config_path)
+        try:
+            cfg = load_config(self.config_path)
+        except ConfigError as e:
+            err, specs, exps = str(e), None, None
+        except Exception as e:  # a config bug must not take the TUI down
+            err, specs, exps = f"{self.config_path}: {e.__class__.__name__}: {e}", None, None
+        else:
+            err, specs, exps = None, cfg.runs, list(cfg.experiments)
+            if self._runs_dir_override is None:
+                self.runs_dir = cfg.runs_dir
+        with self.lock:
+            self._config_sig = sig
+            self.config_error = err
+            if specs is not None:
+                self._config_specs, self.config_experiments = specs, exps
+            self.generation += 1
+        return True
+
+    # polling -------------------------------------------------------------------------------------
+    def poll(self) -> bool:
+        """One pass: config changes, new run directories, appended rows, status changes."""
+        changed = False
+        if self.config_path is not None and _file_sig(self.config_path) != self._config_sig:
+            changed |= self.load_config()
+        found = {rd.run_id: rd for rd in runs.list_runs(self.runs_dir)}
+        with self.lock:
+            for rid in list(self._watches):
+                if rid not in found:
+                    del self._watches[rid]
+                    changed = True
+            for rid, rd in found.items():
+                if rid not in self._watches:
+                    self._watches[rid] = RunWatch(rd)
+                    changed = True
+            watches = list(self._watches.values())
+            series = list(self._series.values())
+        for w in watches:
+            with self.lock:
+                changed |= w.poll()
+        series_changed = False
+        for s in series:
+            with self.lock:
+                series_changed |= s.poll()
+        if changed:
+            with self.lock:
+                self.generation += 1
+        return changed or series_changed
+
+    # reading -------------------------------------------------------------------------------------
+    def rows(self) -> list[Row]:
+        """Config runs in file order (on disk or not), then runs only on disk, by id."""
+        with self.lock:
+            out: list[Row] = []
+            seen: set[str] = set()
+            for spec in self._config_specs:
+                rid = f"{spec['experiment']}/{spec['name']}"
+                w = self._watches.get(rid)
+                if w is not None and w.summary is not None:
+                    out.append(row_from_summary(w.summary, True))
+                else:
+                    out.append(row_from_spec(spec))
+                seen.add(rid)
+            for rid in sorted(self._watches):
+                w = self._watches[rid]
+                if rid not in seen and w.summary is not None:
+                    out.append(row_from_summary(w.summary, False))
+            return out
+
+    def row(self, run_id: str) -> Row | None:
+        return next((r for r in self.rows() if r.run_id == run_id), None)
+
+    def run_dir(self, run_id: str) -> RunDir:
+        with self.lock:
+            w = self._watches.get(run_id)
+        return w.rd if w else RunDir(self.runs_dir / run_id)
+
+    def series(self, run_id: str) -> RunSeries:
+        """The curves of ``run_id``, read now and kept current by ``poll`` until ``release``."""
+        with self.lock:
+            s = self._series.get(run_id)
+            if s is None:
+                s = self._series[run_id] = RunSeries(self.run_dir(run_id))
+                s.poll()
+            self._series_refs[run_id] = self._series_refs.get(run_id, 0) + 1
+            return s
+
+    def release(self, run_id: str) -> None:
+        """Stop following ``run_id`` once nobody looks at it (frees its curves)."""
+        with self.lock:
+            n = self._series_refs.get(run_id, 0) - 1
+            if n > 0:
+                self._series_refs[run_id] = n
+            else:
+                self._series_refs.pop(run_id, None)
+                self._series.pop(run_id, None)
+
+    def watched(self) -> list[str]:
+        with self.lock:
+            return list(self._series)
