@@ -69,9 +69,7 @@ def main() -> None:
     print(f"checkpoint_measures  p={p} {args.task}: {med:8.1f} ms/call (median), {best:.1f} min")
     if grid is not None:
         med, best = _time(
-            lambda: progress_measures(
-                logits, data.labels, data.is_train, grid, [14, 35, 41, 42, 52]
-            ),
+            lambda: progress_measures(logits, data.labels, data.is_train, grid, [14, 35, 41, 42, 52]),
             n,
         )
         print(f"final pass per ckpt  p={p} {args.task}: {med:8.1f} ms (+ the model's forward pass)")

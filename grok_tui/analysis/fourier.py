@@ -102,11 +102,7 @@ def fft2d(M: np.ndarray, n: int | None = None) -> np.ndarray:
     """
     M = np.asarray(M, dtype=np.float64)
     if n is None:
-        n = (
-            M.shape[0]
-            if M.ndim >= 2 and M.shape[0] == M.shape[1]
-            else int(round(M.shape[0] ** 0.5))
-        )
+        n = M.shape[0] if M.ndim >= 2 and M.shape[0] == M.shape[1] else int(round(M.shape[0] ** 0.5))
     rest = M.shape[2:] if M.shape[:2] == (n, n) else M.shape[1:]
     F = fourier_basis(n)
     X = M.reshape(n, n * int(np.prod(rest, dtype=np.int64)))

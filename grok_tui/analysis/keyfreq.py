@@ -72,14 +72,10 @@ def neuron_fractions(acts_grid: np.ndarray, n: int) -> np.ndarray:
     has_sin = (2 * ks) <= n - 1  # even n: no sin at k = n/2
     block = S[0, c] + S[c, 0] + S[c, c]
     block = block + has_sin[:, None] * (S[0, s] + S[s, 0] + S[c, s] + S[s, c] + S[s, s])
-    return np.divide(
-        block, total[None, :], out=np.zeros_like(block, dtype=np.float64), where=total > 0
-    )
+    return np.divide(block, total[None, :], out=np.zeros_like(block, dtype=np.float64), where=total > 0)
 
 
-def neuron_rule(
-    acts_grid: np.ndarray, n: int, threshold: float = 0.85, min_neurons: int = 1
-) -> KeyFreqs:
+def neuron_rule(acts_grid: np.ndarray, n: int, threshold: float = 0.85, min_neurons: int = 1) -> KeyFreqs:
     """Clusters of neurons explained above ``threshold`` by one frequency → their frequencies."""
     frac = neuron_fractions(acts_grid, n)
     if frac.size == 0:

@@ -147,9 +147,7 @@ def key_frequencies(
     rule = opts["key_freq_rule"]
     basis = grid.basis if grid is not None else "standard"
     if rule == "neuron" and acts is not None and grid is not None:
-        return keyfreq.neuron_rule(
-            np.asarray(acts)[grid.rows], grid.n, float(opts["key_freq_threshold"])
-        )
+        return keyfreq.neuron_rule(np.asarray(acts)[grid.rows], grid.n, float(opts["key_freq_threshold"]))
     order = ("embed", "logit") if rule == "embed" else ("logit", "embed")
     sp = _spectra(arrays, p, basis)
     for name in order:

@@ -30,9 +30,7 @@ _BLOCK_OUT = re.compile(r"^blocks\.(\d+)\.W_out$")
 _MLP_W = re.compile(r"^mlp\.(\d+)\.W$")
 
 
-def _logit_factors(
-    arrays: dict[str, np.ndarray], p: int
-) -> tuple[np.ndarray | None, np.ndarray] | None:
+def _logit_factors(arrays: dict[str, np.ndarray], p: int) -> tuple[np.ndarray | None, np.ndarray] | None:
     """(A, B) with W_L = Bᵀ Aᵀ: transformer (last W_out, W_U[:, :p]); MLP (None, last layer)."""
     if "W_U" in arrays:
         blocks = sorted(int(m.group(1)) for k in arrays if (m := _BLOCK_OUT.match(k)))
@@ -59,18 +57,14 @@ def neuron_logit_map(arrays: dict[str, np.ndarray], p: int) -> np.ndarray | None
     return B.T if A is None else (np.asarray(A, dtype=np.float64) @ B).T
 
 
-def logit_spectrum(
-    arrays: dict[str, np.ndarray], p: int, basis: str = "standard"
-) -> Spectrum | None:
+def logit_spectrum(arrays: dict[str, np.ndarray], p: int, basis: str = "standard") -> Spectrum | None:
     """``spectrum(neuron_logit_map(arrays, p), basis)`` without forming W_L: (F·W_Uᵀ)·W_outᵀ costs
     about a third less than F·(W_out·W_U)ᵀ, and this runs at every evaluation."""
     fac = _logit_factors(arrays, p)
     if fac is None or fac[1].shape[1] != p:
         return None
     A, B = fac
-    dtype = (
-        np.float32 if B.dtype == np.float32 and (A is None or A.dtype == np.float32) else np.float64
-    )
+    dtype = np.float32 if B.dtype == np.float32 and (A is None or A.dtype == np.float32) else np.float64
     Bt = B.T.astype(dtype, copy=False)  # (p, d) rows = classes
     if basis == "dlog":
         Bt = Bt[dlog_order(p)]
@@ -90,9 +84,7 @@ def sum_sq_weights(arrays: dict[str, np.ndarray]) -> float:
         sum(
             np.sum(np.square(np.asarray(v, dtype=np.float64)))
             for k, v in arrays.items()
-            if not k.startswith("analysis/")
-            and k != "meta_json"
-            and np.asarray(v).dtype.kind == "f"
+            if not k.startswith("analysis/") and k != "meta_json" and np.asarray(v).dtype.kind == "f"
         )
     )
 
