@@ -25,6 +25,7 @@ alignment of every M_s with the latest AGOP^s, final once the run ends), and at 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import time
@@ -39,7 +40,7 @@ import torch
 from .. import runs
 from ..analysis import agop as agop_mod
 from ..recorder import Recorder
-from ..tasks import Task, build_dataset
+from ..tasks import Task, build_dataset, is_prime
 
 KERNELS = ("gaussian", "laplace", "quadratic")
 #: Bytes of Jacobian rows (d × c × chunk) materialised at once; bounds memory for large p.
@@ -60,8 +61,9 @@ class Fit:
 class KernelRFM:
     """The numerical core, free of run-directory concerns (tests and bench drive it directly).
 
-    ``hot`` (N, k) are the positions of the k ones of each input (a, p + b [, 2p + task]); the first
-    ``n_train`` rows are the training points. ``labels`` (N,) are class indices in [0, n_classes).
+    ``hot`` (N, k) are the positions of the k ones of each input (a, p + b [, 2p + task]), the r-th lying
+    in ``slot_ranges[r]``; the first ``n_train`` rows are the training points. ``labels`` (N,) are class
+    indices in [0, n_classes).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class KernelRFM:
         n_train: int,
         dim: int,
         n_classes: int,
+        slot_ranges: list[tuple[int, int]],
         kernel: str = "gaussian",
         bandwidth: float = 2.5,
         ridge: float = 0.0,
@@ -90,16 +93,22 @@ class KernelRFM:
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=self.dev)
         self.Y = torch.nn.functional.one_hot(self.labels, self.c).to(self.dt)
         self.timings: dict[str, float] = {"kernel": 0.0, "solve": 0.0, "predict": 0.0, "update": 0.0}
-        self._groups = [self._padded_groups(self.hot[: self.n, r]) for r in range(self.k)]
+        # coordinate range of each one-hot slot: a → [0, p), b → [p, 2p), task → [2p, 2p + T)
+        self._ranges = [(int(lo), int(hi)) for lo, hi in slot_ranges]
+        self._groups = [
+            self._padded_groups(self.hot[: self.n, r], lo, hi) for r, (lo, hi) in enumerate(self._ranges)
+        ]
         self._ar = torch.arange(self.n, device=self.dev)
 
     # ------------------------------------------------------------------ setup
-    def _padded_groups(self, col: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Training indices grouped by the coordinate ``col`` holds, padded: (coords, width) index matrix.
+    def _padded_groups(self, col: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Training indices grouped by the coordinate ``col`` holds: a (hi - lo, width) index matrix.
 
-        Padding points at a dummy α row of zeros (index n), so padded slots contribute nothing.
+        Padding is index n: a zero row appended to α (so it contributes nothing); K̃ is indexed with it
+        clamped. A coordinate no training point has gets a row of padding (its Jacobian part is 0).
         """
-        lo, hi = int(col.min()), int(col.max()) + 1
+        if int(col.min()) < lo or int(col.max()) >= hi:
+            raise ValueError(f"one-hot positions outside their slot [{lo}, {hi})")
         rel = col - lo
         counts = torch.bincount(rel, minlength=hi - lo)
         width = max(int(counts.max()), 1)
@@ -108,7 +117,7 @@ class KernelRFM:
         slot = torch.arange(self.n, device=self.dev) - torch.repeat_interleave(starts, counts)
         idx = torch.full((hi - lo, width), self.n, dtype=torch.long, device=self.dev)
         idx[rel[order], slot] = order
-        return idx, torch.arange(lo, hi, device=self.dev), width
+        return idx, idx.clamp(max=self.n - 1).reshape(-1), width
 
     # ------------------------------------------------------------------ kernel + solve
     def _inner(self, M: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,7 +146,9 @@ class KernelRFM:
                 D.sqrt_()
                 dist = D[:n].clone()
                 K = D.mul_(-1.0 / self.L).exp_()
-                grad_kernel = torch.where(dist < 1e-10, torch.zeros((), dtype=self.dt, device=self.dev), K[:n] / dist)
+                grad_kernel = torch.where(
+                    dist < 1e-10, torch.zeros((), dtype=self.dt, device=self.dev), K[:n] / dist
+                )
         t1 = time.perf_counter()
         Ktr = K[:n]
         alpha, solver = self._solve(Ktr)
@@ -157,7 +168,11 @@ class KernelRFM:
 
     def _solve(self, Ktr: torch.Tensor) -> tuple[torch.Tensor, str]:
         """Cholesky (the kernel is PD); LU if round-off breaks definiteness; least squares if singular."""
-        A = Ktr.clone() if self.ridge == 0 else Ktr + self.ridge * torch.eye(self.n, dtype=self.dt, device=self.dev)
+        A = (
+            Ktr.clone()
+            if self.ridge == 0
+            else Ktr + self.ridge * torch.eye(self.n, dtype=self.dt, device=self.dev)
+        )
         Y = self.Y[: self.n]
         chol, info = torch.linalg.cholesky_ex(A)
         if int(info) == 0:
@@ -169,8 +184,7 @@ class KernelRFM:
 
     # ------------------------------------------------------------------ AGOP
     def agop(self, M: torch.Tensor, fit: Fit) -> torch.Tensor:
-        """Centred (optionally) AGOP of f over the training inputs, (d, d)."""
-        t0 = time.perf_counter()
+        """AGOP of f over the training inputs (Jacobians centred if ``centering``), (d, d)."""
         n, c, d = self.n, self.c, self.d
         Kg = fit.grad_kernel
         alpha_pad = torch.cat([fit.alpha, torch.zeros(1, c, dtype=self.dt, device=self.dev)])
@@ -178,36 +192,30 @@ class KernelRFM:
         on_cpu = self.dev.type == "cpu"
         H = np.zeros((d, d)) if on_cpu else torch.zeros(d, d, dtype=self.dt, device=self.dev)
         rsum = torch.zeros(d, c, dtype=self.dt, device=self.dev)
-        R = torch.zeros(d, c, chunk, dtype=self.dt, device=self.dev)
+        buf = torch.empty(d * c * chunk, dtype=self.dt, device=self.dev)
         for i0 in range(0, n, chunk):
-            i1 = min(n, i0 + chunk)
-            Rc = R[:, :, : i1 - i0] if i1 - i0 < chunk else R
-            if i1 - i0 < chunk:
-                Rc = torch.zeros(d, c, i1 - i0, dtype=self.dt, device=self.dev)
-            for idx, coords, width in self._groups:
-                # r[u, :, i] = Σ_{j ∈ S_u} α_j K̃_ji, batched over the coordinates u of this one-hot slot
-                rows = Kg[idx.clamp(max=n - 1).reshape(-1), i0:i1].view(idx.shape[0], width, i1 - i0)
-                Rc[coords] += torch.bmm(alpha_pad[idx].transpose(1, 2), rows)
+            w = min(n, i0 + chunk) - i0
+            R = buf[: d * c * w].view(d, c, w)
+            for (lo, hi), (idx, kidx, width) in zip(self._ranges, self._groups, strict=True):
+                # R[u, :, i] = Σ_{j: x_j[u]=1} α_j K̃_ji, batched over the coordinates u of one one-hot slot
+                rows = Kg[kidx, i0 : i0 + w].view(hi - lo, width, w)
+                torch.bmm(alpha_pad[idx].transpose(1, 2), rows, out=R[lo:hi])
             if fit.self_coef is not None:
-                own = self._ar[i0:i1] - i0
+                own = self._ar[:w]
                 for r in range(self.k):
-                    Rc[self.hot[i0:i1, r], :, own] -= fit.self_coef[i0:i1]
-            rsum += Rc.sum(2)
-            flat = Rc.reshape(d, -1)
+                    R[self.hot[i0 : i0 + w, r], :, own] -= fit.self_coef[i0 : i0 + w]
+            rsum += R.sum(2)
+            flat = R.view(d, c * w)
             if on_cpu:
                 fn = flat.numpy()
-                H += fn @ fn.T  # numpy detects A @ A.T and calls syrk: half the flops of a gemm
+                H += fn @ fn.T  # numpy turns A @ A.T into syrk: half the flops of a general product
             else:
                 H += flat @ flat.T
-            if Rc is R:
-                R.zero_()
         Ht = torch.from_numpy(H) if on_cpu else H
-        if self.centering:
-            Ht = Ht - torch.outer(rsum.reshape(d, c)[:, 0] * 0, rsum[:, 0] * 0)  # placeholder, replaced below
+        if self.centering:  # Σ_i (J_i - J̄)ᵀ(J_i - J̄) = Σ_i J_iᵀJ_i - n J̄ᵀJ̄
             Ht = Ht - rsum @ rsum.T / n
         scale = {"gaussian": 1.0 / self.L**2, "laplace": 1.0 / self.L, "quadratic": 1.0}[self.kernel]
         G = (scale**2 / n) * (M @ Ht @ M)
-        self.timings["update"] += time.perf_counter() - t0
         return 0.5 * (G + G.T)
 
     def power_of(self, G: torch.Tensor) -> torch.Tensor:
@@ -222,9 +230,249 @@ class KernelRFM:
         t0 = time.perf_counter()
         G = self.agop(M, fit)
         out = self.power_of(G)
-        self.timings["update"] += time.perf_counter() - t0 - 0.0
+        self.timings["update"] += time.perf_counter() - t0
         return out
 
     def step(self, M: torch.Tensor) -> tuple[Fit, torch.Tensor]:
         fit = self.fit(M)
         return fit, self.update(M, fit)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def one_hot_layout(data: Any, p: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], int]:
+    """(order: train points first, hot positions in that order, slot ranges, input dim) for a Dataset."""
+    order = np.concatenate([np.flatnonzero(data.is_train), np.flatnonzero(~data.is_train)])
+    cols = [data.a[order], p + data.b[order]]
+    ranges = [(0, p), (p, 2 * p)]
+    n_tasks = len(data.tasks)
+    if n_tasks > 1:  # Mallinar et al. App. E: a task indicator appended to the input
+        cols.append(2 * p + data.task_ids[order])
+        ranges.append((2 * p, 2 * p + n_tasks))
+    return order, np.stack(cols, axis=1).astype(np.int64), ranges, ranges[-1][1]
+
+
+def _split_metrics(preds: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """MSE over all outputs, accuracy (argmax), correct-logit loss mean (f(x)_y - 1)² (reference eval)."""
+    if preds.shape[0] == 0:
+        return {"loss": math.nan, "acc": math.nan, "correct_loss": math.nan}
+    Y = torch.nn.functional.one_hot(labels, preds.shape[1]).to(preds.dtype)
+    right = preds.gather(1, labels[:, None])[:, 0]
+    return {
+        "loss": float((preds - Y).square().mean()),
+        "acc": float((preds.argmax(1) == labels).double().mean()),
+        "correct_loss": float((right - 1.0).square().mean()),
+    }
+
+
+def _none_if_nan(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+@contextlib.contextmanager
+def _flush_denormals(on: bool) -> Iterator[None]:
+    """Tiny kernel entries (exp of large distances) must not drop the CPU into denormal slow paths."""
+    if on:
+        torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if on:
+            torch.set_flush_denormal(False)
+
+
+#: Below this many multiply-adds per kernel product (n·n·p) one CPU thread is faster: thread start-up and
+#: barriers dominate, and on a busy machine two spinning OpenMP threads can be 40x slower (measured: p = 17
+#: run 0.23 s on one thread vs 9.7 s on two at load 8).
+SMALL_WORK = 30_000_000
+
+
+@contextlib.contextmanager
+def _threads_for(spec: dict[str, Any], dev: torch.device) -> Iterator[None]:
+    p = int(spec["p"])
+    n = int(float(spec["train_frac"]) * p * p * max(1, len(spec.get("tasks") or [])))
+    if dev.type != "cpu" or n * n * p >= SMALL_WORK:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Run:
+    """Run-directory side of an RFM run: metrics, fourier, progress, checkpoints, resume state."""
+
+    def __init__(self, spec: dict[str, Any], run_dir: Path, device: str) -> None:
+        self.spec, self.dir = spec, Path(run_dir)
+        self.p = p = int(spec["p"])
+        tasks = [Task.parse(t, p) for t in spec["tasks"]]
+        self.data = build_dataset(
+            tasks, p, float(spec["train_frac"]), int(spec["split_seed"]), layout="nanda"
+        )
+        order, hot, ranges, self.d = one_hot_layout(self.data, p)
+        self.n = int(self.data.is_train.sum())
+        cfg = spec["model"]
+        self.engine = KernelRFM(
+            hot,
+            self.data.labels[order],
+            self.n,
+            self.d,
+            p,
+            ranges,
+            kernel=cfg.get("kernel", "gaussian"),
+            bandwidth=cfg.get("bandwidth", 2.5),
+            ridge=cfg.get("ridge", 0.0),
+            agop_power=cfg.get("agop_power", 0.5),
+            centering=cfg.get("centering", True),
+            device=device,
+        )
+        self.labels = self.engine.labels
+        self.task_ids = torch.as_tensor(self.data.task_ids[order], device=self.engine.dev)
+        self.direction, self.use_dlog = agop_mod.task_geometry(
+            list(spec["tasks"]), spec.get("analysis", {}).get("discrete_log", "auto")
+        )
+        if self.use_dlog and not is_prime(p):
+            self.direction, self.use_dlog = None, False
+        self.rec = Recorder(self.dir)
+        self.history: list[np.ndarray] = []  # M_0 .. M_{t-1}, for progress.jsonl
+        self.deviations: list[float] = []
+
+    # ------------------------------------------------------------------ measures
+    def deviation(self, M: np.ndarray) -> float:
+        return agop_mod.feature_circulant_deviation(M, self.p, self.direction, self.use_dlog)
+
+    def spectrum(self, M: np.ndarray) -> np.ndarray:
+        return agop_mod.block_spectrum(agop_mod.measured_block(M, self.p, self.use_dlog))
+
+    def metrics_row(
+        self, t: int, elapsed: float, fit: Fit, M: np.ndarray, M_next: np.ndarray
+    ) -> dict[str, Any]:
+        n = self.n
+        row: dict[str, Any] = {"step": t, "time": elapsed}
+        for split, sl in (("train", slice(0, n)), ("test", slice(n, None))):
+            for k, v in _split_metrics(fit.preds[sl], self.labels[sl]).items():
+                row[f"{split}_{k}"] = v
+        if len(self.data.tasks) > 1:
+            row["tasks"] = {}
+            for i, task in enumerate(self.data.tasks):
+                sel = self.task_ids == i
+                entry = {}
+                for split, mask in (("train", sel[:n]), ("test", sel[n:])):
+                    base = 0 if split == "train" else n
+                    idx = torch.nonzero(mask)[:, 0] + base
+                    m = _split_metrics(fit.preds[idx], self.labels[idx])
+                    entry[f"{split}_acc"], entry[f"{split}_loss"] = m["acc"], m["loss"]
+                row["tasks"][task.name] = entry
+        row["weight_norm"] = float(np.sum(M * M))
+        row["agop_trace"] = float(np.trace(M))
+        row["circulant_deviation"] = _none_if_nan(self.deviations[t])
+        # Streamed alignment: the features M_t against the AGOP^s of the predictor they produced, i.e.
+        # M_{t+1}. With the final matrix, this is progress.jsonl's last row.
+        row["agop_alignment"] = _none_if_nan(agop_mod.agop_alignment(M, M_next))
+        row["kernel_solver"] = fit.solver
+        return row
+
+    def write_progress(self, reference: np.ndarray, ref_step: int, final: bool) -> None:
+        """progress.jsonl: alignment of every M_s with ``reference`` (latest AGOP^s; final at the end)."""
+        path = self.dir / agop_mod.PROGRESS
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w") as f:
+            for s, (Ms, dev) in enumerate(zip(self.history, self.deviations, strict=True)):
+                row = {
+                    "step": s,
+                    "agop_alignment_final": _none_if_nan(agop_mod.agop_alignment(Ms, reference)),
+                    "circulant_deviation": _none_if_nan(dev),
+                    "reference_step": ref_step,
+                    "final": final,
+                }
+                f.write(json.dumps(row, separators=(",", ":")) + "\n")
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------------ resume
+    @property
+    def resume_path(self) -> Path:
+        return self.dir / runs.CKPT_DIR / runs.RESUME
+
+    def save_resume(self, t: int, M: torch.Tensor, elapsed: float) -> None:
+        hist = (
+            torch.from_numpy(np.stack(self.history))
+            if self.history
+            else torch.zeros(0, self.d, self.d, dtype=torch.float64)
+        )
+        state = {"kind": "rfm", "step": t, "elapsed": elapsed, "M": M.detach().cpu(), "history": hist}
+        tmp = self.resume_path.with_name(self.resume_path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.resume_path)
+
+    def load_resume(self) -> tuple[int, torch.Tensor, float] | None:
+        if not self.resume_path.exists():
+            return None
+        try:
+            state = torch.load(self.resume_path, map_location="cpu", weights_only=True)
+            t, M, elapsed, hist = int(state["step"]), state["M"], float(state["elapsed"]), state["history"]
+        except Exception as e:
+            raise RuntimeError(f"{self.resume_path}: corrupt resume state ({e.__class__.__name__})") from None
+        if tuple(M.shape) != (self.d, self.d) or hist.shape[0] != t:
+            raise RuntimeError(f"{self.resume_path}: resume state does not match this run's spec")
+        self.history = [h.numpy().copy() for h in hist]
+        self.deviations = [self.deviation(h) for h in self.history]
+        return t, M.to(device=self.engine.dev, dtype=torch.float64), elapsed
+
+    # ------------------------------------------------------------------ loop
+    def run(self, should_stop: Callable[[], bool], resume: bool, started: float) -> str:
+        total, every = int(self.spec["steps"]), int(self.spec["checkpoint_every"])
+        loaded = self.load_resume() if resume else None
+        if loaded is None:
+            t, M, elapsed = 0, torch.eye(self.d, dtype=torch.float64, device=self.engine.dev), 0.0
+            self.history, self.deviations = [], []
+            self.rec.truncate_after(-1)
+        else:
+            t, M, elapsed = loaded
+            self.rec.truncate_after(t - 1)
+        t0 = started - elapsed
+        while t <= total:
+            if should_stop():
+                self.save_resume(t, M, time.perf_counter() - t0)
+                return "stopped"
+            fit, M_next = self.engine.step(M)
+            Mn, Mn_next = M.cpu().numpy(), M_next.cpu().numpy()
+            self.history.append(Mn.copy())
+            self.deviations.append(self.deviation(Mn))
+            elapsed = time.perf_counter() - t0
+            row = self.metrics_row(t, elapsed, fit, Mn, Mn_next)
+            spectrum = self.spectrum(Mn)
+            is_ckpt = t % every == 0 or t == total
+            if is_ckpt:
+                meta = {k: v for k, v in row.items() if k != "tasks"}
+                meta.update(direction=self.direction, discrete_log=self.use_dlog)
+                arrays = {"M": Mn, "M_next": Mn_next, "analysis/offdiag_spectrum": spectrum}
+                self.rec.checkpoint(t, arrays, meta)
+            self.rec.metrics(row)
+            self.rec.fourier({"step": t, "embed": spectrum.tolist()})
+            self.write_progress(Mn_next, t + 1, final=False)
+            self.rec.status(step=t, total_steps=total)
+            M, t = M_next, t + 1
+            if is_ckpt:
+                self.save_resume(t, M, time.perf_counter() - t0)
+        # M* = AGOP^s of the final predictor (the paper's "AGOP of the final trained model").
+        self.write_progress(M.cpu().numpy(), t, final=True)
+        return "done"
+
+
+def run(
+    spec: dict[str, Any], run_dir: Path, device: str, should_stop: Callable[[], bool], resume: bool
+) -> str:
+    """Worker entry point: RFM iterations t = 0..spec["steps"] into ``run_dir``; "done" or "stopped".
+
+    ``resume`` continues from ``checkpoints/resume.pt`` (M_t, t, the earlier iterates), dropping rows
+    written after it; without one it starts at M₀ = I. Exact on CPU: an iteration is a deterministic
+    function of M_t.
+    """
+    started = time.perf_counter()
+    dev = torch.device("cpu" if device in ("auto", "", None) else device)
+    with _flush_denormals(dev.type == "cpu"), _threads_for(spec, dev):
+        return _Run(spec, Path(run_dir), str(dev)).run(should_stop, resume, started)
