@@ -206,28 +206,53 @@ def _close(word: str, choices) -> str | None:
 LAYOUTS = ("nanda", "furuta")
 
 
+# Furuta et al.'s special tokens after the p numbers: '=' then the four operators (vocab p + 5).
+FURUTA_OPS = {"a + b": 1, "a - b": 2, "a * b": 3, "a / b": 4}
+
+
+def task_tokens(tasks: list[Task], p: int, layout: str) -> tuple[list[int], int]:
+    """Token id that signals each task, and the vocabulary size.
+
+    Nanda ``[a, b, '=']``: '=' is p (vocab p + 1); a mixture gives each task its own token p + 1 + i.
+    Furuta ``[a, op, b]``: the paper's vocabulary (p + 5: '=', '+', '-', '*', '/'); an elementary task
+    shows its operator, a polynomial shows '=' (as in the paper), and further polynomials of a mixture
+    get extra tokens p + 5 + j so that every task of a mixture is told apart.
+    """
+    if layout == "nanda":
+        if len(tasks) == 1:
+            return [p], p + 1
+        return [p + 1 + i for i in range(len(tasks))], p + 1 + len(tasks)
+    tokens, extra = [], 0
+    for t in tasks:
+        if t.expr in FURUTA_OPS:
+            tokens.append(p + FURUTA_OPS[t.expr])
+        elif extra == 0:
+            tokens.append(p)
+            extra = 1
+        else:
+            tokens.append(p + 4 + extra)
+            extra += 1
+    return tokens, p + 5 + max(extra - 1, 0)
+
+
 @dataclass
 class Dataset:
     """Token sequences for every (task, a, b) with train/test masks; built with numpy only.
 
-    Token ids: 0..p-1 numbers, p = '=', p+1+i = task i's operator token. Nanda layout ``[a, b, '=']``
-    (a mixture puts the task token where '=' stands); Furuta layout ``[a, op, b]``. The split is over
+    Token ids: 0..p-1 are the numbers, then the task tokens of :func:`task_tokens`. The split is over
     (a, b) pairs and shared by every task of a mixture, as in Furuta et al.
     """
 
     tasks: list[Task]
     p: int
     layout: str
+    vocab: int
     inputs: np.ndarray  # (N, 3) int64 tokens
     labels: np.ndarray  # (N,) int64
     task_ids: np.ndarray  # (N,) int64, index into tasks
     a: np.ndarray
     b: np.ndarray
     is_train: np.ndarray  # (N,) bool
-
-    @property
-    def vocab(self) -> int:
-        return self.p + 1 + (len(self.tasks) if len(self.tasks) > 1 or self.layout == "furuta" else 0)
 
     @property
     def n_train(self) -> int:
@@ -251,16 +276,13 @@ def build_dataset(tasks: list[Task], p: int, train_frac: float, split_seed: int,
     train_mask = split_pairs(p, train_frac, split_seed)
     aa, bb = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
     inputs, labels, tids, A, B, train = [], [], [], [], [], []
-    multi = len(tasks) > 1
+    tokens, vocab = task_tokens(tasks, p, layout)
     for i, task in enumerate(tasks):
         table = task.table
         keep = table >= 0
         a, b = aa[keep], bb[keep]
-        if layout == "nanda":
-            tok = p + 1 + i if multi else p
-            seq = np.stack([a, b, np.full_like(a, tok)], axis=1)
-        else:
-            seq = np.stack([a, np.full_like(a, p + 1 + i), b], axis=1)
+        tok = np.full_like(a, tokens[i])
+        seq = np.stack([a, b, tok] if layout == "nanda" else [a, tok, b], axis=1)
         inputs.append(seq)
         labels.append(table[keep])
         tids.append(np.full(a.shape, i))
@@ -271,6 +293,7 @@ def build_dataset(tasks: list[Task], p: int, train_frac: float, split_seed: int,
         tasks=tasks,
         p=p,
         layout=layout,
+        vocab=vocab,
         inputs=np.concatenate(inputs).astype(np.int64),
         labels=np.concatenate(labels).astype(np.int64),
         task_ids=np.concatenate(tids).astype(np.int64),

@@ -13,9 +13,13 @@ from torch import nn
 
 
 class MLP(nn.Module):
-    def __init__(self, p: int, n_tasks: int, n_out: int, cfg: dict, layout: str = "nanda") -> None:
+    def __init__(self, p: int, task_tokens: list[int], n_out: int, cfg: dict, layout: str = "nanda") -> None:
         super().__init__()
-        self.p, self.n_tasks = p, n_tasks if n_tasks > 1 else 0
+        self.p, self.n_tasks = p, len(task_tokens) if len(task_tokens) > 1 else 0
+        # task token id → index of its one-hot input
+        lookup = torch.zeros(max(task_tokens) + 1, dtype=torch.long)
+        lookup[torch.tensor(task_tokens)] = torch.arange(len(task_tokens))
+        self.register_buffer("task_index", lookup, persistent=False)
         # token positions of a, b and the task token in the sequence layout
         self.pos_a, self.pos_b, self.pos_t = (0, 1, 2) if layout == "nanda" else (0, 2, 1)
         widths = [2 * p + self.n_tasks, *cfg["hidden"], n_out]
@@ -36,7 +40,7 @@ class MLP(nn.Module):
         W1 = self.weights[0]
         x = W1[tokens[:, self.pos_a]] + W1[self.p + tokens[:, self.pos_b]]
         if self.n_tasks:
-            x = x + W1[2 * self.p + tokens[:, self.pos_t] - (self.p + 1)]
+            x = x + W1[2 * self.p + self.task_index[tokens[:, self.pos_t]]]
         h = None
         for i in range(len(self.weights)):
             if i:
