@@ -101,7 +101,7 @@ def log_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About ``n`` round (1-2-5) tick values covering [lo, hi]."""
+    """About ``n`` round (1-2-2.5-5) tick values inside [lo, hi]."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return []
     if hi <= lo:

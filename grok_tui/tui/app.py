@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from grok_tui.tui.ckpt import CheckpointView
 
 EMA_STEPS = (0.0, 0.6, 0.9)
+RESUME_SETTLE_S = 0.3
 
 
 class Poller(threading.Thread):
@@ -44,6 +45,7 @@ class Poller(threading.Thread):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._cv = threading.Lock()
+        self.paused = False  # set while the app is suspended (the editor owns the terminal)
         self.requested = 0  # poke() count
         self.served = 0  # the last request a finished poll has answered
 
@@ -64,6 +66,9 @@ class Poller(threading.Thread):
             with self._cv:
                 serving = self.requested
                 self._wake.clear()
+            if self.paused:
+                self._wake.wait(self.interval)
+                continue
             try:
                 changed = self.store.poll()
                 failed = None
@@ -174,8 +179,7 @@ class GrokApp(App):
         self.ema_weight = EMA_STEPS[(i + 1) % len(EMA_STEPS)]
         redraw = getattr(self.screen, "refresh_curves", None)
         if redraw is not None:
-            redraw()
-        self.notify(f"smoothing: EMA {self.ema_weight:g}" if self.ema_weight else "smoothing off", timeout=2)
+            redraw()  # every plot names the smoothing in its legend
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_view(self, run_id: str, step: int, p: int, row: dict | None = None) -> CheckpointView:
@@ -242,6 +246,7 @@ class GrokApp(App):
         self.poke()
 
     def edit_config(self) -> None:
+        """Suspend, run $VISUAL/$EDITOR on experiments.toml, then reload it."""
         path = self.store.config_path
         if path is None:
             self.notify("no experiments file (start grok-tui with FILE)", severity="warning")
@@ -249,17 +254,25 @@ class GrokApp(App):
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
         from textual.app import SuspendNotSupported
 
+        if self._poller is not None:
+            self._poller.paused = True  # no redraws while the editor owns the terminal
         try:
             with self.suspend():
                 subprocess.run([*shlex.split(editor), str(path)], check=False)
         except SuspendNotSupported:
             self.notify("cannot suspend in this terminal to run the editor", severity="error")
-            return
         except OSError as e:
             self.notify(f"{editor}: {e}", severity="error")
-            return
+        # Frames drawn while the terminal switches back from the editor can be lost (seen under
+        # tmux): reload once the app has repainted.
+        self.set_timer(RESUME_SETTLE_S, self._after_edit)
+
+    def _after_edit(self) -> None:
+        if self._poller is not None:
+            self._poller.paused = False
         self.store.load_config()
         self.poke()
+        self.screen.refresh(layout=True)
         if self.store.config_error:
             self.notify(self.store.config_error, severity="error")
 

@@ -2,7 +2,7 @@
 
 numpy only. Precomputed ``analysis/*`` arrays in the npz win (the worker computed them with the
 run's own settings); otherwise the spectra are computed here from the weights with the same
-``cos_sin_norms`` the analysis package uses.
+functions ``grok inspect`` uses (``grok_tui.analysis.measures``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from grok_tui.analysis.fourier import cos_sin_norms
+from grok_tui.analysis import measures
 from grok_tui.recorder import load_checkpoint
 
 #: Scalars the inspector lists, in this order (from the metrics row at the step, else the npz meta).
@@ -60,38 +60,42 @@ class CheckpointView:
 
 
 def _pair(arrays: dict[str, np.ndarray], name: str) -> Spectrum | None:
-    for cos_key, sin_key in (
-        (f"analysis/{name}_cos", f"analysis/{name}_sin"),
-        (f"analysis/{name}_mu", f"analysis/{name}_nu"),
-    ):
-        if cos_key in arrays and sin_key in arrays:
-            return Spectrum(
-                np.asarray(arrays[cos_key], float).ravel(), np.asarray(arrays[sin_key], float).ravel()
-            )
-    return None
+    """The worker's own ``analysis/<name>_cos`` / ``_sin`` arrays, when it stored them."""
+    cos, sin = arrays.get(f"analysis/{name}_cos"), arrays.get(f"analysis/{name}_sin")
+    if cos is None or sin is None:
+        return None
+    return Spectrum(np.asarray(cos, float).ravel(), np.asarray(sin, float).ravel())
 
 
 def embed_spectrum(arrays: dict[str, np.ndarray], p: int) -> Spectrum | None:
-    """W_E's spectrum: rows 0..p-1 are the number tokens (transformer layout)."""
+    """W_E's spectrum (number-token rows), stored or computed by the analysis package."""
     if (s := _pair(arrays, "embed")) is not None:
         return s
-    W = arrays.get("W_E")
-    if W is None or W.ndim != 2 or W.shape[0] < p:
+    E = measures.embed_matrix(arrays, p)
+    if E is None or E.shape[0] != p:
         return None
-    cos, sin, _ = cos_sin_norms(W[:p], axis=0)
-    return Spectrum(cos, sin)
+    sp = measures.spectrum(E)
+    return Spectrum(sp.cos, sp.sin)
 
 
 def logit_spectrum(arrays: dict[str, np.ndarray], p: int) -> Spectrum | None:
-    """W_L = (W_U[:, :p])ᵀ W_outᵀ, the neuron-to-logit map (p × d_mlp), Fourier along the logit axis."""
+    """W_L's spectrum (the neuron-to-logit map, Fourier along the logit axis), stored or computed."""
     if (s := _pair(arrays, "logit")) is not None:
         return s
-    W_out, W_U = arrays.get("blocks.0.W_out"), arrays.get("W_U")
-    if W_out is None or W_U is None or W_U.ndim != 2 or W_U.shape[1] < p or W_out.shape[1] != W_U.shape[0]:
-        return None
-    W_L = (W_out @ W_U[:, :p]).T
-    cos, sin, _ = cos_sin_norms(W_L, axis=0)
-    return Spectrum(cos, sin)
+    sp = measures.logit_spectrum(arrays, p)
+    return None if sp is None else Spectrum(sp.cos, sp.sin)
+
+
+def key_frequencies(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> list[int]:
+    """The checkpoint's key frequencies: the analysis arrays (per task for mixtures: their union),
+    else ``meta["key_freqs"]``."""
+    found: list[Any] = []
+    for k, v in arrays.items():
+        if k == "analysis/key_freqs" or k.startswith("analysis/key_freqs_task"):
+            found.extend(np.asarray(v).ravel().tolist())
+    if not found and isinstance(meta.get("key_freqs"), list):
+        found = meta["key_freqs"]
+    return sorted({int(k) for k in found if isinstance(k, (int, float)) and not isinstance(k, bool)})
 
 
 def _scalar(v: Any) -> float | None:
@@ -107,12 +111,7 @@ def inspect_checkpoint(path: Path, p: int, row: dict[str, Any] | None = None) ->
         arrays, meta = load_checkpoint(path)
     except ValueError as e:
         return CheckpointView(step=step, error=str(e), measures=_measures(row, {}))
-    kf = meta.get("key_freqs")
-    if kf is None and "analysis/key_freqs" in arrays:
-        kf = np.asarray(arrays["analysis/key_freqs"]).ravel().tolist()
-    key_freqs = sorted(
-        {int(k) for k in (kf or []) if isinstance(k, (int, float)) and not isinstance(k, bool)}
-    )
+    key_freqs = key_frequencies(arrays, meta)
     try:
         embed, logit = embed_spectrum(arrays, p), logit_spectrum(arrays, p)
     except (ValueError, np.linalg.LinAlgError) as e:

@@ -327,13 +327,17 @@ class RunSeries:
 
     def __init__(self, rd: RunDir) -> None:
         self.rd = rd
+        from grok_tui.analysis.live import PROGRESS
+
         self.metrics = Columns()
         self.fourier = Matrix()
+        self.progress = Columns()  # the final pass: restricted/excluded loss with the final key freqs
         self.log: deque[str] = deque(maxlen=LOG_MAX_LINES)
         self.log_total = 0  # lines ever read: a screen writes the ones it has not shown yet
         self.version = 0
         self._mt = ResettableTail(rd.path / runs.METRICS)
         self._ft = ResettableTail(rd.path / runs.FOURIER)
+        self._pt = ResettableTail(rd.path / PROGRESS)
         self._lt = LogTail(rd.log_path())
         self._ckpt_sig: tuple[int, int, int] | None = None
         self.checkpoints: list[int] = []
@@ -355,6 +359,14 @@ class RunSeries:
             changed = True
         if f:
             self.fourier.extend(f)
+            changed = True
+        pr = self._pt.read_new()
+        if self._pt.reset_seen:
+            self._pt.reset_seen = False
+            self.progress = Columns()
+            changed = True
+        if pr:
+            self.progress.extend(pr)
             changed = True
         sig = _file_sig(self.rd.path / runs.CKPT_DIR)
         if sig != self._ckpt_sig:

@@ -55,11 +55,11 @@ class CompareScreen(Screen):
         store = self.app.store
         for i, (rid, s) in enumerate(self.series.items()):
             color = SERIES[i % len(SERIES)]
-            c = curve(s, "test_acc", rid, color, w)
+            c = curve(s.metrics, "test_acc", rid, color, w)
             if c:
                 curves.append(c)
             if self.with_train and (
-                t := curve(s, "train_acc", f"{rid} train", SERIES[(i + 4) % len(SERIES)], w)
+                t := curve(s.metrics, "train_acc", f"{rid} train", SERIES[(i + 4) % len(SERIES)], w)
             ):
                 curves.append(t)
             row = store.row(rid)

@@ -63,21 +63,24 @@ class RunTable(DataTable):
 
     BINDINGS = [
         Binding("space", "screen.toggle_select", "Select", id="experiments.select"),
-        Binding("j", "cursor_down", "Down", show=False, id="experiments.down"),
-        Binding("k", "cursor_up", "Up", show=False, id="experiments.up"),
+        Binding("down,j", "cursor_down", "Down", show=False, id="experiments.down"),
+        Binding("up,k", "cursor_up", "Up", show=False, id="experiments.up"),
+        Binding("g", "scroll_top", "First run", show=False, id="experiments.first"),
+        Binding("G", "scroll_bottom", "Last run", show=False, id="experiments.last"),
     ]
 
 
 class ExperimentsScreen(Screen):
     BINDINGS = [
-        Binding("enter", "open", "Open", id="experiments.open", show=False),
-        Binding("slash", "filter", "Filter", key_display="/", id="experiments.filter"),
+        Binding("enter", "open", "Open run", id="experiments.open", show=False),
+        # priority: the filter takes focus before the keys typed right after "/" are routed
+        Binding("slash", "filter", "Filter", key_display="/", priority=True, id="experiments.filter"),
         Binding("o", "overlay", "Overlay", id="experiments.overlay"),
         Binding("r", "launch", "Launch", id="experiments.launch"),
         Binding("s", "stop", "Stop", id="experiments.stop"),
         Binding("R", "resume", "Resume", id="experiments.resume"),
         Binding("E", "edit", "Edit toml", id="experiments.edit"),
-        Binding("escape", "clear", "Clear", show=False, id="experiments.clear"),
+        Binding("escape", "clear", "Clear filter, then selection", show=False, id="experiments.clear"),
     ]
 
     def __init__(self) -> None:
@@ -119,12 +122,15 @@ class ExperimentsScreen(Screen):
         """Bring the table in line with the store: update cells in place, rebuild only on new order."""
         store = self.store
         self._rows = store.rows()
-        title = f"grok-tui  {store.config_path or '(no experiments file)'}  ·  runs: {store.runs_dir}"
         counts: dict[str, int] = {}
         for r in self._rows:
             counts[r.state] = counts.get(r.state, 0) + 1
-        summary = "  ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        self.query_one("#exp-title", Static).update(Text.assemble((title, "bold"), "  ", (summary, "dim")))
+        title = [("grok-tui", "bold")]
+        for state in ("running", "queued", "done", "failed", "stopped", NEW):
+            if counts.get(state):
+                title += ["  ", (f"{counts[state]} {state}", fmt.STATE_COLORS[state])]
+        where = f"{store.config_path or '(no experiments file)'} → {store.runs_dir}"
+        self.query_one("#exp-title", Static).update(Text.assemble(*title, "  ", (where, "dim")))
         err = self.query_one("#config-error", Static)
         err.update(Text(f"✗ {store.config_error}", style="bold #ff5f5f") if store.config_error else "")
         err.display = bool(store.config_error)
@@ -235,17 +241,24 @@ class ExperimentsScreen(Screen):
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
+        if self.focused is box:  # "/" typed inside the filter (run ids have one)
+            box.insert_text_at_cursor("/")
+            return
         box.display = True
-        box.focus()
+        self.set_focus(box)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_text = event.value.strip()
         self.refresh_rows()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        table = self.query_one(RunTable)
+        if self.focused is table:  # a second enter typed ahead: open the run under the cursor
+            self.action_open()
+            return
         if not event.value.strip():
             event.input.display = False
-        self.query_one(RunTable).focus()
+        self.set_focus(table)
 
     def on_key(self, event) -> None:
         box = self.query_one("#filter", Input)

@@ -41,34 +41,31 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+def _own(node: object) -> bool:
+    return type(node).__module__.startswith("grok_tui")
+
+
 def bindings_table(screen: Screen) -> Table:
+    """The keys of ``screen`` (its own and its grok-tui widgets'), then the app-wide ones."""
     t = Table(box=None, padding=(0, 2), show_header=False)
     t.add_column(style="bold #ffd700", no_wrap=True)
     t.add_column()
-    seen = set()
     app = screen.app
-    groups = [(type(screen).__name__.replace("Screen", "") or "Screen", [])]
+    here: list[Binding] = []
     for node in [*screen.query("*").results(), screen]:
-        for b in getattr(type(node), "BINDINGS", []):
-            if (
-                isinstance(b, Binding)
-                and b.description
-                and (b.key, b.action) not in seen
-                and node is not screen
-            ):
-                seen.add((b.key, b.action))
-                groups[0][1].append(b)
-    groups[0][1].extend(b for b in type(screen).BINDINGS if isinstance(b, Binding) and b.description)
-    groups.append(("Everywhere", [b for b in type(app).BINDINGS if isinstance(b, Binding) and b.description]))
-    for title, binds in groups:
-        t.add_row(Text(title, style="bold underline"), "")
+        if _own(node):
+            here.extend(b for b in type(node).BINDINGS if isinstance(b, Binding) and b.description)
+    title = (screen.id or type(screen).__name__).replace("-", " ").capitalize()
+    groups = [(title, here), ("Everywhere", [b for b in type(app).BINDINGS if isinstance(b, Binding)])]
+    for name, binds in groups:
+        t.add_row(Text(name, style="bold underline"), "")
         done = set()
         for b in binds:
             if b.action in done:
                 continue
             done.add(b.action)
-            key = b.key_display or " / ".join(app.get_key_display(Binding(k, "")) for k in b.key.split(","))
-            t.add_row(key, b.description)
+            keys = b.key_display or " / ".join(app.get_key_display(Binding(k, "")) for k in b.key.split(","))
+            t.add_row(keys, b.description)
         t.add_row("", "")
     return t
 

@@ -12,7 +12,7 @@ from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
 from grok_tui.series import ema
 from grok_tui.tui import format as fmt
-from grok_tui.tui.store import Row, RunSeries
+from grok_tui.tui.store import Columns, Row
 from grok_tui.tui.widgets.heatmap import FourierHeatmap
 from grok_tui.tui.widgets.palette import SERIES, TEST, TRAIN
 from grok_tui.tui.widgets.plot import Curve, CurvePlot
@@ -42,22 +42,32 @@ LABELS = {
 }
 
 
+SPECTRUM_TITLES = {
+    "embed": "‖W_E‖",
+    "logit": "‖W_L‖",
+    "embed_dlog": "‖W_E‖ (log basis)",
+    "logit_dlog": "‖W_L‖ (log basis)",
+}
+
+
 def header_text(row: Row | None, run_id: str) -> Text:
+    """One line, the table's words: state, step, accuracies, memorised/grokked at, error."""
     if row is None:
         return Text(run_id, style="bold")
     return Text.assemble(
         (run_id, "bold"),
-        "  ",
+        " ",
         (row.state, fmt.STATE_COLORS.get(row.state, "")),
-        f"  step {fmt.progress(row.step, row.total_steps)}",
-        f"  train {fmt.acc(row.train_acc)}  test {fmt.acc(row.test_acc)}",
-        f"  memorised@{fmt.step(row.memorised_at)}  grokked@{fmt.step(row.grokked_at)}",
-        (f"  {row.error}", "#ff5f5f") if row.error else "",
+        f" {fmt.progress(row.step, row.total_steps)}",
+        f" · train {fmt.acc(row.train_acc)} test {fmt.acc(row.test_acc)}",
+        f" · mem@{fmt.step(row.memorised_at)} grok@{fmt.step(row.grokked_at)}",
+        (f" · {row.error}", "#ff5f5f") if row.error else "",
     )
 
 
-def curve(series: RunSeries, key: str, label: str, color: str, smooth: float) -> Curve | None:
-    x, y = series.metrics.get("step"), series.metrics.get(key)
+def curve(cols: Columns, key: str, label: str, color: str, smooth: float) -> Curve | None:
+    """One metric as a curve over steps (EMA-smoothed at full resolution when ``smooth`` > 0)."""
+    x, y = cols.get("step"), cols.get(key)
     if x is None or y is None or not np.isfinite(y).any():
         return None
     return Curve(label, x, ema(y, smooth) if smooth else y, color)
@@ -73,6 +83,7 @@ class RunScreen(Screen):
         Binding("i", "inspect", "Checkpoints", id="run.inspect"),
         Binding("e", "app.cycle_ema", "EMA", id="run.ema"),
         Binding("x", "toggle_logx", "log-x", id="run.logx"),
+        Binding("f", "cycle_spectrum", "Spectrum", id="run.spectrum"),
         Binding("s", "stop", "Stop", id="run.stop"),
         Binding("R", "resume", "Resume", id="run.resume"),
     ]
@@ -81,6 +92,7 @@ class RunScreen(Screen):
         super().__init__(id="run")
         self.run_id = run_id
         self.logx = True
+        self.spectrum = "embed"
         self._version = -1
         self._log_written = 0
         self._drawn_ema: float | None = None
@@ -95,7 +107,7 @@ class RunScreen(Screen):
                 for wid, title, _keys, logy in MEASURE_PANELS:
                     yield CurvePlot(title, id=wid, logx=True, logy=logy)
             with TabPane("Fourier", id="fourier"):
-                yield FourierHeatmap("‖W_E‖ per frequency k (rows) over steps · ◂ key frequencies", id="heat")
+                yield FourierHeatmap("", id="heat")
             with TabPane("Log", id="log"):
                 yield Log(id="worker-log", max_lines=2000)
         yield Footer()
@@ -129,34 +141,40 @@ class RunScreen(Screen):
 
     def draw_curves(self, row: Row | None) -> None:
         s, w = self.series, self.app.ema_weight
+        m = s.metrics
         note = f"EMA {w:g}" if w else ""
         marks = []
         if row is not None and row.memorised_at:
             marks.append((row.memorised_at, "memorised"))
         if row is not None and row.grokked_at:
             marks.append((row.grokked_at, "grokked"))
-        acc = [curve(s, "train_acc", "train", TRAIN, w), curve(s, "test_acc", "test", TEST, w)]
+        acc = [curve(m, "train_acc", "train", TRAIN, w), curve(m, "test_acc", "test", TEST, w)]
         tasks = sorted({k.split("/")[1] for k in s.metrics.names() if k.startswith("tasks/")})
         for i, t in enumerate(tasks):
-            acc.append(curve(s, f"tasks/{t}/test_acc", f"test {t}", SERIES[(i + 2) % len(SERIES)], w))
+            acc.append(curve(m, f"tasks/{t}/test_acc", f"test {t}", SERIES[(i + 2) % len(SERIES)], w))
         self.query_one("#acc", CurvePlot).plot([c for c in acc if c], logx=self.logx, vlines=marks, note=note)
-        loss = [curve(s, "train_loss", "train", TRAIN, w), curve(s, "test_loss", "test", TEST, w)]
+        loss = [curve(m, "train_loss", "train", TRAIN, w), curve(m, "test_loss", "test", TEST, w)]
         self.query_one("#loss", CurvePlot).plot([c for c in loss if c], logx=self.logx, note=note)
         extra = [k for k in s.metrics.names() if k not in KNOWN and not k.startswith("tasks/")]
         for wid, _title, keys, _logy in MEASURE_PANELS:
             keys = keys + extra if wid == "m-norm" else keys
-            cs = [curve(s, k, LABELS.get(k, k), SERIES[i % len(SERIES)], w) for i, k in enumerate(keys)]
+            cs = [curve(m, k, LABELS.get(k, k), SERIES[i % len(SERIES)], w) for i, k in enumerate(keys)]
+            if wid == "m-loss":  # the final pass (final key frequencies), when the run has one
+                for j, k in enumerate(("restricted_loss", "excluded_loss")):
+                    cs.append(curve(s.progress, k, f"{LABELS[k]} (final K)", SERIES[4 + j], 0))
             self.query_one(f"#{wid}", CurvePlot).plot([c for c in cs if c], logx=self.logx, note=note)
 
     def draw_heatmap(self) -> None:
-        got = self.series.fourier.array("embed")
+        name = self.spectrum
+        got = self.series.fourier.array(name)
+        what = SPECTRUM_TITLES.get(name, name)
+        title = f"{what} per frequency k (rows) over steps · ◂ key frequencies · f: next spectrum"
         heat = self.query_one("#heat", FourierHeatmap)
         if got is None:
-            heat.show(np.zeros(0), np.zeros((0, 0)))
+            heat.show(np.zeros(0), np.zeros((0, 0)), title=title)
             return
         steps, mat = got
-        key_freqs = self.key_freqs()
-        heat.show(steps, mat, key_freqs=key_freqs)
+        heat.show(steps, mat, key_freqs=self.key_freqs(), title=title)
 
     def key_freqs(self) -> list[int]:
         """Key frequencies of the last checkpoint (from its meta), if the worker recorded them."""
@@ -170,6 +188,13 @@ class RunScreen(Screen):
     # ------------------------------------------------------------------ actions
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def action_cycle_spectrum(self) -> None:
+        names = list(self.series.fourier.data) or ["embed"]
+        i = names.index(self.spectrum) if self.spectrum in names else -1
+        self.spectrum = names[(i + 1) % len(names)]
+        self.action_tab("fourier")
+        self.draw_heatmap()
 
     def action_toggle_logx(self) -> None:
         self.logx = not self.logx
