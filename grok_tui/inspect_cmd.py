@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,7 @@ def collect(run_dir: Path, step: int | None) -> dict[str, Any]:
             if final
             else None
         ),
-        "weight_norm": _num(m.get("weight_norm")) or sum_sq_weights(weights),
+        "weight_norm": _num(m.get("weight_norm")) or _num(sum_sq_weights(weights)),
         "gini_embed": measure("gini_embed", "embed", lambda s: s.gini(const)),
         "gini_logit": measure("gini_logit", "logit", lambda s: s.gini(const)),
         "ffd_embed": measure("ffd_embed", "embed", lambda s: s.ffd(eta)),
@@ -170,7 +171,10 @@ def collect(run_dir: Path, step: int | None) -> dict[str, Any]:
         "ffd_logit": measure("ffd_logit", "logit", lambda s: s.ffd(eta)),
         "fcr_logit": measure("fcr_logit", "logit", lambda s: s.fcr()),
         "spectra": {
-            name: {"per_freq": sp.per_freq.tolist(), "cos": sp.cos.tolist(), "sin": sp.sin.tolist()}
+            name: {
+                k: [_num(x) for x in v.tolist()]
+                for k, v in (("per_freq", sp.per_freq), ("cos", sp.cos), ("sin", sp.sin))
+            }
             for name, sp in spectra.items()
         },
     }
@@ -196,7 +200,7 @@ def spectrum_bars(per_freq: list[float], key_freqs: list[int], title: str, width
     plt.clear_figure()
     plt.plotsize(width, 12)
     plt.theme("clear")
-    plt.bar(ks, [float(v) for v in per_freq], width=0.5, marker="sd")
+    plt.bar(ks, [float(v) if v is not None else 0.0 for v in per_freq], width=0.5, marker="sd")
     keys = sorted(k for k in set(key_freqs) if 1 <= k <= len(ks))
     if keys:
         plt.xticks(keys)
@@ -265,6 +269,17 @@ def render(info: dict[str, Any], width: int = 100) -> str:
     return text
 
 
+def _json_safe(v: Any) -> Any:
+    """Strict JSON: NaN and ±inf become null."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
 def inspect(run_dir: Path, step: int | None, as_json: bool, width: int = 100) -> int:
     """Print the inspection of ``run_dir`` at ``step`` (None: last checkpoint); return the exit code."""
     try:
@@ -272,10 +287,11 @@ def inspect(run_dir: Path, step: int | None, as_json: bool, width: int = 100) ->
     except InspectError as e:
         print(f"grok: error: {e}", file=sys.stderr)
         return e.code
-    if as_json:
-        print(json.dumps(info, indent=1, allow_nan=False, default=str))
-    else:
-        print(render(info, width))
+    text = json.dumps(_json_safe(info), indent=1, default=str) if as_json else render(info, width)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `grok inspect RUN | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -126,3 +126,16 @@ def test_progress_series_prefer_the_final_key_frequencies(run_dir, tmp_path) -> 
     assert charts[0].startswith("phase: generalised") and "clean-up from 200" in charts[0]
     assert len(charts) == len(panels) + 1 and all("step (log)" in c for c in charts[1:])
     assert progress_series(tmp_path) == {} and progress_curves(tmp_path) == []
+
+
+def test_inspect_survives_a_diverged_checkpoint(tmp_path, capsys) -> None:
+    run = tmp_path / "nan" / "seed0"
+    write_json_atomic(run / SPEC, {"p": P, "task": "add"})
+    arrays = transformer_arrays(P, KEYS, np.random.default_rng(2))
+    arrays["W_E"][3, 0] = np.nan
+    Recorder(run).checkpoint(10, arrays, {"train_loss": float("nan")})
+    assert inspect(run, None, True) == 0
+    info = json.loads(capsys.readouterr().out)  # strict JSON: NaN became null
+    assert info["train_loss"] is None and None in info["spectra"]["embed"]["per_freq"]
+    assert inspect(run, None, False) == 0
+    assert "W_E: Fourier norm per frequency" in capsys.readouterr().out
