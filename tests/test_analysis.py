@@ -51,6 +51,8 @@ def test_fft2d_matches_the_papers_einsum_and_is_orthonormal() -> None:
     X = fft2d(M)
     assert np.allclose(X, ref)
     assert np.isclose(np.sum(X**2), np.sum(M**2))  # Parseval
+    assert np.allclose(fft2d(M.reshape(P, P, 3)), X)  # grid form
+    assert np.allclose(fft2d(M[:, 0]), X[..., 0])  # one neuron
     assert np.allclose(fft1d(M.reshape(P, P * 3), axis=0), F @ M.reshape(P, P * 3))
 
 

@@ -160,3 +160,13 @@ def test_final_pass_skips_a_corrupt_checkpoint_and_never_raises(tmp_path, capsys
     assert "step 100" in capsys.readouterr().err
     live.final_pass(tmp_path / "nowhere", spec, forward, data)  # no checkpoints: nothing, no error
     assert not (tmp_path / "nowhere" / live.PROGRESS).exists()
+
+
+def test_limit_blas_threads_can_be_undone() -> None:
+    prev = live.limit_blas_threads(1)
+    try:
+        a = np.random.default_rng(0).standard_normal((64, 64))
+        assert np.allclose(a @ np.eye(64), a)
+    finally:
+        if prev is not None:
+            assert live.limit_blas_threads(prev) == 1

@@ -99,11 +99,19 @@ def fft2d(M: np.ndarray, n: int | None = None) -> np.ndarray:
     """2-D transform over an (a, b) grid: (n², …) a-major or (n, n, …) → (n, n, …) coefficients.
 
     Entry [f, g, …] is the component along F[f] ⊗ F[g] (f on a, g on b): F M Fᵀ per trailing index.
+    Without ``n``, a first axis of perfect-square length is read as n² (p is prime in practice);
+    pass ``n`` to settle the ambiguous cases.
     """
     M = np.asarray(M, dtype=np.float64)
     if n is None:
-        n = M.shape[0] if M.ndim >= 2 and M.shape[0] == M.shape[1] else int(round(M.shape[0] ** 0.5))
-    rest = M.shape[2:] if M.shape[:2] == (n, n) else M.shape[1:]
+        root = int(round(M.shape[0] ** 0.5))
+        n = root if root * root == M.shape[0] else M.shape[0]
+    if M.shape[0] == n * n:
+        rest = M.shape[1:]
+    elif M.ndim >= 2 and M.shape[:2] == (n, n):
+        rest = M.shape[2:]
+    else:
+        raise ValueError(f"fft2d: shape {M.shape} is neither (n², …) nor (n, n, …) for n = {n}")
     F = fourier_basis(n)
     X = M.reshape(n, n * int(np.prod(rest, dtype=np.int64)))
     X = (F @ X).reshape(n, n, -1)  # transform over a

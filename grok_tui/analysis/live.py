@@ -31,6 +31,39 @@ PROGRESS = "progress.jsonl"
 Forward = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray | None]]
 
 
+def limit_blas_threads(n: int = 1) -> int | None:
+    """Best effort: set numpy's own OpenBLAS (not torch's BLAS) to ``n`` threads; returns the
+    previous count (to restore it), or None where numpy's BLAS is not a bundled OpenBLAS.
+
+    For the worker: torch's thread pool is busy there, and numpy's OpenBLAS threads contend with it
+    (measured on 2 busy cores: eval_measures 23 ms instead of 1.7 ms, checkpoint_measures 6 s
+    instead of 0.7 s, in runs of the same process). The matrices here are small, so one thread
+    loses nothing.
+    """
+    import ctypes
+    import re
+
+    try:
+        with open("/proc/self/maps") as f:
+            libs = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", f.read())))
+    except OSError:
+        return None
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for suffix in ("64_", ""):
+            set_fn = getattr(lib, f"scipy_openblas_set_num_threads{suffix}", None)
+            get_fn = getattr(lib, f"scipy_openblas_get_num_threads{suffix}", None)
+            if set_fn is not None and get_fn is not None:
+                get_fn.restype = ctypes.c_int
+                prev = int(get_fn())
+                set_fn(ctypes.c_int(int(n)))
+                return prev
+    return None
+
+
 def options(spec: dict[str, Any]) -> dict[str, Any]:
     """The run's analysis options with defaults filled in (older specs may lack some)."""
     return {**ANALYSIS_DEFAULTS, **(spec.get("analysis") or {})}
