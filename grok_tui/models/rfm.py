@@ -25,6 +25,7 @@ alignment of every M_s with the latest AGOP^s, final once the run ends), and at 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -99,6 +100,7 @@ class KernelRFM:
             self._padded_groups(self.hot[: self.n, r], lo, hi) for r, (lo, hi) in enumerate(self._ranges)
         ]
         self._ar = torch.arange(self.n, device=self.dev)
+        self._bufs: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ setup
     def _padded_groups(self, col: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -119,26 +121,63 @@ class KernelRFM:
         idx[rel[order], slot] = order
         return idx, idx.clamp(max=self.n - 1).reshape(-1), width
 
+    def _buf(self, name: str, *shape: int) -> torch.Tensor:
+        """A persistent scratch tensor: the big (N, n) arrays are reused, not re-allocated, each
+        iteration (fresh 50-100 MB blocks cost ~90k page faults, ~15 % of an iteration at p = 61)."""
+        t = self._bufs.get(name)
+        if t is None or t.numel() < math.prod(shape):
+            t = self._bufs[name] = torch.empty(math.prod(shape), dtype=self.dt, device=self.dev)
+        return t[: math.prod(shape)].view(*shape)
+
     # ------------------------------------------------------------------ kernel + solve
-    def _inner(self, M: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(xᵀMx' for every point × training point (N, n), xᵀMx for every point (N,)) by gathers."""
-        Z = M[:, self.hot[: self.n]].sum(-1)  # (d, n): M x_j for the training points, as columns
-        Q = Z[self.hot[:, 0]]
+    def _inner(self, M: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(Z = M x_j for the training points as columns (d, n), q = xᵀMx for every point (N,))."""
+        Z = M[:, self.hot[: self.n]].sum(-1)
+        q = M[self.hot[:, :, None], self.hot[:, None, :]].sum((1, 2))
+        return Z, q
+
+    def _gather_sum(self, Z: torch.Tensor) -> torch.Tensor:
+        """Q[i, j] = x_iᵀ M x_j (N, n): rows of Z picked by each point's one-hot positions, summed."""
+        Q = torch.index_select(Z, 0, self.hot[:, 0])
         for r in range(1, self.k):
-            Q += Z[self.hot[:, r]]
-        Mh = M[self.hot[:, :, None], self.hot[:, None, :]]  # (N, k, k)
-        return Q, Mh.sum((1, 2))
+            Q += torch.index_select(Z, 0, self.hot[:, r])
+        return Q
+
+    def _gaussian(self, Z: torch.Tensor, q: torch.Tensor) -> torch.Tensor | None:
+        """K by products of gathered rows: exp(-‖x_i - x_j‖²_M/2L²) = s_i s_j Π_r exp(Z[hot_ir, j]/L²).
+
+        One-hot inputs make the exponent a sum of per-slot lookups, so the (N, n) matrix needs no exp,
+        only gathers and products (3x less work than distance-then-exp). None when a factor could leave
+        the double range (huge M); the caller then takes the direct route.
+        """
+        g = 1.0 / (2.0 * self.L**2)
+        first = 2.0 * g * Z - g * q[None, : self.n]  # the column factor s_j folded into slot 0
+        rest = 2.0 * g * Z
+        if max(float(first.abs().max()), float(rest.abs().max()), float(g * q.abs().max())) > 150.0:
+            return None
+        first.exp_()
+        rest.exp_()
+        K = torch.index_select(first, 0, self.hot[:, 0], out=self._buf("K", self.N, self.n))
+        tmp = self._buf("tmp", self.N, self.n)
+        for r in range(1, self.k):
+            K *= torch.index_select(rest, 0, self.hot[:, r], out=tmp)
+        K *= torch.exp(-g * q)[:, None]
+        return K
 
     def fit(self, M: torch.Tensor) -> Fit:
         t0 = time.perf_counter()
-        Q, q = self._inner(M)
+        Z, q = self._inner(M)
         n = self.n
-        if self.kernel == "quadratic":
+        K = self._gaussian(Z, q) if self.kernel == "gaussian" else None
+        if K is not None:
+            grad_kernel = K[:n]
+        elif self.kernel == "quadratic":
+            Q = self._gather_sum(Z)
             grad_kernel = 2.0 * Q[:n]
             K = Q.square_()
         else:
             # squared M-distance, in place: q_i + q_j - 2 x_iᵀMx_j (≥ 0 up to round-off)
-            D = Q.mul_(-2.0).add_(q[:, None]).add_(q[None, :n]).clamp_(min=0.0)
+            D = self._gather_sum(Z).mul_(-2.0).add_(q[:, None]).add_(q[None, :n]).clamp_(min=0.0)
             if self.kernel == "gaussian":
                 K = D.mul_(-1.0 / (2.0 * self.L**2)).exp_()
                 grad_kernel = K[:n]
@@ -168,13 +207,11 @@ class KernelRFM:
 
     def _solve(self, Ktr: torch.Tensor) -> tuple[torch.Tensor, str]:
         """Cholesky (the kernel is PD); LU if round-off breaks definiteness; least squares if singular."""
-        A = (
-            Ktr.clone()
-            if self.ridge == 0
-            else Ktr + self.ridge * torch.eye(self.n, dtype=self.dt, device=self.dev)
-        )
+        A = Ktr if self.ridge == 0 else Ktr + self.ridge * torch.eye(self.n, dtype=self.dt, device=self.dev)
         Y = self.Y[: self.n]
-        chol, info = torch.linalg.cholesky_ex(A)
+        chol, info = torch.linalg.cholesky_ex(
+            A, out=(self._buf("chol", self.n, self.n), torch.empty((), dtype=torch.int32, device=self.dev))
+        )
         if int(info) == 0:
             return torch.cholesky_solve(Y, chol), "cholesky"
         try:
@@ -189,16 +226,20 @@ class KernelRFM:
         Kg = fit.grad_kernel
         alpha_pad = torch.cat([fit.alpha, torch.zeros(1, c, dtype=self.dt, device=self.dev)])
         chunk = max(1, min(n, CHUNK_BYTES // (8 * d * c)))
-        on_cpu = self.dev.type == "cpu"
+        on_cpu = self.dev.type == "cpu" and os.environ.get("RFM_GRAM") != "torch"
         H = np.zeros((d, d)) if on_cpu else torch.zeros(d, d, dtype=self.dt, device=self.dev)
         rsum = torch.zeros(d, c, dtype=self.dt, device=self.dev)
-        buf = torch.empty(d * c * chunk, dtype=self.dt, device=self.dev)
+        buf = self._buf("R", d * c * chunk)
         for i0 in range(0, n, chunk):
             w = min(n, i0 + chunk) - i0
             R = buf[: d * c * w].view(d, c, w)
-            for (lo, hi), (idx, kidx, width) in zip(self._ranges, self._groups, strict=True):
+            for slot, ((lo, hi), (idx, kidx, width)) in enumerate(
+                zip(self._ranges, self._groups, strict=True)
+            ):
                 # R[u, :, i] = Σ_{j: x_j[u]=1} α_j K̃_ji, batched over the coordinates u of one one-hot slot
-                rows = Kg[kidx, i0 : i0 + w].view(hi - lo, width, w)
+                rows = self._buf(f"rows{slot}", kidx.numel(), w)
+                torch.index_select(Kg[:, i0 : i0 + w], 0, kidx, out=rows)
+                rows = rows.view(hi - lo, width, w)
                 torch.bmm(alpha_pad[idx].transpose(1, 2), rows, out=R[lo:hi])
             if fit.self_coef is not None:
                 own = self._ar[:w]
@@ -215,7 +256,7 @@ class KernelRFM:
         if self.centering:  # Σ_i (J_i - J̄)ᵀ(J_i - J̄) = Σ_i J_iᵀJ_i - n J̄ᵀJ̄
             Ht = Ht - rsum @ rsum.T / n
         scale = {"gaussian": 1.0 / self.L**2, "laplace": 1.0 / self.L, "quadratic": 1.0}[self.kernel]
-        G = (scale**2 / n) * (M @ Ht @ M)
+        G = (scale**2 / n) * (M @ Ht.to(self.dt) @ M)
         return 0.5 * (G + G.T)
 
     def power_of(self, G: torch.Tensor) -> torch.Tensor:
@@ -282,25 +323,83 @@ def _flush_denormals(on: bool) -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
-#: Below this many multiply-adds per kernel product (n·n·p) one CPU thread is faster: thread start-up and
-#: barriers dominate, and on a busy machine two spinning OpenMP threads can be 40x slower (measured: p = 17
-#: run 0.23 s on one thread vs 9.7 s on two at load 8).
+#: Below this many multiply-adds per kernel product (n·n·p) one CPU thread is always faster: thread start-up
+#: and barriers dominate (measured at load 8: a p = 17 run took 0.23 s on one thread, 9.7 s on two).
 SMALL_WORK = 30_000_000
 
 
-@contextlib.contextmanager
-def _threads_for(spec: dict[str, Any], dev: torch.device) -> Iterator[None]:
-    p = int(spec["p"])
-    n = int(float(spec["train_frac"]) * p * p * max(1, len(spec.get("tasks") or [])))
-    if dev.type != "cpu" or n * n * p >= SMALL_WORK:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+@functools.lru_cache(maxsize=1)
+def _openblas() -> tuple[Callable[[], int], Callable[[int], Any]] | None:
+    """numpy's OpenBLAS (get, set) thread-count functions, as threadpoolctl finds them; None off Linux.
+
+    The AGOP's Gram matrix goes through numpy for BLAS syrk, and OpenBLAS reads its thread count from
+    the environment only at start-up, so it needs its own knob to follow torch's.
+    """
+    import ctypes
+
     try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)  # already loaded: the same handle numpy uses
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "64_"), ("openblas", "")):
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                get.argtypes, get.restype = [], ctypes.c_int
+                set_.argtypes, set_.restype = [ctypes.c_int], None
+                return get, set_
+    return None
+
+
+def _get_threads() -> tuple[int, int | None]:
+    blas = _openblas()
+    return torch.get_num_threads(), (blas[0]() if blas else None)
+
+
+def _set_threads(torch_n: int, blas_n: int | None) -> None:
+    torch.set_num_threads(torch_n)
+    blas = _openblas()
+    if blas is not None and blas_n is not None:
+        blas[1](blas_n)
+
+
+class _Threads:
+    """torch threads for each iteration: every core on a quiet machine, fewer when others compete.
+
+    OpenMP threads that must share cores spin at every barrier: on this 2-core box at load 5-9 an RFM
+    iteration (p = 61) took 16 s with two threads and 1.4 s with one. Before each iteration the 1-minute
+    load average, minus this process's own recent CPU use, says how many cores are free; torch and
+    numpy's OpenBLAS then get that many threads.
+    """
+
+    def __init__(self, spec: dict[str, Any], dev: torch.device) -> None:
+        self.before = _get_threads()
+        p = int(spec["p"])
+        n = int(float(spec["train_frac"]) * p * p * max(1, len(spec.get("tasks") or [])))
+        self.active = dev.type == "cpu"
+        self.most = 1 if n * n * p < SMALL_WORK else self.before[0]
+        self.cpus = os.cpu_count() or 1
+        self.mark = (time.perf_counter(), time.process_time())
+
+    def pick(self) -> None:
+        if not self.active:
+            return
+        wall, cpu = time.perf_counter(), time.process_time()
+        ours = (cpu - self.mark[1]) / max(wall - self.mark[0], 1e-9)
+        self.mark = (wall, cpu)
+        others = max(0.0, os.getloadavg()[0] - ours)
+        k = max(1, min(self.most, int(self.cpus - others + 0.5)))
+        _set_threads(k, k)
+
+    def restore(self) -> None:
+        if self.active:
+            _set_threads(*self.before)
 
 
 class _Run:
@@ -434,33 +533,44 @@ class _Run:
             t, M, elapsed = loaded
             self.rec.truncate_after(t - 1)
         t0 = started - elapsed
-        while t <= total:
-            if should_stop():
-                self.save_resume(t, M, time.perf_counter() - t0)
-                return "stopped"
-            fit, M_next = self.engine.step(M)
-            Mn, Mn_next = M.cpu().numpy(), M_next.cpu().numpy()
-            self.history.append(Mn.copy())
-            self.deviations.append(self.deviation(Mn))
-            elapsed = time.perf_counter() - t0
-            row = self.metrics_row(t, elapsed, fit, Mn, Mn_next)
-            spectrum = self.spectrum(Mn)
-            is_ckpt = t % every == 0 or t == total
-            if is_ckpt:
-                meta = {k: v for k, v in row.items() if k != "tasks"}
-                meta.update(direction=self.direction, discrete_log=self.use_dlog)
-                arrays = {"M": Mn, "M_next": Mn_next, "analysis/offdiag_spectrum": spectrum}
-                self.rec.checkpoint(t, arrays, meta)
-            self.rec.metrics(row)
-            self.rec.fourier({"step": t, "embed": spectrum.tolist()})
-            self.write_progress(Mn_next, t + 1, final=False)
-            self.rec.status(step=t, total_steps=total)
-            M, t = M_next, t + 1
-            if is_ckpt:
-                self.save_resume(t, M, time.perf_counter() - t0)
+        threads = _Threads(self.spec, self.engine.dev)
+        try:
+            while t <= total:
+                if should_stop():
+                    self.save_resume(t, M, time.perf_counter() - t0)
+                    return "stopped"
+                threads.pick()
+                M, t = self._iteration(t, M, total, every, t0)
+        finally:
+            threads.restore()
         # M* = AGOP^s of the final predictor (the paper's "AGOP of the final trained model").
         self.write_progress(M.cpu().numpy(), t, final=True)
         return "done"
+
+    def _iteration(
+        self, t: int, M: torch.Tensor, total: int, every: int, t0: float
+    ) -> tuple[torch.Tensor, int]:
+        """Evaluate with M_t, record everything, return (M_{t+1}, t + 1)."""
+        fit, M_next = self.engine.step(M)
+        Mn, Mn_next = M.cpu().numpy(), M_next.cpu().numpy()
+        self.history.append(Mn.copy())
+        self.deviations.append(self.deviation(Mn))
+        elapsed = time.perf_counter() - t0
+        row = self.metrics_row(t, elapsed, fit, Mn, Mn_next)
+        spectrum = self.spectrum(Mn)
+        is_ckpt = t % every == 0 or t == total
+        if is_ckpt:
+            meta = {k: v for k, v in row.items() if k != "tasks"}
+            meta.update(direction=self.direction, discrete_log=self.use_dlog)
+            arrays = {"M": Mn, "M_next": Mn_next, "analysis/offdiag_spectrum": spectrum}
+            self.rec.checkpoint(t, arrays, meta)
+        self.rec.metrics(row)
+        self.rec.fourier({"step": t, "embed": spectrum.tolist()})
+        self.write_progress(Mn_next, t + 1, final=False)
+        self.rec.status(step=t, total_steps=total)
+        if is_ckpt:
+            self.save_resume(t + 1, M_next, time.perf_counter() - t0)
+        return M_next, t + 1
 
 
 def run(
@@ -474,5 +584,5 @@ def run(
     """
     started = time.perf_counter()
     dev = torch.device("cpu" if device in ("auto", "", None) else device)
-    with _flush_denormals(dev.type == "cpu"), _threads_for(spec, dev):
+    with _flush_denormals(dev.type == "cpu"):
         return _Run(spec, Path(run_dir), str(dev)).run(should_stop, resume, started)
