@@ -1,10 +1,12 @@
 """Time the live analysis entry points on p = 113 shapes (Nanda's model, random weights).
 
-    python bench/bench_analysis.py [--p 113] [--task add] [--repeat 200]
+    python bench/bench_analysis.py [--p 113] [--task add] [--repeat 200] [--blas-threads 1]
 
 Prints ms per call of eval_measures (every evaluation) and checkpoint_measures (every checkpoint),
 and the final pass's per-checkpoint cost without the forward pass. Random weights and activations
 cost the same as trained ones: every measure is a fixed amount of dense linear algebra.
+numpy's OpenBLAS runs with --blas-threads threads (1, as the worker should; 0 = leave as is): on a
+busy machine its default thread count makes these small products 10-30x slower.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=200)
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--d-mlp", type=int, default=512)
+    ap.add_argument("--blas-threads", type=int, default=1)
     args = ap.parse_args()
+    if args.blas_threads:
+        prev = live.limit_blas_threads(args.blas_threads)
+        print(f"numpy OpenBLAS threads: {prev} → {args.blas_threads}" if prev else "numpy BLAS: not OpenBLAS")
     p, d, m = args.p, args.d_model, args.d_mlp
     rng = np.random.default_rng(0)
     vocab = p + 1
