@@ -25,7 +25,6 @@ alignment of every M_s with the latest AGOP^s, final once the run ends), and at 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import os
@@ -40,6 +39,7 @@ import torch
 
 from .. import runs
 from ..analysis import agop as agop_mod
+from ..analysis.live import limit_blas_threads
 from ..recorder import Recorder
 from ..tasks import Task, build_dataset, is_prime
 
@@ -226,7 +226,7 @@ class KernelRFM:
         Kg = fit.grad_kernel
         alpha_pad = torch.cat([fit.alpha, torch.zeros(1, c, dtype=self.dt, device=self.dev)])
         chunk = max(1, min(n, CHUNK_BYTES // (8 * d * c)))
-        on_cpu = self.dev.type == "cpu" and os.environ.get("RFM_GRAM") != "torch"
+        on_cpu = self.dev.type == "cpu"
         H = np.zeros((d, d)) if on_cpu else torch.zeros(d, d, dtype=self.dt, device=self.dev)
         rsum = torch.zeros(d, c, dtype=self.dt, device=self.dev)
         buf = self._buf("R", d * c * chunk)
@@ -328,45 +328,10 @@ def _flush_denormals(on: bool) -> Iterator[None]:
 SMALL_WORK = 30_000_000
 
 
-@functools.lru_cache(maxsize=1)
-def _openblas() -> tuple[Callable[[], int], Callable[[int], Any]] | None:
-    """numpy's OpenBLAS (get, set) thread-count functions, as threadpoolctl finds them; None off Linux.
-
-    The AGOP's Gram matrix goes through numpy for BLAS syrk, and OpenBLAS reads its thread count from
-    the environment only at start-up, so it needs its own knob to follow torch's.
-    """
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)  # already loaded: the same handle numpy uses
-        except OSError:
-            continue
-        for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "64_"), ("openblas", "")):
-            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-            set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-            if get is not None and set_ is not None:
-                get.argtypes, get.restype = [], ctypes.c_int
-                set_.argtypes, set_.restype = [ctypes.c_int], None
-                return get, set_
-    return None
-
-
-def _get_threads() -> tuple[int, int | None]:
-    blas = _openblas()
-    return torch.get_num_threads(), (blas[0]() if blas else None)
-
-
-def _set_threads(torch_n: int, blas_n: int | None) -> None:
-    torch.set_num_threads(torch_n)
-    blas = _openblas()
-    if blas is not None and blas_n is not None:
-        blas[1](blas_n)
+def _set_threads(n: int) -> int | None:
+    """torch's threads and numpy's OpenBLAS threads (the AGOP's syrk) to ``n``; previous OpenBLAS count."""
+    torch.set_num_threads(n)
+    return limit_blas_threads(n)
 
 
 class _Threads:
@@ -379,11 +344,12 @@ class _Threads:
     """
 
     def __init__(self, spec: dict[str, Any], dev: torch.device) -> None:
-        self.before = _get_threads()
+        self.before = torch.get_num_threads()
+        self.blas_before: int | None = None
         p = int(spec["p"])
         n = int(float(spec["train_frac"]) * p * p * max(1, len(spec.get("tasks") or [])))
         self.active = dev.type == "cpu"
-        self.most = 1 if n * n * p < SMALL_WORK else self.before[0]
+        self.most = 1 if n * n * p < SMALL_WORK else self.before
         self.cpus = os.cpu_count() or 1
         self.mark = (time.perf_counter(), time.process_time())
 
@@ -394,12 +360,15 @@ class _Threads:
         ours = (cpu - self.mark[1]) / max(wall - self.mark[0], 1e-9)
         self.mark = (wall, cpu)
         others = max(0.0, os.getloadavg()[0] - ours)
-        k = max(1, min(self.most, int(self.cpus - others + 0.5)))
-        _set_threads(k, k)
+        blas = _set_threads(max(1, min(self.most, int(self.cpus - others + 0.5))))
+        if self.blas_before is None:
+            self.blas_before = blas
 
     def restore(self) -> None:
         if self.active:
-            _set_threads(*self.before)
+            torch.set_num_threads(self.before)
+            if self.blas_before is not None:
+                limit_blas_threads(self.blas_before)
 
 
 class _Run:
