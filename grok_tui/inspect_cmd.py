@@ -324,6 +324,9 @@ def progress_series(run_dir: Path | str) -> dict[str, dict[str, tuple[list[float
     panels["sum of squared weights"] = {"weight_norm": series(rows, "weight_norm")}
     panels["Gini of Fourier norms"] = {k: series(rows, k) for k in ("gini_embed", "gini_logit")}
     panels["FFD / FCR"] = {k: series(rows, k) for k in ("ffd_embed", "fcr_embed", "ffd_logit", "fcr_logit")}
+    panels["feature matrix (RFM / MLP)"] = {
+        k: series(rows, k) for k in ("circulant_deviation", "agop_alignment", "nfa_corr")
+    }
     return {
         title: {k: v for k, v in ps.items() if v[0]}
         for title, ps in panels.items()

@@ -26,21 +26,33 @@ def curves(
     log_y: bool = False,
     ylim: tuple[float, float] | None = None,
 ) -> str:
-    """Render named (x, y) series to an ANSI string; x = step (steps ≤ 0 are drawn at 1 on a log axis)."""
+    """Render named (x, y) series to a string (ANSI colours only for a terminal); x = step.
+
+    On a log-x axis step 0 (the initialisation) has no place and is left out; a log-y axis is labelled
+    with powers of ten.
+    """
+    import sys
+
     import plotext as plt
 
     plt.clear_figure()
     plt.plotsize(width, height)
     plt.theme("clear")
     top = 1.0
+    lows: list[float] = []
+    highs: list[float] = []
     for label, (xs, ys) in series.items():
         pts = [(x, y) for x, y in zip(xs, ys, strict=False) if y is not None and not math.isnan(y)]
+        if log_x:
+            pts = [(x, y) for x, y in pts if x > 0]
         if log_y:
             pts = [(x, math.log10(y)) for x, y in pts if y > 0]
         if not pts:
             continue
-        px = [math.log10(max(x, 1)) if log_x else x for x, _ in pts]
+        px = [math.log10(x) if log_x else x for x, _ in pts]
         top = max(top, max(x for x, _ in pts))
+        lows.append(min(y for _, y in pts))
+        highs.append(max(y for _, y in pts))
         plt.plot(px, [y for _, y in pts], label=label, marker="braille")
     if log_x:
         plt.xticks(*log_ticks(top))
@@ -49,5 +61,11 @@ def curves(
         plt.xlabel("step")
     if ylim:
         plt.ylim(*ylim)
-    plt.title(title + (" (log10 y)" if log_y else ""))
-    return plt.build()
+    elif log_y and lows:
+        decades = range(math.floor(min(lows)), math.ceil(max(highs)) + 1)
+        step = max(1, len(decades) // 6)
+        ticks = [d for d in decades][::step]
+        plt.yticks([float(d) for d in ticks], [f"1e{d}" for d in ticks])
+    plt.title(title)
+    out = plt.build()
+    return out if sys.stdout.isatty() else plt.uncolorize(out)

@@ -280,5 +280,7 @@ def run(
     spec: dict[str, Any], run_dir: Path, device: str, should_stop: Callable[[], bool], resume: bool
 ) -> str:
     """Worker entry point for the neural models (``resume`` is implied by an existing resume.pt)."""
+    # numpy's own BLAS threads (analysis) would fight torch's for the same cores
+    live.limit_blas_threads(1)
     trainer = Trainer(spec, run_dir, pick_device(device))
     return trainer.run(should_stop)
