@@ -1,22 +1,31 @@
-"""Starting workers on this machine: run directories prepared from specs, workers spawned detached.
+"""Workers on this machine: run directories prepared from specs, workers spawned detached, signalled.
 
 A worker is started in its own session with stdin from /dev/null and output to ``worker.log`` (never a
-pipe): it survives the launching terminal, an SSH hang-up and the TUI quitting (TUI.md §4.5).
+pipe): it survives the launching terminal, an SSH hang-up and the TUI quitting (TUI.md §4.5). Whoever
+spawned it must reap it (``Popen.poll``) while it lives; once the spawner exits, init does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from .. import runs
+from .base import Slot
 
 # Keys whose change does not make an existing run a different experiment.
 _IGNORED_SPEC_KEYS = {"version", "description"}
+#: Per-runs-directory bookkeeping of the launcher (scheduler lock, inbox, staging); not a run.
+STATE_DIR = ".grok"
+WORKER_MODULE = "grok_tui.worker"
 
 
 class LaunchError(RuntimeError):
@@ -28,39 +37,76 @@ def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in keys if old.get(k) != new.get(k))
 
 
+def run_path(spec: dict[str, Any], runs_dir: Path) -> Path:
+    return Path(runs_dir) / spec["experiment"] / spec["name"]
+
+
+def check_spec(run: runs.RunDir, spec: dict[str, Any]) -> None:
+    """Raise LaunchError when an existing run was made from a different spec (ask for --force)."""
+    changed = spec_changes(run.spec(), spec)
+    if changed:
+        raise LaunchError(
+            f"{run.path}: spec.json differs from the experiments file in {', '.join(changed)}; "
+            "use --force to start this run over"
+        )
+
+
+def _create(path: Path, spec: dict[str, Any]) -> bool:
+    """Make a run directory appear whole (spec + queued status) or not at all: build it in a staging
+    directory, then rename it into place. False when another process created it first."""
+    staging = path.parents[1] / STATE_DIR / "staging" / f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        runs.write_json_atomic(staging / runs.SPEC, spec)
+        runs.write_json_atomic(
+            staging / runs.STATUS,
+            {"state": "queued", "step": 0, "total_steps": spec["steps"], "queued": time.time()},
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staging, path)  # atomic; replaces only an empty directory
+            return True
+        except OSError:
+            if (path / runs.SPEC).exists():
+                return False
+            # Debris without a spec (an old partial run directory): fill it in place.
+            for name in (runs.SPEC, runs.STATUS):
+                os.replace(staging / name, path / name)
+            return True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def prepare_run(spec: dict[str, Any], runs_dir: Path, force: bool = False) -> tuple[runs.RunDir, str]:
     """Create or reuse ``runs_dir/<experiment>/<name>``; returns (run, action) with action one of
-    ``new`` (fresh), ``resume`` (stopped/failed/queued: continue), ``done`` (finished, skip), ``live``
-    (a worker already owns it, skip). ``force`` discards an existing run that no worker owns."""
-    run = runs.RunDir(Path(runs_dir) / spec["experiment"] / spec["name"])
-    if (run.path / runs.SPEC).exists():
-        if run.alive():
-            return run, "live"
-        old = run.spec()
-        if force:
-            shutil.rmtree(run.path)
-        else:
-            changed = spec_changes(old, spec)
-            if changed:
-                raise LaunchError(
-                    f"{run.path}: spec.json differs from the experiments file in {', '.join(changed)}; "
-                    "use --force to start this run over"
-                )
-            state = run.status().get("state")
-            return run, "done" if state == "done" else "resume"
-    run.path.mkdir(parents=True, exist_ok=True)
-    runs.write_json_atomic(run.path / runs.SPEC, spec)
-    runs.write_json_atomic(
-        run.path / runs.STATUS, {"state": "queued", "step": 0, "total_steps": spec["steps"]}
-    )
-    return run, "new"
+    ``new`` (fresh, state queued), ``resume`` (stopped/failed/queued: continue), ``done`` (finished,
+    skip), ``live`` (a worker owns it, skip). ``force`` discards an existing run that no worker owns.
+    Safe against a concurrent caller: a run directory is created exactly once."""
+    run = runs.RunDir(run_path(spec, runs_dir))
+    for _ in range(3):
+        if (run.path / runs.SPEC).exists():
+            if run.alive():
+                return run, "live"
+            if force:
+                shutil.rmtree(run.path)
+                force = False  # once: a concurrent creator after this point wins
+            else:
+                check_spec(run, spec)
+                state = run.status().get("state")
+                return run, "done" if state == "done" else "resume"
+        if _create(run.path, spec):
+            return run, "new"
+    raise LaunchError(f"{run.path}: could not create the run directory (created and removed concurrently?)")
 
 
 def worker_env(
     device: str | None = None, threads: int | None = None, gpu: str | None = None
 ) -> dict[str, str]:
+    """Environment of a worker. ``gpu``: a CUDA_VISIBLE_DEVICES id, "" to hide every GPU, None to leave
+    the variable as inherited. ``device`` is passed as GROK_DEVICE (overrides spec.json's device)."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    env.pop("GROK_DEVICE", None)
     if device:
         env["GROK_DEVICE"] = device
     if threads:
@@ -72,12 +118,17 @@ def worker_env(
     return env
 
 
-def spawn_worker(run_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``python -m grok_tui.worker RUN_DIR`` detached from this process's terminal and session."""
+def spawn_worker(run_dir: Path, env: dict[str, str] | None = None, note: str = "") -> subprocess.Popen:
+    """Start ``python -m grok_tui.worker RUN_DIR`` detached from this process's terminal and session.
+
+    A line ``grok: <time> starting worker ...`` is appended to worker.log first, so the log tells every
+    start of the run apart."""
     run_dir = Path(run_dir)
     with open(run_dir / runs.LOG, "ab", buffering=0) as log:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"grok: {stamp} starting worker{' ' + note if note else ''}\n".encode())
         return subprocess.Popen(
-            [sys.executable, "-m", "grok_tui.worker", str(run_dir.resolve())],
+            [sys.executable, "-m", WORKER_MODULE, str(run_dir.resolve())],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -85,3 +136,87 @@ def spawn_worker(run_dir: Path, env: dict[str, str] | None = None) -> subprocess
             close_fds=True,
             env=env if env is not None else worker_env(),
         )
+
+
+def effective_device(run: runs.RunDir, device: str | None) -> str:
+    return device or str(run.spec().get("device") or "auto")
+
+
+class LocalWorker:
+    """A worker process this process started (it leads its own process group)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.id = str(proc.pid)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def signal(self, sig: int) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+
+
+class LocalLauncher:
+    """Workers as detached processes of this machine; a GPU slot becomes CUDA_VISIBLE_DEVICES."""
+
+    def start(self, run: runs.RunDir, slot: Slot, device: str | None, threads: int) -> LocalWorker:
+        dev = effective_device(run, device)
+        if slot.gpu is not None:
+            # One GPU visible: "cuda:N" of the spec is that GPU, now called "cuda".
+            env = worker_env("cuda" if dev.startswith("cuda") else device, threads, slot.gpu)
+        else:
+            # CPU pool: hide GPUs, so a run here never takes one the scheduler did not hand out.
+            env = worker_env(device, threads, "")
+        runs.update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid())
+        return LocalWorker(
+            spawn_worker(run.path, env, note=f"on {slot.describe()} (scheduler {os.getpid()})")
+        )
+
+
+# --------------------------------------------------------------------------- signalling a run
+
+
+def _is_worker(pid: int) -> bool:
+    """Guard against a recycled pid in status.json: the process must be a grok worker."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return WORKER_MODULE.encode() in f.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # no /proc (not Linux): trust the lock that said the run is alive
+
+
+def signal_run(run: runs.RunDir, sig: int) -> int | None:
+    """Send ``sig`` to the live worker of ``run`` (its whole process group when it leads one).
+
+    Returns the pid signalled, or None when no live worker could be signalled (not running, or its
+    status.json does not name it yet: call again on the next poll)."""
+    if not run.alive():
+        return None
+    st = run.raw_status()
+    pid, pgid = st.get("pid"), st.get("pgid")
+    if not isinstance(pid, int) or pid <= 1 or not _is_worker(pid):
+        return None
+    try:
+        if isinstance(pgid, int) and pgid == pid and pgid != os.getpgid(0):
+            os.killpg(pgid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return None
+    return pid
+
+
+def describe_exit(returncode: int) -> str:
+    """Why a worker ended without writing its final status, in one line."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        extra = " (kill -9, or the kernel's out-of-memory killer)" if name == "SIGKILL" else ""
+        return f"worker killed by {name}{extra}"
+    return f"worker exited with code {returncode} before writing its status; see {runs.LOG}"

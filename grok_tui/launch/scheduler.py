@@ -1,0 +1,493 @@
+"""GPU/CPU slots and the queue: exactly one scheduler per runs directory starts every worker.
+
+Why one: two schedulers would each count only their own workers and could start the same run twice. The
+role is a flock on ``<runs_dir>/.grok/.lock`` held for the scheduler's life (liveness without pids, as for
+workers). The process holding it may be a foreground ``grok run`` or the detached daemon
+``python -m grok_tui.launch.scheduler RUNS_DIR`` that ``grok run --detach`` starts.
+
+The queue lives on disk: a queued run is a run directory whose status.json says ``queued``. Other
+processes talk to the scheduler through ``.grok/inbox/``: one JSON file per request (``queue`` a run,
+``stop`` a run), answered by an ``.ack`` file when asked. A new scheduler adopts what it finds: queued run
+directories (the queue of one that died) and live workers it did not start (they keep their slots).
+
+Hand-over without losing requests: a scheduler gives up the role by releasing the lock and *then* looking
+at the inbox once more; a requester writes its request *before* trying the lock. So a request is always
+seen by the old scheduler (which takes the role back) or by the requester/new scheduler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import runs
+from .base import Launcher, Slot, Worker
+from .local import STATE_DIR, LocalLauncher, describe_exit, effective_device, signal_run
+
+INBOX = "inbox"
+INFO = "scheduler.json"
+LOG = "scheduler.log"
+POLL_S = 0.25
+#: Seconds between SIGTERM and SIGKILL when stopping a worker.
+GRACE_S = 30.0
+#: The worker's exit code when another worker already holds the run (grok_tui.worker.EXIT_BUSY).
+EXIT_BUSY = 3
+DAEMON_MODULE = "grok_tui.launch.scheduler"
+
+
+def state_dir(runs_dir: Path) -> Path:
+    return Path(runs_dir) / STATE_DIR
+
+
+# --------------------------------------------------------------------------- slots
+
+
+@dataclass(frozen=True)
+class Slots:
+    """How many workers may run where: ``per_gpu`` on each GPU id, ``cpu`` in the CPU pool.
+
+    Runs on device ``cpu`` (or every run when there is no GPU) use the CPU pool; the others use GPUs."""
+
+    gpus: tuple[str, ...] = ()
+    per_gpu: int = 1
+    cpu: int = 1
+
+    def capacity(self, key: str) -> int:
+        return self.cpu if key == "cpu" else self.per_gpu
+
+    @property
+    def threads(self) -> int:
+        """CPU threads per worker: the cores shared by every slot (constant, so resumes match)."""
+        return max(1, (os.cpu_count() or 1) // (len(self.gpus) * self.per_gpu + self.cpu))
+
+    def args(self) -> list[str]:
+        return [
+            "--gpus",
+            ",".join(self.gpus) or "none",
+            "--per-gpu",
+            str(self.per_gpu),
+            "--parallel",
+            str(self.cpu),
+        ]
+
+    def describe(self) -> str:
+        gpu = f"GPU {','.join(self.gpus)} × {self.per_gpu}" if self.gpus else "no GPU"
+        return f"{gpu}, {self.cpu} CPU slot{'s' if self.cpu != 1 else ''}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"gpus": list(self.gpus), "per_gpu": self.per_gpu, "cpu": self.cpu}
+
+
+# --------------------------------------------------------------------------- the inbox
+
+
+def _inbox(runs_dir: Path) -> Path:
+    return state_dir(runs_dir) / INBOX
+
+
+def send(runs_dir: Path, op: str, path: Path, ack: bool = False, **fields: Any) -> str:
+    """Leave a request for the scheduler of ``runs_dir``; returns its id (for ``take_ack``)."""
+    rid = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    req = {"id": rid, "op": op, "path": str(Path(path).resolve()), "ack": ack, **fields}
+    runs.write_json_atomic(_inbox(runs_dir) / f"{rid}.json", req)
+    return rid
+
+
+def take_ack(runs_dir: Path, rid: str) -> dict[str, Any] | None:
+    """The scheduler's answer to request ``rid`` (and forget it), or None while unanswered."""
+    path = _inbox(runs_dir) / f"{rid}.ack"
+    ack = runs.read_json(path)
+    if ack is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return ack
+
+
+def pending(runs_dir: Path) -> list[Path]:
+    try:
+        return sorted(_inbox(runs_dir).glob("*.json"))
+    except OSError:
+        return []
+
+
+def scheduler_info(runs_dir: Path) -> dict[str, Any] | None:
+    """What the live scheduler of ``runs_dir`` published (pid, slots), or None when there is none."""
+    sd = state_dir(runs_dir)
+    if not runs.lock_held(sd):
+        return None
+    return runs.read_json(sd / INFO) or {}
+
+
+# --------------------------------------------------------------------------- the scheduler
+
+
+@dataclass
+class Queued:
+    run: runs.RunDir
+    device: str | None
+    need: str  # "cpu", "gpu" (any) or "gpu:<id>"
+
+
+@dataclass
+class Active:
+    run: runs.RunDir
+    worker: Worker
+    slot: Slot
+    stop_at: float | None = None  # SIGKILL after this time (a stop was asked)
+    killed: bool = False
+
+
+@dataclass
+class Scheduler:
+    """The one process allowed to start workers in ``runs_dir``; build it with ``Scheduler.acquire``."""
+
+    runs_dir: Path
+    slots: Slots
+    launcher: Launcher
+    log: Callable[[str], None]
+    _lock: contextlib.ExitStack
+    queue: list[Queued] = field(default_factory=list)
+    active: dict[Path, Active] = field(default_factory=dict)
+    #: Live workers this scheduler did not start (slot key each): they keep their slots until they end.
+    foreign: dict[Path, str] = field(default_factory=dict)
+    #: Final state of every run this scheduler saw end.
+    outcomes: dict[Path, str] = field(default_factory=dict)
+    #: Queued runs found on disk when the role was taken (another scheduler's queue, or a crash's).
+    adopted: list[runs.RunDir] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ role
+    @classmethod
+    def acquire(
+        cls,
+        runs_dir: Path,
+        slots: Slots,
+        launcher: Launcher | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> Scheduler | None:
+        """Take the scheduler role for ``runs_dir`` (None when another process holds it) and adopt the
+        queue and live workers left on disk."""
+        runs_dir = Path(runs_dir).resolve()
+        sd = state_dir(runs_dir)
+        sd.mkdir(parents=True, exist_ok=True)
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(runs.hold_lock(sd))
+        except BlockingIOError:
+            return None
+        info = {
+            "pid": os.getpid(),
+            "pgid": os.getpgid(0),
+            "host": socket.gethostname(),
+            "started": time.time(),
+            "argv": sys.argv,
+            **slots.as_dict(),
+        }
+        runs.write_json_atomic(sd / INFO, info)
+        sched = cls(runs_dir, slots, launcher or LocalLauncher(), log or (lambda m: None), stack)
+        sched._adopt()
+        return sched
+
+    def release(self) -> None:
+        """Give up the role (info first, so a successor's info is never deleted). Workers keep running."""
+        with contextlib.suppress(OSError):
+            (state_dir(self.runs_dir) / INFO).unlink()
+        self._lock.close()
+
+    def _adopt(self) -> None:
+        queued: list[tuple[float, runs.RunDir]] = []
+        for run in runs.list_runs(self.runs_dir):
+            st = run.raw_status()
+            if run.alive():
+                self.foreign[run.path] = self._slot_key_of(st)
+            elif st.get("state") == "queued":
+                queued.append((float(st.get("queued") or 0.0), run))
+        for _, run in sorted(queued, key=lambda x: x[0]):
+            device = (run.raw_status().get("request") or {}).get("device")
+            try:
+                self.queue.append(Queued(run, device, self._need(run, device)))
+            except ValueError as e:
+                self._fail(run, str(e))
+        self.adopted = [run for _, run in queued]
+
+    def _slot_key_of(self, status: dict[str, Any]) -> str:
+        gpu = status.get("gpu")
+        return f"gpu:{gpu}" if isinstance(gpu, str) and gpu in self.slots.gpus else "cpu"
+
+    # ------------------------------------------------------------------ requests
+    def _need(self, run: runs.RunDir, device: str | None) -> str:
+        dev = effective_device(run, device)
+        if dev == "cpu" or not self.slots.gpus:
+            return "cpu"
+        if dev.startswith("cuda:"):
+            gpu = dev.split(":", 1)[1]
+            if gpu not in self.slots.gpus:
+                raise ValueError(
+                    f"{run.run_id}: asks for device {dev} but this scheduler hands out GPU "
+                    f"{','.join(self.slots.gpus)} (see --gpus)"
+                )
+            return f"gpu:{gpu}"
+        return "gpu"
+
+    def submit(self, path: Path, device: str | None = None) -> tuple[str, str]:
+        """Queue the run at ``path`` unless it is live, queued or done. Returns (action, message) with
+        action one of queued, live, done, error."""
+        run = runs.RunDir(Path(path).resolve())
+        rid = run.run_id
+        if not (run.path / runs.SPEC).exists():
+            return "error", f"{run.path}: not a run directory (no {runs.SPEC})"
+        if run.path in self.active or run.path in self.foreign or run.alive():
+            return "live", f"{rid}: already has a live worker"
+        if any(q.run.path == run.path for q in self.queue):
+            return "queued", f"{rid}: already queued"
+        if run.status().get("state") == "done":
+            return "done", f"{rid}: already done (use --force to rerun)"
+        try:
+            need = self._need(run, device)
+        except ValueError as e:
+            self._fail(run, str(e))
+            return "error", str(e)
+        runs.update_status(
+            run.path,
+            state="queued",
+            queued=time.time(),
+            request={"device": device} if device else None,
+            error=None,
+            traceback=None,
+            returncode=None,
+            ended=None,
+        )
+        self.queue.append(Queued(run, device, need))
+        return "queued", ""
+
+    def stop(self, path: Path, grace: float = GRACE_S) -> bool:
+        """Stop a run: dequeue it (state stopped), or SIGTERM its worker and SIGKILL it after ``grace``."""
+        path = Path(path).resolve()
+        now = time.time()
+        if path in self.active:
+            a = self.active[path]
+            if a.stop_at is None:
+                a.worker.signal(signal.SIGTERM)
+                a.stop_at = now + grace
+            return True
+        for q in self.queue:
+            if q.run.path == path:
+                self.queue.remove(q)
+                runs.update_status(path, state="stopped", ended=now)
+                self.outcomes[path] = "stopped"
+                return True
+        run = runs.RunDir(path)
+        if run.alive():  # someone else's worker: signal it the same way `grok stop` does
+            return signal_run(run, signal.SIGTERM) is not None
+        if run.raw_status().get("state") == "queued":
+            runs.update_status(path, state="stopped", ended=now)
+            return True
+        return False
+
+    def _fail(self, run: runs.RunDir, error: str) -> None:
+        runs.update_status(run.path, state="failed", ended=time.time(), error=error)
+        self.outcomes[run.path] = "failed"
+
+    # ------------------------------------------------------------------ the loop
+    def busy(self, paths: Iterable[Path] | None = None) -> bool:
+        """Whether any run (of ``paths``, or any at all) is still queued or running under this scheduler."""
+        if paths is None:
+            return bool(self.queue or self.active)
+        ps = set(paths)
+        return any(q.run.path in ps for q in self.queue) or any(p in ps for p in self.active)
+
+    def step(self) -> None:
+        """One poll: read requests, reap ended workers, enforce stop deadlines, start what fits."""
+        self._read_inbox()
+        self._reap()
+        now = time.time()
+        for a in self.active.values():
+            if a.stop_at is not None and now >= a.stop_at and not a.killed:
+                a.worker.signal(signal.SIGKILL)
+                a.killed = True
+        for path in [p for p in self.foreign if not runs.lock_held(p)]:
+            del self.foreign[path]
+        self._start_queued()
+
+    def _read_inbox(self) -> None:
+        for path in pending(self.runs_dir):
+            req = runs.read_json(path)
+            answer: tuple[str, str] = ("error", "unreadable request")
+            if req is not None:
+                op, target = req.get("op"), Path(str(req.get("path")))
+                if op == "queue":
+                    answer = self.submit(target, req.get("device"))
+                    if answer[0] == "error":
+                        self.log(answer[1])
+                elif op == "stop":
+                    grace = req.get("grace")
+                    stopped = self.stop(target, float(grace) if isinstance(grace, (int, float)) else GRACE_S)
+                    answer = ("stopping" if stopped else "idle", "")
+                else:
+                    answer = ("error", f"unknown request {op!r}")
+                if req.get("ack"):
+                    runs.write_json_atomic(
+                        path.with_suffix(".ack"), {"action": answer[0], "message": answer[1]}
+                    )
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _reap(self) -> None:
+        for path, a in list(self.active.items()):
+            rc = a.worker.poll()
+            if rc is None:
+                continue
+            del self.active[path]
+            if rc == EXIT_BUSY:  # another worker won the run's lock: it was not started twice
+                self.log(f"{a.run.run_id}: another worker holds it; not started twice")
+                if a.run.alive():
+                    self.foreign[path] = a.slot.key
+                continue
+            st = a.run.raw_status()
+            state = st.get("state")
+            if state in ("queued", "running"):  # it died without its last word
+                if a.stop_at is not None:
+                    state, error = "stopped", None if rc == 0 else describe_exit(rc)
+                else:
+                    state, error = "failed", describe_exit(rc)
+                runs.update_status(path, state=state, ended=time.time(), returncode=rc, error=error)
+            self.outcomes[path] = str(state)
+            err = runs.RunDir(path).raw_status().get("error")
+            self.log(f"{a.run.run_id}: {state}" + (f": {err}" if state == "failed" and err else ""))
+
+    def _free_slot(self, q: Queued, usage: Counter[str]) -> Slot | None:
+        if q.need == "cpu":
+            return Slot(None) if usage["cpu"] < self.slots.cpu else None
+        if q.need.startswith("gpu:"):
+            gpu = q.need[4:]
+            return Slot(gpu) if usage[q.need] < self.slots.per_gpu else None
+        load, _, gpu = min((usage[f"gpu:{g}"], i, g) for i, g in enumerate(self.slots.gpus))
+        return Slot(gpu) if load < self.slots.per_gpu else None
+
+    def _start_queued(self) -> None:
+        usage: Counter[str] = Counter(a.slot.key for a in self.active.values())
+        usage.update(self.foreign.values())
+        for q in list(self.queue):
+            slot = self._free_slot(q, usage)
+            if slot is None:
+                continue  # a run that fits elsewhere may still start
+            self.queue.remove(q)
+            if q.run.raw_status().get("state") != "queued":
+                continue  # stopped while it waited
+            if q.run.alive():
+                self.foreign[q.run.path] = self._slot_key_of(q.run.raw_status())
+                continue
+            try:
+                worker = self.launcher.start(q.run, slot, q.device, self.slots.threads)
+            except OSError as e:
+                self._fail(q.run, f"could not start a worker: {e}")
+                self.log(f"{q.run.run_id}: could not start a worker: {e}")
+                continue
+            self.active[q.run.path] = Active(q.run, worker, slot)
+            usage[slot.key] += 1
+            self.log(f"{q.run.run_id}: started on {slot.describe()} (pid {worker.id})")
+
+    def shutdown(self, grace: float = GRACE_S) -> None:
+        """Stop everything this scheduler owns (queued runs become stopped) and wait for the workers."""
+        for q in list(self.queue):
+            self.stop(q.run.path, grace)
+        for path in list(self.active):
+            self.stop(path, grace)
+        while self.active:
+            self._reap()
+            now = time.time()
+            for a in self.active.values():
+                if a.stop_at is not None and now >= a.stop_at and not a.killed:
+                    a.worker.signal(signal.SIGKILL)
+                    a.killed = True
+            time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- the detached daemon
+
+
+def spawn_daemon(runs_dir: Path, slots: Slots) -> subprocess.Popen:
+    """Start a detached scheduler for ``runs_dir`` (own session, no terminal, output to .grok/scheduler.log).
+
+    It exits at once when another scheduler holds the role (that one then drains the inbox)."""
+    sd = state_dir(runs_dir)
+    sd.mkdir(parents=True, exist_ok=True)
+    with open(sd / LOG, "ab", buffering=0) as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", DAEMON_MODULE, str(Path(runs_dir).resolve()), *slots.args()],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            cwd=str(sd),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def serve(runs_dir: Path, slots: Slots, poll: float = POLL_S) -> int:
+    """The daemon's loop: drain the queue, then hand the role back (see the module docstring)."""
+
+    def log(msg: str) -> None:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{os.getpid()}] {msg}", flush=True)
+
+    stop = {"asked": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop["asked"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    sched = Scheduler.acquire(runs_dir, slots, log=log)
+    if sched is None:
+        log("another scheduler holds this runs directory; it takes the queued requests")
+        return 0
+    log(f"scheduling {runs_dir} on {slots.describe()}")
+    if sched.adopted:
+        log(f"adopted {len(sched.adopted)} queued run(s)")
+    while True:
+        sched.step()
+        if stop["asked"]:
+            log("signalled: stopping every run of this scheduler")
+            sched.shutdown()
+            sched.release()
+            return 0
+        if not sched.busy():
+            sched.release()
+            if not pending(runs_dir):
+                log("queue empty: exiting")
+                return 0
+            again = Scheduler.acquire(runs_dir, slots, log=log)
+            if again is None:
+                return 0  # a new scheduler took the role and the requests
+            sched = again
+        time.sleep(poll)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m grok_tui.launch.scheduler", description=serve.__doc__)
+    ap.add_argument("runs_dir", type=Path)
+    ap.add_argument("--gpus", default="none", help="comma-separated GPU ids, or none")
+    ap.add_argument("--per-gpu", type=int, default=1)
+    ap.add_argument("--parallel", type=int, default=1, help="CPU slots")
+    a = ap.parse_args(argv)
+    gpus = (
+        () if a.gpus.strip().lower() in ("", "none", "cpu") else tuple(g.strip() for g in a.gpus.split(","))
+    )
+    return serve(a.runs_dir.resolve(), Slots(gpus, max(1, a.per_gpu), max(1, a.parallel)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,451 @@
+"""Runs that belong to no terminal: detached launch, slots and queue, stop, kill -9, resume.
+
+Real `grok` subprocesses, real workers that train, real signals; conditions are polled with deadlines.
+Training is tiny (p = 11, d_model 32, a few hundred steps): a worker's cost is mostly importing torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grok_tui import runs
+from grok_tui.launch import gpus
+from grok_tui.launch.local import LaunchError, prepare_run
+from grok_tui.launch.scheduler import INFO, state_dir
+
+DEFAULTS = """
+[defaults]
+device = "{device}"
+"""
+SPEC_TOML = """
+[experiments.{name}]
+task = "add"
+p = {p}
+train_frac = 0.5
+steps = {steps}
+eval_every = {eval_every}
+checkpoint_every = {ckpt}
+seeds = {seeds}
+model = {{ d_model = 32, heads = 2, d_mlp = 64 }}
+"""
+
+BASE_ENV = {**os.environ, "GROK_FAKE_GPUS": "", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+BASE_ENV.pop("GROK_RUNS_DIR", None)
+LONG = 240.0  # deadline for conditions that need workers (a loaded 2-core machine is slow to import torch)
+
+
+def experiment(
+    name: str, steps: int, seeds: list[int], p: int = 11, eval_every: int = 25, ckpt: int = 100
+) -> str:
+    return SPEC_TOML.format(name=name, p=p, steps=steps, eval_every=eval_every, ckpt=ckpt, seeds=seeds)
+
+
+def write_toml(path: Path, *experiments: str, device: str = "cpu") -> Path:
+    path.write_text(DEFAULTS.format(device=device) + "".join(experiments))
+    return path
+
+
+def grok_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "grok_tui", *map(str, args)]
+
+
+def grok(*args: Any, env: dict[str, str] | None = None, timeout: float = LONG) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        grok_argv(*args), capture_output=True, text=True, timeout=timeout, env=env or BASE_ENV, cwd="/"
+    )
+
+
+def wait_for(cond: Callable[[], Any], what: str, timeout: float = LONG, every: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def status(run: Path) -> dict[str, Any]:
+    return runs.read_json(run / runs.STATUS) or {}
+
+
+def metrics_wo_time(run: Path) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if k != "time"} for row in runs.read_jsonl(run / runs.METRICS)]
+
+
+def new_worker(run: Path, after: float) -> int:
+    """Pid of the worker that took ``run`` after time ``after`` (waits until it holds the lock)."""
+
+    def started() -> int | None:
+        st = status(run)
+        if runs.lock_held(run) and st.get("state") == "running" and (st.get("started") or 0) > after:
+            return int(st["pid"])
+        return None
+
+    return wait_for(started, f"a worker for {run.name}")
+
+
+def pause(pid: int) -> None:
+    """SIGSTOP ``pid`` and wait until it is stopped: a signal sent after this stays pending (a signal
+    that arrived while SIGSTOP itself was still pending would be delivered first)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped() -> bool:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+    wait_for(stopped, f"process {pid} to stop", timeout=30)
+
+
+def sigterm_pending(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & (
+                1 << (signal.SIGTERM - 1)
+            ):
+                return True
+    return False
+
+
+def zombie_children() -> list[str]:
+    me, out = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z" and int(fields[1]) == me:
+            out.append(stat.strip())
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_zombies():
+    yield
+    assert zombie_children() == []
+
+
+def starts(run: Path) -> int:
+    """How many workers were started on ``run`` (the launcher writes one line per start)."""
+    try:
+        return (run / runs.LOG).read_text().count("starting worker")
+    except FileNotFoundError:
+        return 0
+
+
+# --------------------------------------------------------------------------- fast: no worker
+
+
+def test_gpu_inventory_from_env_and_option() -> None:
+    assert gpus.detect({"GROK_FAKE_GPUS": "0,1"}).ids == ("0", "1")
+    assert gpus.detect({"GROK_FAKE_GPUS": ""}).ids == ()
+    assert gpus.detect({"CUDA_VISIBLE_DEVICES": "2,3"}).ids == ("2", "3")
+    assert gpus.detect({"CUDA_VISIBLE_DEVICES": "-1"}).ids == ()
+    inv = gpus.Inventory(("0", "1"), "test")
+    assert gpus.select(None, inv) == ("0", "1")
+    assert gpus.select("1", inv) == ("1",)
+    assert gpus.select("none", inv) == ()
+    with pytest.raises(gpus.GpuError, match="GPU 7 is not visible"):
+        gpus.select("0,7", inv)
+
+
+def test_bad_gpus_option_is_one_line_error(tmp_path: Path) -> None:
+    toml = write_toml(tmp_path / "e.toml", experiment("x", 50, [0]))
+    r = grok(
+        "run", toml, "--runs-dir", tmp_path / "runs", "--gpus", "3", env={**BASE_ENV, "GROK_FAKE_GPUS": "0"}
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "grok: error: --gpus '3': GPU 3 is not visible (visible per GROK_FAKE_GPUS: 0)"
+    ]
+    assert not (tmp_path / "runs" / "x").exists()
+
+
+def test_worker_error_lines_name_cuda_problems() -> None:
+    from grok_tui.worker import _error_line
+
+    class OutOfMemoryError(RuntimeError):
+        pass
+
+    oom = OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total)")
+    assert _error_line(oom).startswith("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert _error_line(AssertionError("Torch not compiled with CUDA enabled")) == (
+        "CUDA unavailable: Torch not compiled with CUDA enabled"
+    )
+    assert _error_line(ValueError("bad\nsecond line")) == "ValueError: bad"
+
+
+def test_stop_and_logs_of_a_queued_run(tmp_path: Path) -> None:
+    """A run waiting in the queue with no scheduler: `grok stop` takes it out; `grok logs` says why empty."""
+    from grok_tui.config import load_config
+
+    toml = write_toml(tmp_path / "e.toml", experiment("x", 50, [0]))
+    root = tmp_path / "runs"
+    run, action = prepare_run(load_config(toml).runs[0], root)
+    assert action == "new" and status(run.path)["state"] == "queued"
+    r = grok("logs", "x/seed0", "--runs-dir", root)
+    assert r.returncode == 2 and "has no worker.log yet" in r.stderr
+    r = grok("stop", "x/seed0", "--runs-dir", root)
+    assert r.returncode == 0, r.stderr
+    assert status(run.path)["state"] == "stopped"
+    assert "x/seed0: stopped at step 0" in r.stdout
+    r = grok("stop", "--all", "--runs-dir", root)
+    assert r.returncode == 0 and "nothing queued or running" in r.stdout
+    (run.path / runs.LOG).write_text("one\ntwo\nthree\n")
+    r = grok("logs", "x/seed0", "-n", "2", "--runs-dir", root)
+    assert r.returncode == 0 and r.stdout == "two\nthree\n"
+
+
+def test_prepare_run_creates_each_run_once_and_refuses_changed_specs(tmp_path: Path) -> None:
+    from grok_tui.config import load_config
+
+    toml = write_toml(tmp_path / "e.toml", experiment("x", 50, [0]))
+    spec = load_config(toml).runs[0]
+    root = tmp_path / "runs"
+    assert prepare_run(spec, root)[1] == "new"
+    assert prepare_run(spec, root)[1] == "resume"  # queued: continue, never create twice
+    with pytest.raises(LaunchError, match="differs from the experiments file in steps"):
+        prepare_run({**spec, "steps": 51}, root)
+    assert prepare_run({**spec, "steps": 51}, root, force=True)[1] == "new"
+    assert list((root / ".grok" / "staging").iterdir()) == []
+
+
+# --------------------------------------------------------------------------- detached, stop, kill -9, resume
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two identical runs (`ref` and `victim`) launched with `grok run --detach` from a shell in a
+    terminal session of their own, after which that session is hung up and killed."""
+    d = tmp_path_factory.mktemp("pair")
+    toml = write_toml(d / "pair.toml", experiment("ref", 300, [0]), experiment("victim", 300, [0]))
+    root = d / "runs"
+    master, slave = pty.openpty()
+
+    def own_terminal() -> None:  # like sshd: the shell leads a session with this tty as its terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    argv = " ".join(grok_argv("run", toml, "--detach", "--parallel", "2", "--runs-dir", root))
+    shell = subprocess.Popen(
+        ["bash", "-c", f"{argv}; exec sleep 600"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=own_terminal,
+        env=BASE_ENV,
+    )
+    os.close(slave)
+    ref, victim = root / "ref" / "seed0", root / "victim" / "seed0"
+    t0 = time.time() - 1
+    pids = {"ref": new_worker(ref, t0), "victim": new_worker(victim, t0)}
+    sched_pid = (runs.read_json(state_dir(root) / INFO) or {}).get("pid")
+    # Pause the victim mid-run (past its first evaluations) until the stop test takes it on, so it cannot
+    # finish alongside ref.
+    wait_for(lambda: (status(victim).get("step") or 0) >= 50, "victim to pass step 50")
+    pause(pids["victim"])
+    # The terminal goes away (hang-up), then everything in the launching session is killed.
+    os.close(master)
+    shell.wait(timeout=30)  # the hang-up ends the shell (SIGHUP)...
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(shell.pid, signal.SIGKILL)  # ...and anything left in its session is killed
+    yield {"toml": toml, "root": root, "ref": ref, "victim": victim, "pids": pids, "sched": sched_pid}
+    # Whatever a failed test left behind: end it (only processes of this runs directory, by pid).
+    for run in runs.list_runs(root):
+        pid = status(run.path).get("pid")
+        if run.alive() and pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGCONT)
+    info = runs.read_json(state_dir(root) / INFO) or {}
+    if runs.lock_held(state_dir(root)) and info.get("pid"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info["pid"], signal.SIGTERM)
+
+
+def test_detached_runs_outlive_their_launching_session(pair: dict[str, Any]) -> None:
+    ref, victim = pair["ref"], pair["victim"]
+    for name, pid in pair["pids"].items():
+        assert os.getsid(pid) == pid, f"{name}'s worker leads its own session"
+    if pair["sched"]:
+        assert os.getsid(pair["sched"]) == pair["sched"], "the detached scheduler leads its own session"
+    assert runs.lock_held(ref) and runs.lock_held(victim), "workers survived the session"
+    step = status(ref).get("step") or 0
+    wait_for(lambda: (status(ref).get("step") or 0) > step, "ref to make progress after the hang-up")
+    wait_for(lambda: status(ref).get("state") == "done" and not runs.lock_held(ref), "ref to finish")
+    st = status(ref)
+    assert st["step"] == st["total_steps"] == 300 and st["returncode"] == 0
+    assert starts(ref) == 1
+
+
+def test_stop_kill9_resume_match_an_uninterrupted_run(pair: dict[str, Any]) -> None:
+    """victim: `grok stop` → `grok resume --detach` → kill -9 (scheduler and worker) → `grok ls` says
+    failed → `grok resume` + Ctrl-C (130) → `grok run` again → same metrics as ref, except wall time."""
+    root, ref, victim, toml = pair["root"], pair["ref"], pair["victim"], pair["toml"]
+    ls = ("ls", "--json", "--runs-dir", root)
+
+    # 1. grok stop: SIGTERM → checkpoint at the current step, state stopped. The worker is paused (by the
+    #    fixture) while the signal is in flight, so the run cannot finish first.
+    pid = pair["pids"]["victim"]
+    assert runs.lock_held(victim) and status(victim)["pid"] == pid
+    stopper = subprocess.Popen(
+        grok_argv("stop", "victim/seed0", "--runs-dir", root),
+        env=BASE_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: sigterm_pending(pid), "grok stop to send SIGTERM")
+    os.kill(pid, signal.SIGCONT)
+    out, err = stopper.communicate(timeout=LONG)
+    assert stopper.returncode == 0, err
+    st = status(victim)
+    assert st["state"] == "stopped" and 50 <= st["step"] < 300, st
+    assert (victim / runs.CKPT_DIR / runs.RESUME).exists()
+    assert f"victim/seed0: stopped at step {st['step']}" in out
+    stopped_at = st["step"]
+
+    # 2. grok resume --detach, then kill -9 the scheduler and the worker: nobody can write the status.
+    t = time.time()
+    r = grok("resume", "victim/seed0", "--detach", "--runs-dir", root)
+    assert r.returncode == 0 and "queued 1 run(s)" in r.stdout, r.stdout + r.stderr
+    pid = new_worker(victim, t)
+    wait_for(lambda: (status(victim).get("step") or 0) >= stopped_at + 40, "the resumed victim to progress")
+    pause(pid)
+    assert status(victim)["step"] < 300
+    sched = runs.read_json(state_dir(root) / INFO) or {}
+    if runs.lock_held(state_dir(root)):
+        os.kill(sched["pid"], signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: not runs.lock_held(victim), "the killed worker's lock to go", timeout=5)
+    row = next(x for x in json.loads(grok(*ls).stdout) if x["run_id"] == "victim/seed0")
+    assert time.monotonic() - killed < 2.0
+    assert row["state"] == "failed" and row["error"] == runs.VANISHED, row
+
+    # 3. grok resume in the foreground, Ctrl-C (SIGINT to its process group) mid-run: exit 130, stopped.
+    t = time.time()
+    fg = subprocess.Popen(
+        grok_argv("resume", "victim/seed0", "--runs-dir", root),
+        env=BASE_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    pid = new_worker(victim, t)
+    resumed_from = status(victim)["step"]
+    wait_for(lambda: (status(victim).get("step") or 0) > resumed_from, "the victim to progress again")
+    pause(pid)
+    os.killpg(fg.pid, signal.SIGINT)
+    wait_for(lambda: sigterm_pending(pid), "Ctrl-C to reach the worker as SIGTERM")
+    os.kill(pid, signal.SIGCONT)
+    out, _ = fg.communicate(timeout=LONG)
+    assert fg.returncode == 130, out
+    assert status(victim)["state"] == "stopped"
+
+    # 4. grok run again continues the stopped run to the end.
+    r = grok("run", toml, "--only", "victim", "--runs-dir", root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_for(lambda: status(ref).get("state") == "done", "ref to finish")
+    assert status(victim)["state"] == "done" and starts(victim) == 4
+    got, want = metrics_wo_time(victim), metrics_wo_time(ref)
+    assert [row["step"] for row in got] == list(range(0, 301, 25))
+    assert got == want
+
+
+# --------------------------------------------------------------------------- slots and queue
+
+
+@pytest.fixture(scope="module")
+def queue(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two `grok run` at once on one runs directory: 4 runs, a fake 1-GPU inventory, --per-gpu 2."""
+    d = tmp_path_factory.mktemp("queue")
+    toml = write_toml(
+        d / "q.toml", experiment("q", 100, [0, 1, 2, 3], p=7, eval_every=50, ckpt=100), device="auto"
+    )
+    root = d / "runs"
+    env = {**BASE_ENV, "GROK_FAKE_GPUS": "0"}
+    logs = [open(d / f"grok{i}.log", "w+") for i in range(2)]  # noqa: SIM115
+    procs = [
+        subprocess.Popen(
+            grok_argv("run", toml, "--per-gpu", "2", "--runs-dir", root),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for log in logs
+    ]
+    envs: dict[str, dict[str, str]] = {}
+    deadline = time.monotonic() + LONG
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        for run in runs.list_runs(root):  # look at each worker's environment while it is alive
+            pid = status(run.path).get("pid")
+            if run.name not in envs and run.alive() and pid:
+                try:
+                    raw = Path(f"/proc/{pid}/environ").read_bytes()
+                except OSError:
+                    continue
+                envs[run.name] = dict(kv.split("=", 1) for kv in raw.decode().split("\0") if "=" in kv)
+        time.sleep(0.02)
+    for p in procs:
+        p.wait(timeout=5)
+    outs = []
+    for log in logs:
+        log.seek(0)
+        outs.append(log.read())
+        log.close()
+    return {"toml": toml, "root": root, "env": env, "procs": procs, "outs": outs, "envs": envs}
+
+
+def test_per_gpu_2_on_one_fake_gpu_runs_at_most_2_at_once(queue: dict[str, Any]) -> None:
+    root = queue["root"]
+    assert [p.returncode for p in queue["procs"]] == [0, 0], queue["outs"]
+    statuses = [status(r.path) for r in runs.list_runs(root)]
+    assert len(statuses) == 4 and {s["state"] for s in statuses} == {"done"}
+    assert {s["gpu"] for s in statuses} == {"0"}
+    # Overlap from the workers' own timestamps: started after the lock is taken, ended before release.
+    events = sorted([(s["started"], 1) for s in statuses] + [(s["ended"], -1) for s in statuses])
+    running, most = 0, 0
+    for _, delta in events:
+        running += delta
+        most = max(most, running)
+    assert most == 2
+    assert queue["envs"], "saw no worker alive"
+    for env in queue["envs"].values():
+        assert env["CUDA_VISIBLE_DEVICES"] == "0" and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert {s["device"] for s in statuses} == {"cpu"}  # the fake GPU is not a real one: torch said cpu
+
+
+def test_two_grok_runs_on_one_runs_dir_start_each_run_once(queue: dict[str, Any]) -> None:
+    root, outs = queue["root"], queue["outs"]
+    # One process scheduled all four; the other handed its runs over (or found them live) and watched.
+    assert sorted(o.count("started on GPU 0") for o in outs) == [0, 4], outs
+    for run in runs.list_runs(root):
+        log = (run.path / runs.LOG).read_text()
+        assert starts(run.path) == 1, log
+        assert "already has a live worker" not in log
+        assert [row["step"] for row in runs.read_jsonl(run.path / runs.METRICS)] == [0, 50, 100]
+    # Finished runs are not run again without --force.
+    r = grok("run", queue["toml"], "--per-gpu", "2", "--runs-dir", root, env=queue["env"])
+    assert r.returncode == 0 and r.stdout.count("already done (use --force to rerun)") == 4
+    assert all(starts(run.path) == 1 for run in runs.list_runs(root))
