@@ -149,7 +149,50 @@ def validate(file: Annotated[Path, typer.Argument(help="experiments.toml")]) -> 
     Console().print(table)
 
 
-# --------------------------------------------------------------------------- run
+# --------------------------------------------------------------------------- run / resume / stop / logs
+
+GpusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpus",
+        help="GPUs to use: 0,1 | all | none (default: all visible: CUDA_VISIBLE_DEVICES, else nvidia-smi; "
+        "GROK_FAKE_GPUS=0,1 declares devices for tests).",
+    ),
+]
+PerGpuOpt = Annotated[
+    int | None, typer.Option("--per-gpu", min=1, help="Runs at once on each GPU [default: 1].")
+]
+ParallelOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="Runs at once on CPU (device cpu, or every run without a GPU) [default: 1]."),
+]
+DetachOpt = Annotated[
+    bool,
+    typer.Option(
+        "--detach", "-d", help="Return at once; a detached scheduler drains the queue (no terminal)."
+    ),
+]
+DeviceOpt = Annotated[str | None, typer.Option(help="Override every run's device: auto, cpu, cuda, cuda:N.")]
+
+
+def _check_device(device: str | None) -> None:
+    if device is not None:
+        from .config import _DEVICE_RE
+
+        if not _DEVICE_RE.match(device):
+            raise fail(f"--device '{device}' is not auto, cpu, cuda or cuda:N")
+
+
+def _slots(gpus: str | None, per_gpu: int | None, parallel: int | None):
+    """Slots from the options and the GPU inventory (nvidia-smi or env; never torch)."""
+    from .launch import gpus as inventory
+    from .launch.scheduler import Slots
+
+    try:
+        ids = inventory.select(gpus, inventory.detect())
+    except inventory.GpuError as e:
+        raise fail(str(e)) from None
+    return Slots(ids, per_gpu or 1, parallel or 1)
 
 
 @app.command()
@@ -159,28 +202,39 @@ def run(
         list[str] | None, typer.Option("--only", help="Run only this experiment (repeatable).")
     ] = None,
     runs_dir: RunsDirOpt = None,
-    device: Annotated[
-        str | None, typer.Option(help="Override every run's device: auto, cpu, cuda, cuda:N.")
-    ] = None,
-    parallel: Annotated[int, typer.Option(min=1, help="Workers at once.")] = 1,
+    device: DeviceOpt = None,
+    parallel: ParallelOpt = None,
+    gpus: GpusOpt = None,
+    per_gpu: PerGpuOpt = None,
+    detach: DetachOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Start finished or changed runs over.")] = False,
 ) -> None:
-    """Run experiments as worker processes, with a progress bar per run. Ctrl-C stops them cleanly."""
+    """Queue experiments on GPU/CPU slots and run them as detached workers, with a progress bar per run.
+
+    Ctrl-C stops this command's runs cleanly (checkpoints written; exit 130). A second `grok run` on the
+    same runs directory hands its runs to the scheduler already there. With --detach nothing stays in the
+    terminal: follow with `grok ls`, `grok logs RUN -f`; stop with `grok stop`.
+    """
     from .config import ConfigError
-    from .launch.local import LaunchError, prepare_run, spawn_worker, worker_env
-    from .runs import RunDir
+    from .launch.local import LaunchError, check_spec, prepare_run, run_path
+    from .runs import SPEC, RunDir
 
     cfg = load(file)
     try:
         specs = cfg.select(only)
     except ConfigError as e:
         raise fail(str(e)) from None
-    if device is not None:
-        from .config import _DEVICE_RE
-
-        if not _DEVICE_RE.match(device):
-            raise fail(f"--device '{device}' is not auto, cpu, cuda or cuda:N")
+    _check_device(device)
     root = runs_dir or cfg.runs_dir
+    slots = _slots(gpus, per_gpu, parallel)
+    # Check every run before creating any, so a refusal leaves the runs directory as it was.
+    for spec in specs:
+        existing = RunDir(run_path(spec, root))
+        if not force and (existing.path / SPEC).exists() and not existing.alive():
+            try:
+                check_spec(existing, spec)
+            except LaunchError as e:
+                raise fail(str(e)) from None
     todo: list[RunDir] = []
     skipped: list[RunDir] = []
     for spec in specs:
@@ -194,25 +248,114 @@ def run(
             why = "already done (use --force to rerun)" if action == "done" else "already has a live worker"
             typer.echo(f"grok: {r.run_id}: {why}")
             skipped.append(r)
-    threads = max(1, (os.cpu_count() or 1) // min(parallel, max(len(todo), 1)))
-    code = _drive(todo, parallel, lambda r: spawn_worker(r.path, worker_env(device, threads)))
-    from rich.console import Console
+    code = _launch(root, todo, slots, device, detach, explicit=(gpus, per_gpu, parallel))
+    if not detach and todo + skipped:
+        from rich.console import Console
 
-    all_runs = todo + skipped
-    if all_runs:
-        Console().print(summary_table([r.summary() for r in all_runs]))
+        Console().print(summary_table([r.summary() for r in todo + skipped]))
     raise typer.Exit(code)
 
 
-def _drive(todo, parallel: int, spawn) -> int:
-    """Foreground scheduler: at most ``parallel`` workers, progress bars, Ctrl-C → SIGTERM + wait."""
+@app.command()
+def resume(
+    run_refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to continue.")],
+    runs_dir: RunsDirOpt = None,
+    device: DeviceOpt = None,
+    parallel: ParallelOpt = None,
+    gpus: GpusOpt = None,
+    per_gpu: PerGpuOpt = None,
+    detach: DetachOpt = False,
+) -> None:
+    """Continue stopped or failed runs from their last checkpoint (exact on CPU), through the queue."""
+    _check_device(device)
+    targets = [get_run(runs_dir, ref) for ref in run_refs]
+    roots = {r.path.resolve().parents[1] for r in targets}
+    if len(roots) > 1:
+        raise fail("grok resume: the runs are in different runs directories; resume them separately")
+    todo = []
+    for r in targets:
+        st = r.status()
+        if r.alive():
+            typer.echo(f"grok: {r.run_id}: already running")
+        elif st.get("state") == "done":
+            typer.echo(f"grok: {r.run_id}: already done (use `grok run --force` to start it over)")
+        elif r not in todo:
+            todo.append(r)
+    code = _launch(
+        roots.pop(), todo, _slots(gpus, per_gpu, parallel), device, detach, (gpus, per_gpu, parallel)
+    )
+    if not detach and todo:
+        from rich.console import Console
+
+        Console().print(summary_table([r.summary() for r in todo]))
+    raise typer.Exit(code)
+
+
+def _launch(root: Path, todo, slots, device: str | None, detach: bool, explicit: tuple) -> int:
+    """Hand ``todo`` to the scheduler of ``root``: detached (return at once) or watched in the foreground."""
+    from .launch.scheduler import scheduler_info, send, spawn_daemon
+    from .launch.session import Session
+
+    if not todo:
+        return 0
+    root = Path(root).resolve()
+    if not detach:
+        return _drive(Session(root, slots, lambda m: typer.echo(f"grok: {m}")), todo, device)
+    for r in todo:
+        send(root, "queue", r.path, device=device)
+    info = scheduler_info(root)
+    if info is not None:
+        typer.echo(
+            f"grok: queued {len(todo)} run(s) with the scheduler already running in {root} "
+            f"(pid {info.get('pid')})"
+        )
+        _note_slots(info, slots, explicit)
+    else:
+        proc = spawn_daemon(root, slots)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and proc.poll() is None:
+            info = scheduler_info(root)
+            if info is not None and info.get("pid") == proc.pid:
+                break
+            time.sleep(0.05)
+        typer.echo(
+            f"grok: queued {len(todo)} run(s); a detached scheduler (pid {proc.pid}, {slots.describe()}) "
+            "drains the queue"
+        )
+    typer.echo(
+        "grok: follow with `grok ls` or `grok logs RUN -f`; stop with `grok stop RUN` or `grok stop --all`"
+    )
+    return 0
+
+
+def _note_slots(info: dict[str, Any], slots, explicit: tuple) -> None:
+    if any(v is not None for v in explicit) and (
+        list(slots.gpus) != info.get("gpus")
+        or slots.per_gpu != info.get("per_gpu")
+        or slots.cpu != info.get("cpu")
+    ):
+        typer.echo(
+            f"grok: note: the live scheduler keeps its own slots (GPU {info.get('gpus') or 'none'}, "
+            f"{info.get('per_gpu')} per GPU, {info.get('cpu')} on CPU); "
+            "--gpus/--per-gpu/--parallel are ignored",
+            err=True,
+        )
+
+
+class _HangUp(Exception):
+    """The terminal went away (SIGHUP): leave the runs to a detached scheduler, say nothing."""
+
+
+def _drive(session, todo, device: str | None) -> int:
+    """Foreground: submit ``todo``, draw a progress bar per run until each ends.
+
+    Ctrl-C or SIGTERM stops these runs (checkpoints written) and returns 130; a hang-up hands every run to a
+    detached scheduler and returns 129; else non-zero if any run failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from .launch.scheduler import POLL_S, scheduler_info
     from .runs import METRICS, JsonlTail
 
-    pending = list(todo)
-    active: dict[str, tuple[Any, Any, Any, int]] = {}
-    failed = 0
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -220,54 +363,241 @@ def _drive(todo, parallel: int, spawn) -> int:
         TextColumn("{task.fields[acc]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, refresh_per_second=4, transient=False) as progress:
-        bars = {r.run_id: progress.add_task(r.run_id, total=None, acc="queued") for r in todo}
-        try:
-            while pending or active:
-                while pending and len(active) < parallel:
-                    r = pending.pop(0)
-                    active[r.run_id] = (r, spawn(r), JsonlTail(r.path / METRICS), bars[r.run_id])
-                for rid, (r, proc, tail, bar) in list(active.items()):
-                    rows = tail.read_new()
-                    st = r.raw_status()
-                    acc = ""
-                    if rows:
+    hung = {"up": False}
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    def on_hup(signum: int, frame: Any) -> None:
+        hung["up"] = True
+        raise _HangUp
+
+    old = {s: signal.signal(s, h) for s, h in ((signal.SIGTERM, on_term), (signal.SIGHUP, on_hup))}
+    interrupted = False
+    try:
+        with Progress(*columns, refresh_per_second=4, transient=False) as progress:
+
+            def say(msg: str) -> None:
+                if not hung["up"]:
+                    with contextlib.suppress(OSError):
+                        progress.console.print(f"grok: {msg}", highlight=False, markup=False)
+
+            session.log = say
+            bars = {r.path.resolve(): progress.add_task(r.run_id, total=None, acc="queued") for r in todo}
+            tails = {p: JsonlTail(p / METRICS) for p in bars}
+
+            def redraw() -> None:
+                for p, bar in bars.items():
+                    m = session.mine.get(p)
+                    st = m.run.status() if m else {}
+                    fields: dict[str, Any] = {}
+                    if rows := tails[p].read_new():
                         last = rows[-1]
-                        acc = (
+                        fields["acc"] = (
                             f"train {_fmt_acc(last.get('train_acc'))}  test {_fmt_acc(last.get('test_acc'))}"
                         )
-                    progress.update(
-                        bar,
-                        total=st.get("total_steps"),
-                        completed=st.get("step") or 0,
-                        **({"acc": acc} if acc else {}),
+                    state = st.get("state")
+                    if state == "failed" or (m and m.action == "error"):
+                        err = (
+                            st.get("error") or (m.message if m else "") or f"exit code {st.get('returncode')}"
+                        )
+                        fields["acc"] = f"[red]failed: {err}[/]"
+                    elif state == "stopped":
+                        fields["acc"] = "[yellow]stopped[/]"
+                    progress.update(bar, total=st.get("total_steps"), completed=st.get("step") or 0, **fields)
+
+            try:
+                session.submit([r.path for r in todo], device)
+                if session.sched is None:
+                    info = scheduler_info(session.runs_dir) or {}
+                    say(
+                        f"handed {len(todo)} run(s) to the scheduler already running here "
+                        f"(pid {info.get('pid')})"
                     )
-                    if proc.poll() is not None:
-                        state = r.status().get("state")
-                        if proc.returncode != 0 or state != "done":
-                            failed += state != "stopped"
-                            err = r.status().get("error") or f"exit code {proc.returncode}"
-                            progress.update(bar, acc=f"[red]{state}: {err}[/]")
-                        del active[rid]
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            progress.console.print("grok: stopping runs (checkpoints are written)…")
-            for _, proc, _, _ in active.values():
-                _signal_group(proc.pid, signal.SIGTERM)
-            for _, proc, _, _ in active.values():
                 try:
-                    proc.wait(timeout=60)
-                except Exception:
-                    _signal_group(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            progress.console.print("grok: stopped; `grok run` again resumes from the last checkpoint")
-            return EXIT_INTERRUPTED
-    return EXIT_FAILED if failed else 0
+                    while not session.done():
+                        session.tick()
+                        redraw()
+                        time.sleep(POLL_S)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    say("stopping runs (checkpoints are written)… Ctrl-C again kills them")
+                    session.interrupt()
+                    while not session.done():
+                        try:
+                            session.tick()
+                            redraw()
+                            time.sleep(POLL_S)
+                        except KeyboardInterrupt:
+                            say("killing workers (their last checkpoint stays)")
+                            session.kill()
+                redraw()
+            finally:
+                # Runs still queued or running for other `grok run`s (or, after a hang-up, for this one)
+                # go to a detached successor: nothing is stranded when this process leaves.
+                session.close()
+    except (_HangUp, OSError):
+        if not hung["up"]:
+            raise
+        return 129
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if interrupted:
+        typer.echo("grok: stopped; `grok resume RUN` continues a run from its last checkpoint")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if session.failed() else 0
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+def _runs_root(r) -> Path:
+    return r.path.resolve().parents[1]
+
+
+@app.command()
+def stop(
+    run_refs: Annotated[list[str] | None, typer.Argument(metavar="[RUN...]", help="Runs to stop.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Stop every queued or running run.")] = False,
+    runs_dir: RunsDirOpt = None,
+    grace: Annotated[float, typer.Option(min=0, help="Seconds between SIGTERM and SIGKILL.")] = 30.0,
+) -> None:
+    """Stop runs: queued ones leave the queue; workers get SIGTERM, checkpoint and exit (SIGKILL after
+    --grace). The last checkpoint stays: `grok resume RUN` continues."""
+    from .launch.local import signal_run
+    from .launch.scheduler import scheduler_info, send
+    from .runs import ACTIVE_STATES, list_runs, update_status
+
+    if all_runs == bool(run_refs):
+        raise fail("grok stop: name runs, or --all (not both)")
+    if all_runs:
+        root = default_runs_dir(runs_dir)
+        if not root.is_dir():
+            raise fail(f"no runs directory '{root}'")
+        targets = [r for r in list_runs(root) if r.alive() or r.status().get("state") in ACTIVE_STATES]
+        if not targets:
+            typer.echo(f"grok: nothing queued or running in {root}")
+            return
+    else:
+        targets = []
+        for ref in run_refs or []:
+            r = get_run(runs_dir, ref)
+            st = r.status()
+            if not r.alive() and st.get("state") not in ACTIVE_STATES:
+                typer.echo(f"grok: {r.run_id}: not running ({st.get('state')})")
+            elif r.path not in [t.path for t in targets]:
+                targets.append(r)
+    signalled: dict[Path, int | None] = {}
+    for r in targets:
+        root = _runs_root(r)
+        if scheduler_info(root) is not None:
+            send(root, "stop", r.path, grace=grace)
+        elif not r.alive() and r.raw_status().get("state") == "queued":
+            update_status(r.path, state="stopped", ended=time.time())
+        signalled[r.path] = signal_run(r, signal.SIGTERM)
+
+    def active(r) -> bool:
+        return r.alive() or r.status().get("state") in ACTIVE_STATES
+
+    deadline = time.monotonic() + grace
+    killed_at: float | None = None
+    left = list(targets)
+    while left:
+        left = [r for r in left if active(r)]
+        now = time.monotonic()
+        for r in left:
+            pid = r.raw_status().get("pid")
+            if r.alive() and signalled.get(r.path) != pid:  # started after the first signal: signal it too
+                signalled[r.path] = signal_run(r, signal.SIGTERM)
+        if left and killed_at is None and now >= deadline:
+            for r in left:
+                signal_run(r, signal.SIGKILL)
+            killed_at = now
+        if left and killed_at is not None and now >= killed_at + 10:
+            break
+        if left:
+            time.sleep(0.1)
+    code = 0
+    for r in targets:
+        st = r.raw_status()
+        if not r.alive() and st.get("state") == "running":  # SIGKILLed: it could not say so itself
+            update_status(
+                r.path,
+                state="stopped",
+                ended=time.time(),
+                error=f"killed: SIGTERM not answered in {grace:g} s",
+            )
+        st = r.status()
+        if st.get("state") in ACTIVE_STATES:
+            typer.echo(f"grok: error: {r.run_id}: still {st.get('state')}", err=True)
+            code = EXIT_FAILED
+        else:
+            typer.echo(f"grok: {r.run_id}: {st.get('state')} at step {st.get('step') or 0}")
+    if code == 0 and any(r.status().get("state") == "stopped" for r in targets):
+        typer.echo("grok: `grok resume RUN` continues from the last checkpoint")
+    raise typer.Exit(code)
+
+
+@app.command()
+def logs(
+    run_ref: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="Run whose worker.log to print.")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
+    lines: Annotated[int | None, typer.Option("--lines", "-n", min=0, help="Only the last N lines.")] = None,
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler", help="The detached scheduler's log instead of a run's.")
+    ] = False,
+    runs_dir: RunsDirOpt = None,
+) -> None:
+    """Print a run's worker.log (stdout and stderr of its workers); -f follows it until the run ends."""
+    from .launch.scheduler import LOG as SCHED_LOG
+    from .launch.scheduler import scheduler_info, state_dir
+    from .runs import ACTIVE_STATES, LOG
+
+    if scheduler == bool(run_ref):
+        raise fail("grok logs: name a run, or --scheduler")
+    if scheduler:
+        root = default_runs_dir(runs_dir)
+        path, what = state_dir(root) / SCHED_LOG, f"{root}: the scheduler"
+
+        def live() -> bool:
+            return scheduler_info(root) is not None
+    else:
+        r = get_run(runs_dir, run_ref or "")
+        path, what = r.log_path(), r.run_id
+
+        def live() -> bool:
+            return r.alive() or r.status().get("state") in ACTIVE_STATES
+
+    if not path.exists() and not (follow and live()):
+        raise fail(f"{what} has no {LOG if not scheduler else SCHED_LOG} yet")
+    out = sys.stdout.buffer
+    offset = 0
+    try:
+        if path.exists():
+            data = path.read_bytes()
+            offset = len(data)
+            if lines is not None:
+                data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines else b""
+            out.write(data)
+            out.flush()
+        while follow:
+            running = live()
+            with contextlib.suppress(OSError), open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+                offset += len(chunk)
+                if chunk:
+                    out.write(chunk)
+                    out.flush()
+            if not running:
+                break
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = None  # type: ignore[assignment]
+        raise typer.Exit(0) from None
 
 
 # --------------------------------------------------------------------------- ls / show / export

@@ -30,6 +30,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,8 @@ class KernelRFM:
         ]
         self._ar = torch.arange(self.n, device=self.dev)
         self._bufs: dict[str, torch.Tensor] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
 
     # ------------------------------------------------------------------ setup
     def _padded_groups(self, col: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -248,8 +251,7 @@ class KernelRFM:
             rsum += R.sum(2)
             flat = R.view(d, c * w)
             if on_cpu:
-                fn = flat.numpy()
-                H += fn @ fn.T  # numpy turns A @ A.T into syrk: half the flops of a general product
+                H += self._syrk(flat.numpy())
             else:
                 H += flat @ flat.T
         Ht = torch.from_numpy(H) if on_cpu else H
@@ -258,6 +260,20 @@ class KernelRFM:
         scale = {"gaussian": 1.0 / self.L**2, "laplace": 1.0 / self.L, "quadratic": 1.0}[self.kernel]
         G = (scale**2 / n) * (M @ Ht.to(self.dt) @ M)
         return 0.5 * (G + G.T)
+
+    def _syrk(self, A: np.ndarray) -> np.ndarray:
+        """A Aᵀ through BLAS syrk (numpy spots ``A @ A.T``: half a general product's flops), split by
+        columns over torch's thread count in Python threads (BLAS releases the GIL). numpy's own OpenBLAS
+        threads are kept at 1: on a busy 2-core box they spun against torch's (an iteration went from
+        0.48 s to 4.7 s with both at 2 threads)."""
+        k = min(torch.get_num_threads(), 8)
+        if k <= 1 or A.shape[1] < 4096:
+            return A @ A.T
+        if self._pool is None or self._pool_size < k:
+            self._pool, self._pool_size = ThreadPoolExecutor(max_workers=k, thread_name_prefix="rfm-syrk"), k
+        cuts = [A.shape[1] * i // k for i in range(k + 1)]
+        parts = [A[:, lo:hi] for lo, hi in zip(cuts, cuts[1:], strict=False)]
+        return sum(self._pool.map(lambda P: P @ P.T, parts))
 
     def power_of(self, G: torch.Tensor) -> torch.Tensor:
         """G^s by eigendecomposition (G symmetric PSD up to round-off)."""
@@ -328,19 +344,25 @@ def _flush_denormals(on: bool) -> Iterator[None]:
 SMALL_WORK = 30_000_000
 
 
-def _set_threads(n: int) -> int | None:
-    """torch's threads and numpy's OpenBLAS threads (the AGOP's syrk) to ``n``; previous OpenBLAS count."""
-    torch.set_num_threads(n)
-    return limit_blas_threads(n)
+def _cpu_idle() -> tuple[float, float] | None:
+    """(idle, total) jiffies of the whole machine from /proc/stat; None where there is no such file."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + fields[4], sum(fields)
 
 
 class _Threads:
     """torch threads for each iteration: every core on a quiet machine, fewer when others compete.
 
     OpenMP threads that must share cores spin at every barrier: on this 2-core box at load 5-9 an RFM
-    iteration (p = 61) took 16 s with two threads and 1.4 s with one. Before each iteration the 1-minute
-    load average, minus this process's own recent CPU use, says how many cores are free; torch and
-    numpy's OpenBLAS then get that many threads.
+    iteration (p = 61) took 16 s with two threads and 1.4 s with one. Before each iteration, the machine's
+    busy cores over the previous iteration (/proc/stat) minus this process's own CPU use say how many
+    cores others hold; torch gets the rest (and the Gram matrix as many Python threads, each on
+    one-thread OpenBLAS). The 1-minute load average lags too much for this (it kept one thread for a
+    minute after a neighbour had finished).
     """
 
     def __init__(self, spec: dict[str, Any], dev: torch.device) -> None:
@@ -351,18 +373,22 @@ class _Threads:
         self.active = dev.type == "cpu"
         self.most = 1 if n * n * p < SMALL_WORK else self.before
         self.cpus = os.cpu_count() or 1
-        self.mark = (time.perf_counter(), time.process_time())
+        self.mark = (time.perf_counter(), time.process_time(), _cpu_idle())
 
     def pick(self) -> None:
         if not self.active:
             return
-        wall, cpu = time.perf_counter(), time.process_time()
-        ours = (cpu - self.mark[1]) / max(wall - self.mark[0], 1e-9)
-        self.mark = (wall, cpu)
-        others = max(0.0, os.getloadavg()[0] - ours)
-        blas = _set_threads(max(1, min(self.most, int(self.cpus - others + 0.5))))
-        if self.blas_before is None:
-            self.blas_before = blas
+        if self.blas_before is None:  # numpy's OpenBLAS: one thread (see KernelRFM._syrk)
+            self.blas_before = limit_blas_threads(1)
+        now = (time.perf_counter(), time.process_time(), _cpu_idle())
+        (w0, c0, s0), (w1, c1, s1) = self.mark, now
+        self.mark = now
+        if s0 is None or s1 is None or s1[1] <= s0[1]:
+            torch.set_num_threads(self.most)
+            return
+        busy = self.cpus * (1.0 - (s1[0] - s0[0]) / (s1[1] - s0[1]))
+        others = max(0.0, busy - (c1 - c0) / max(w1 - w0, 1e-9))
+        torch.set_num_threads(max(1, min(self.most, int(self.cpus - others + 0.5))))
 
     def restore(self) -> None:
         if self.active:
