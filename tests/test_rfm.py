@@ -106,20 +106,24 @@ def test_sym_power_square_root_squares_back() -> None:
     np.testing.assert_allclose(R @ R, G, atol=1e-10)
 
 
-def test_quadratic_mlp_agop_closed_form_matches_explicit_jacobians() -> None:
+@pytest.mark.parametrize("act", ["quadratic", "relu"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_mlp_agop_closed_form_matches_explicit_jacobians(act: str, bias: bool) -> None:
     p, h = 7, 11
     rng = np.random.default_rng(7)
     W1, W2 = rng.standard_normal((2 * p, h)), rng.standard_normal((h, p))
+    b1 = rng.standard_normal(h) if bias else None
     a, b = rng.integers(0, p, 30), rng.integers(0, p, 30)
     hot = np.stack([a, p + b], axis=1)
     X = np.zeros((30, 2 * p))
     X[np.arange(30), a] = 1
     X[np.arange(30), p + b] = 1
-    J = np.stack([W1 @ np.diag(2 * (x @ W1)) @ W2 for x in X])  # ∂f/∂x of f(x) = (xW1)² W2
+    Z = X @ W1 + (0 if b1 is None else b1)
+    slopes = 2 * Z if act == "quadratic" else (Z > 0).astype(float)
+    J = np.stack([W1 @ np.diag(s) @ W2 for s in slopes])  # ∂f/∂x of f(x) = σ(xW1 + b1) W2
     for centering in (False, True):
-        np.testing.assert_allclose(
-            ag.mlp_agop(W1, W2, hot, centering=centering), ag.agop(J, centering), rtol=1e-10
-        )
+        got = ag.mlp_agop(W1, W2, hot, act=act, b1=b1, centering=centering)
+        np.testing.assert_allclose(got, ag.agop(J, centering), rtol=1e-9, atol=1e-12)
     nfm = ag.neural_feature_matrix(W1)
     assert nfm.shape == (2 * p, 2 * p)
     np.testing.assert_allclose(nfm, W1 @ W1.T)

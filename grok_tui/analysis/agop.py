@@ -210,16 +210,33 @@ def neural_feature_matrix(W1: np.ndarray) -> np.ndarray:
     return W1 @ W1.T
 
 
-def _hidden_slopes(W1: np.ndarray, b1: np.ndarray | None, hot: np.ndarray, act: str) -> np.ndarray:
-    """σ'(z) of the one-hidden-layer net at one-hot inputs with ``hot`` (n, k) positions → (n, hidden)."""
-    z = W1[hot].sum(axis=1)
-    if b1 is not None:
-        z = z + b1
+def _slope_gram(
+    W1: np.ndarray, b1: np.ndarray | None, hot: np.ndarray, act: str, centering: bool
+) -> np.ndarray:
+    """SᵀS for the hidden slopes S = σ'(xW₁ + b₁) at the one-hot inputs ``hot`` (n, k) → (hidden, hidden).
+
+    Quadratic σ: S = 2(X W̃) is linear in the input (W̃ = [W₁; b₁], X̃ = [X, 1]), so SᵀS = 4 W̃ᵀ(X̃ᵀX̃)W̃
+    with X̃ᵀX̃ the (d+1)² co-occurrence counts: d·h² work instead of n·h² (15x less at p = 61).
+    ReLU slopes are not linear, so they are formed explicitly.
+    """
+    n, d = hot.shape[0], W1.shape[0]
     if act == "quadratic":
-        return 2.0 * z
-    if act == "relu":
-        return (z > 0).astype(np.float64)
-    raise ValueError(f"no closed-form AGOP for activation '{act}'")
+        Wt = np.vstack([W1, np.zeros((1, W1.shape[1])) if b1 is None else b1[None, :]])
+        counts = np.zeros((d + 1, d + 1))
+        cols = np.concatenate([hot, np.full((n, 1), d)], axis=1)
+        np.add.at(counts, (cols[:, :, None], cols[:, None, :]), 1.0)
+        gram = 4.0 * (Wt.T @ counts @ Wt)
+        if centering:
+            mean = 2.0 * (counts[d] @ Wt) / n  # row d of X̃ᵀX̃ is Σ_x x̃
+            gram -= n * np.outer(mean, mean)
+        return gram
+    if act != "relu":
+        raise ValueError(f"no closed-form AGOP for activation '{act}'")
+    z = W1[hot].sum(axis=1) + (0.0 if b1 is None else b1)
+    S = (z > 0).astype(np.float64)
+    if centering:
+        S = S - S.mean(axis=0, keepdims=True)
+    return S.T @ S
 
 
 def mlp_agop(
@@ -238,12 +255,10 @@ def mlp_agop(
     """
     W1 = np.asarray(W1, dtype=np.float64)
     W2 = np.asarray(W2, dtype=np.float64)
-    S = _hidden_slopes(W1, None if b1 is None else np.asarray(b1, dtype=np.float64), np.asarray(hot), act)
-    n = S.shape[0]
-    if centering:
-        S = S - S.mean(axis=0, keepdims=True)
-    inner = (W2 @ W2.T) * (S.T @ S)
-    return W1 @ inner @ W1.T / n
+    hot = np.asarray(hot)
+    b = None if b1 is None else np.asarray(b1, dtype=np.float64)
+    inner = (W2 @ W2.T) * _slope_gram(W1, b, hot, act, centering)
+    return W1 @ inner @ W1.T / hot.shape[0]
 
 
 def nfa_correlation(nfm: np.ndarray, agop_matrix: np.ndarray, diagonal: bool = True) -> float:
@@ -261,7 +276,7 @@ def _one_hot_positions(
 
 
 def mlp_measures(arrays: dict[str, np.ndarray], dataset: Any, spec: dict[str, Any]) -> dict[str, float]:
-    """Per-evaluation RFM-comparable measures of an MLP checkpoint (numpy only; ~10 ms at p=61, width 1024).
+    """Per-evaluation RFM-comparable measures of an MLP checkpoint (numpy; ~0.1 s at p = 61, width 1024).
 
     Returns ``circulant_deviation`` (of sqrt(AGOP), as for the RFM's M), ``circulant_deviation_nfm``,
     ``nfa_corr`` and ``nfa_corr_nodiag``. The AGOP needs one hidden layer (quadratic or ReLU); deeper nets
