@@ -25,12 +25,24 @@ EXIT_USAGE = 2
 EXIT_BUSY = 3
 
 
+#: Messages torch gives when CUDA cannot be used at all (no driver, CPU-only build, no device).
+_NO_CUDA = (
+    "Torch not compiled with CUDA enabled",
+    "Found no NVIDIA driver",
+    "no CUDA-capable device",
+    "CUDA driver version is insufficient",
+    "NVIDIA driver on your system is too old",
+)
+
+
 def _error_line(exc: BaseException) -> str:
     """One line for status.json: CUDA OOM and device problems named as such."""
     name = type(exc).__name__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-    if name == "OutOfMemoryError" or "CUDA out of memory" in text:
-        return f"CUDA out of memory: {text}"
+    if name == "OutOfMemoryError" or "CUDA out of memory" in text or "CUBLAS_STATUS_ALLOC_FAILED" in text:
+        return text if text.startswith("CUDA out of memory") else f"CUDA out of memory: {text}"
+    if any(m in text for m in _NO_CUDA) and not text.startswith("CUDA unavailable"):
+        return f"CUDA unavailable: {text}"
     return text if name in ("DeviceError", "RuntimeError") else f"{name}: {text}"
 
 
@@ -66,6 +78,7 @@ def work(run_dir: Path) -> int:
         ended=None,
         returncode=None,
         error=None,
+        traceback=None,
         resumed=resumed,
     )
     try:

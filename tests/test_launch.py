@@ -259,10 +259,11 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     t0 = time.time() - 1
     pids = {"ref": new_worker(ref, t0), "victim": new_worker(victim, t0)}
     sched_pid = (runs.read_json(state_dir(root) / INFO) or {}).get("pid")
-    # Pause the victim mid-run (past its first evaluations) until the stop test takes it on, so it cannot
-    # finish alongside ref.
-    wait_for(lambda: (status(victim).get("step") or 0) >= 50, "victim to pass step 50")
-    pause(pids["victim"])
+    # Pause both mid-run (past their first evaluations), so both are certainly running when the session
+    # dies; the tests continue them (the victim only when the stop test takes it on).
+    for run, pid in ((ref, pids["ref"]), (victim, pids["victim"])):
+        wait_for(lambda run=run: (status(run).get("step") or 0) >= 50, f"{run.parent.name} to pass step 50")
+        pause(pid)
     # The terminal goes away (hang-up), then everything in the launching session is killed.
     os.close(master)
     shell.wait(timeout=30)  # the hang-up ends the shell (SIGHUP)...
@@ -289,7 +290,9 @@ def test_detached_runs_outlive_their_launching_session(pair: dict[str, Any]) -> 
     if pair["sched"]:
         assert os.getsid(pair["sched"]) == pair["sched"], "the detached scheduler leads its own session"
     assert runs.lock_held(ref) and runs.lock_held(victim), "workers survived the session"
-    step = status(ref).get("step") or 0
+    step = status(ref)["step"]
+    assert 50 <= step < 300
+    os.kill(pair["pids"]["ref"], signal.SIGCONT)
     wait_for(lambda: (status(ref).get("step") or 0) > step, "ref to make progress after the hang-up")
     wait_for(lambda: status(ref).get("state") == "done" and not runs.lock_held(ref), "ref to finish")
     st = status(ref)

@@ -247,6 +247,7 @@ class Scheduler:
         rid = run.run_id
         if not (run.path / runs.SPEC).exists():
             return "error", f"{run.path}: not a run directory (no {runs.SPEC})"
+        self._settle(run)
         if run.path in self.active or run.path in self.foreign or run.alive():
             return "live", f"{rid}: already has a live worker"
         if any(q.run.path == run.path for q in self.queue):
@@ -270,6 +271,20 @@ class Scheduler:
         )
         self.queue.append(Queued(run, device, need))
         return "queued", ""
+
+    def _settle(self, run: runs.RunDir) -> None:
+        """Forget a worker of ``run`` that has said its last word (final state written, lock released)
+        but is still exiting, so a request that follows its end (stop, then resume) is not mistaken
+        for a request about a live run."""
+        if run.path in self.foreign and not run.alive():
+            del self.foreign[run.path]
+        a = self.active.get(run.path)
+        if a is None or run.alive() or run.raw_status().get("state") in runs.ACTIVE_STATES:
+            return
+        deadline = time.monotonic() + 10
+        while a.worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._reap()
 
     def stop(self, path: Path, grace: float = GRACE_S) -> bool:
         """Stop a run: dequeue it (state stopped), or SIGTERM its worker and SIGKILL it after ``grace``."""
@@ -309,8 +324,8 @@ class Scheduler:
 
     def step(self) -> None:
         """One poll: read requests, reap ended workers, enforce stop deadlines, start what fits."""
-        self._read_inbox()
         self._reap()
+        self._read_inbox()
         now = time.time()
         for a in self.active.values():
             if a.stop_at is not None and now >= a.stop_at and not a.killed:
