@@ -207,6 +207,21 @@ def test_closed_form_agop_matches_finite_difference_jacobians(kernel: str) -> No
     np.testing.assert_allclose(G, ag.agop(J, centering=True), rtol=1e-5, atol=1e-9 * np.abs(G).max())
 
 
+@pytest.mark.parametrize("task", ["add", "sub", "mul", "div"])
+def test_rfm_feature_block_takes_the_shape_task_geometry_names(task: str) -> None:
+    """Pins the measured directions: after a few iterations the named one is near 0, the other near 1."""
+    p = 13
+    eng, _ = _engine(p, "gaussian", frac=0.8, task=task)
+    M = torch.eye(eng.d, dtype=torch.float64)
+    for _ in range(6):
+        _, M = eng.step(M)
+    direction, use_dlog = ag.task_geometry([Task.parse(task, p).expr])
+    assert use_dlog == (task in ("mul", "div"))
+    A = ag.measured_block(M.numpy(), p, use_dlog)
+    other = ag.HANKEL if direction == ag.CIRCULANT else ag.CIRCULANT
+    assert ag.circulant_deviation(A, direction) < 0.1 < 0.9 < ag.circulant_deviation(A, other)
+
+
 def _spec(toml_model: str, p: int = 17, frac: float = 0.8, steps: int = 14, task: str = "add") -> dict:
     text = f"""
 [experiments.rfm-small]
