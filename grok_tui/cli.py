@@ -665,20 +665,10 @@ def show(
     print(plots.curves(acc, f"{s.run_id}: accuracy", width=width, ylim=(0, 1)))
     loss = {k.split("_")[0]: _series(rows, k) for k in ("train_loss", "test_loss")}
     print(plots.curves(loss, f"{s.run_id}: loss", width=width, log_y=True))
-    for title, keys, log_y in PROGRESS_PANELS:
-        series = {k: _series(rows, k) for k in keys if any(k in row for row in rows)}
-        if series:
-            print(plots.curves(series, f"{s.run_id}: {title}", width=width, log_y=log_y))
+    from .inspect_cmd import progress_curves
 
-
-#: Progress-measure panels of `grok show`: (title, metric keys, log-y); drawn when the run has the keys.
-PROGRESS_PANELS: list[tuple[str, tuple[str, ...], bool]] = [
-    ("restricted / excluded loss", ("train_loss", "restricted_loss", "excluded_loss"), True),
-    ("sum of squared weights", ("weight_norm",), False),
-    ("Gini of Fourier norms", ("gini_embed", "gini_logit"), False),
-    ("FFD / FCR", ("ffd_embed", "fcr_embed", "ffd_logit", "fcr_logit"), False),
-    ("RFM progress", ("circulant_deviation", "agop_alignment"), False),
-]
+    for chart in progress_curves(r.path, width):
+        print(chart)
 
 
 def flatten_row(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -722,6 +712,28 @@ def export(
     finally:
         if output:
             out.close()
+
+
+@app.command("inspect")
+def inspect_cmd(
+    run_ref: Annotated[
+        str, typer.Argument(metavar="RUN", help="experiment/run, a unique run or experiment name, or a path.")
+    ],
+    step: Annotated[int | None, typer.Option("--step", help="Checkpoint step (default: the last).")] = None,
+    last: Annotated[bool, typer.Option("--last", help="The last checkpoint (the default).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text and charts.")] = False,
+    runs_dir: RunsDirOpt = None,
+    width: Annotated[int, typer.Option(help="Chart width in columns.")] = 100,
+) -> None:
+    """Key frequencies, W_E/W_L spectra, restricted/excluded loss, Gini, FFD/FCR and phase of a checkpoint."""
+    from .inspect_cmd import inspect
+
+    if step is not None and last:
+        raise fail("--step and --last exclude each other")
+    r = get_run(runs_dir, run_ref)
+    code = inspect(r.path, None if last else step, as_json, width)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:
