@@ -111,6 +111,7 @@ class GrokApp(App):
         self.palette_mode = "truecolor"
         self.ema_weight = 0.0
         self.handled = 0  # the last poll request whose result was handled
+        self.launched: list[int] = []  # pids of the `grok run` processes this app started
         self._poller: Poller | None = None
         self._ckpt_cache: OrderedDict[tuple, CheckpointView] = OrderedDict()
 
@@ -120,9 +121,15 @@ class GrokApp(App):
             self.palette_mode = "truecolor" if self.console.color_system == "truecolor" else "256"
         else:
             self.palette_mode = self.palette_request
+        try:  # the runs on disk, before the first frame (json only; the thread adds the config)
+            self.store.poll(config=False)
+        except Exception as e:  # the poll thread retries and reports
+            self.log.warning(f"first poll failed: {e}")
         self.push_screen(ExperimentsScreen())
         self._poller = Poller(self, self.store, self.poll_interval)
-        self._poller.start()
+        # After the first frame: its first pass parses experiments.toml, which imports numpy
+        # (~0.2 s of GIL the first paint should not wait for).
+        self.call_after_refresh(self._poller.start)
 
     def on_unmount(self) -> None:
         if self._poller is not None:
@@ -210,6 +217,7 @@ class GrokApp(App):
         except (actions.ActionError, OSError) as e:
             self.notify(str(e), severity="error")
             return
+        self.launched.append(pid)
         self.notify(f"launched {', '.join(experiments)} (grok run, pid {pid}); log: {actions.LAUNCH_LOG}")
         self.poke()
 

@@ -428,10 +428,14 @@ class Store:
         return True
 
     # polling -------------------------------------------------------------------------------------
-    def poll(self) -> bool:
-        """One pass: config changes, new run directories, appended rows, status changes."""
+    def poll(self, config: bool = True) -> bool:
+        """One pass: config changes, new run directories, appended rows, status changes.
+
+        ``config=False`` skips experiments.toml (parsing it imports numpy): the app's first pass,
+        so the first frame shows the runs on disk without waiting for it.
+        """
         changed = False
-        if self.config_path is not None and _file_sig(self.config_path) != self._config_sig:
+        if config and self.config_path is not None and _file_sig(self.config_path) != self._config_sig:
             changed |= self.load_config()
         found = {rd.run_id: rd for rd in runs.list_runs(self.runs_dir)}
         with self.lock:
