@@ -160,11 +160,13 @@ GpusOpt = Annotated[
     ),
 ]
 PerGpuOpt = Annotated[
-    int | None, typer.Option("--per-gpu", min=1, help="Runs at once on each GPU [default: 1].")
+    int | None, typer.Option("--per-gpu", min=1, help="Runs at once on each GPU (default 1).")
 ]
 ParallelOpt = Annotated[
     int | None,
-    typer.Option(min=1, help="Runs at once on CPU (device cpu, or every run without a GPU) [default: 1]."),
+    typer.Option(
+        min=1, help="Runs at once on CPU: device cpu, or every run when there is no GPU (default 1)."
+    ),
 ]
 DetachOpt = Annotated[
     bool,
@@ -172,6 +174,8 @@ DetachOpt = Annotated[
         "--detach", "-d", help="Return at once; a detached scheduler drains the queue (no terminal)."
     ),
 ]
+#: `grok run` in the foreground lost its terminal: its runs went on under a detached scheduler.
+EXIT_HANGUP = 129
 DeviceOpt = Annotated[str | None, typer.Option(help="Override every run's device: auto, cpu, cuda, cuda:N.")]
 
 
@@ -209,11 +213,13 @@ def run(
     detach: DetachOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Start finished or changed runs over.")] = False,
 ) -> None:
-    """Queue experiments on GPU/CPU slots and run them as detached workers, with a progress bar per run.
+    """Queue experiments on GPU/CPU slots and train them in detached workers, a progress bar per run.
 
-    Ctrl-C stops this command's runs cleanly (checkpoints written; exit 130). A second `grok run` on the
-    same runs directory hands its runs to the scheduler already there. With --detach nothing stays in the
-    terminal: follow with `grok ls`, `grok logs RUN -f`; stop with `grok stop`.
+    Ctrl-C stops this command's runs cleanly (checkpoints written, exit 130).
+
+    A second `grok run` on the same runs directory hands its runs to the scheduler already there.
+
+    --detach returns at once: follow with `grok ls` or `grok logs RUN -f`, stop with `grok stop`.
     """
     from .config import ConfigError
     from .launch.local import LaunchError, check_spec, prepare_run, run_path
@@ -249,7 +255,7 @@ def run(
             typer.echo(f"grok: {r.run_id}: {why}")
             skipped.append(r)
     code = _launch(root, todo, slots, device, detach, explicit=(gpus, per_gpu, parallel))
-    if not detach and todo + skipped:
+    if not detach and todo + skipped and code != EXIT_HANGUP:
         from rich.console import Console
 
         Console().print(summary_table([r.summary() for r in todo + skipped]))
@@ -258,7 +264,7 @@ def run(
 
 @app.command()
 def resume(
-    run_refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to continue.")],
+    run_refs: Annotated[list[str], typer.Argument(metavar="RUN", help="Runs to continue.")],
     runs_dir: RunsDirOpt = None,
     device: DeviceOpt = None,
     parallel: ParallelOpt = None,
@@ -284,7 +290,7 @@ def resume(
     code = _launch(
         roots.pop(), todo, _slots(gpus, per_gpu, parallel), device, detach, (gpus, per_gpu, parallel)
     )
-    if not detach and todo:
+    if not detach and todo and code != EXIT_HANGUP:
         from rich.console import Console
 
         Console().print(summary_table([r.summary() for r in todo]))
@@ -370,6 +376,10 @@ def _drive(session, todo, device: str | None) -> int:
 
     def on_hup(signum: int, frame: Any) -> None:
         hung["up"] = True
+        # The terminal is gone: writes to it would fail (EIO). Send everything to /dev/null instead.
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
         raise _HangUp
 
     old = {s: signal.signal(s, h) for s, h in ((signal.SIGTERM, on_term), (signal.SIGHUP, on_hup))}
@@ -439,7 +449,7 @@ def _drive(session, todo, device: str | None) -> int:
     except (_HangUp, OSError):
         if not hung["up"]:
             raise
-        return 129
+        return EXIT_HANGUP
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -455,7 +465,7 @@ def _runs_root(r) -> Path:
 
 @app.command()
 def stop(
-    run_refs: Annotated[list[str] | None, typer.Argument(metavar="[RUN...]", help="Runs to stop.")] = None,
+    run_refs: Annotated[list[str] | None, typer.Argument(metavar="RUN", help="Runs to stop.")] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Stop every queued or running run.")] = False,
     runs_dir: RunsDirOpt = None,
     grace: Annotated[float, typer.Option(min=0, help="Seconds between SIGTERM and SIGKILL.")] = 30.0,
@@ -539,7 +549,7 @@ def stop(
 @app.command()
 def logs(
     run_ref: Annotated[
-        str | None, typer.Argument(metavar="[RUN]", help="Run whose worker.log to print.")
+        str | None, typer.Argument(metavar="RUN", help="Run whose worker.log to print.")
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
     lines: Annotated[int | None, typer.Option("--lines", "-n", min=0, help="Only the last N lines.")] = None,

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import runs
+from ..worker import EXIT_BUSY
 from .base import Launcher, Slot, Worker
 from .local import STATE_DIR, LocalLauncher, describe_exit, effective_device, signal_run
 
@@ -42,8 +43,6 @@ LOG = "scheduler.log"
 POLL_S = 0.25
 #: Seconds between SIGTERM and SIGKILL when stopping a worker.
 GRACE_S = 30.0
-#: The worker's exit code when another worker already holds the run (grok_tui.worker.EXIT_BUSY).
-EXIT_BUSY = 3
 DAEMON_MODULE = "grok_tui.launch.scheduler"
 
 
@@ -197,6 +196,11 @@ class Scheduler:
         runs.write_json_atomic(sd / INFO, info)
         sched = cls(runs_dir, slots, launcher or LocalLauncher(), log or (lambda m: None), stack)
         sched._adopt()
+        # Answers nobody collected (their requester died) are dropped after a day.
+        for ack in _inbox(runs_dir).glob("*.ack"):
+            with contextlib.suppress(OSError):
+                if time.time() - ack.stat().st_mtime > 86400:
+                    ack.unlink()
         return sched
 
     def release(self) -> None:
@@ -324,8 +328,8 @@ class Scheduler:
 
     def step(self) -> None:
         """One poll: read requests, reap ended workers, enforce stop deadlines, start what fits."""
+        self._read_inbox()  # first: a stop request explains a worker that is found dead below
         self._reap()
-        self._read_inbox()
         now = time.time()
         for a in self.active.values():
             if a.stop_at is not None and now >= a.stop_at and not a.killed:
