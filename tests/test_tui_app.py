@@ -235,9 +235,9 @@ async def test_stop_asks_first_then_signals_the_live_worker(fx: Path, fake_worke
         assert app.screen.id == "experiments" and fake_worker.poll() is None
         await pilot.press("s")
         await pilot.pause()
-        await pilot.press("y")
+        await pilot.press("y")  # grok stop, in the background: SIGTERM, the worker checkpoints and exits
         await pilot.pause()
-        wait_for(lambda: fake_worker.poll() is not None, what="the worker to exit on SIGTERM")
+        wait_for(lambda: fake_worker.poll() is not None, timeout=60, what="the worker to exit on SIGTERM")
         await settled(pilot)
         assert cell_text(app.screen.query_one(RunTable), RUNNING, "state") == "stopped"
 
@@ -254,9 +254,9 @@ async def test_quitting_never_stops_a_run(fx: Path, fake_worker: subprocess.Pope
 
 async def test_stop_and_resume_refuse_what_cannot_be_done(fx: Path, fake_worker: subprocess.Popen) -> None:
     with pytest.raises(actions.ActionError, match="already running"):
-        actions.resume(fx / "runs" / RUNNING)
+        actions.resume([fx / "runs" / RUNNING], fx / "runs")
     with pytest.raises(actions.ActionError, match="not running"):
-        actions.stop(fx / "runs" / "add" / "seed0")
+        actions.stop([fx / "runs" / "add" / "seed0"], fx / "runs")
     app = make_app(fx)
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot)
@@ -333,6 +333,7 @@ def test_launch_runs_the_grok_cli_for_the_selected_experiments(tmp_path: Path) -
         "mix",
         "--runs-dir",
         "runs",
+        "--detach",
     ]
     with pytest.raises(actions.ActionError):
         actions.launch(None, ["add"], tmp_path)

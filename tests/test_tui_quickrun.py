@@ -1,8 +1,10 @@
 """A real run, launched from the TUI with `r`, that groks while the test watches the table.
 
 The experiment is a tiny transformer on p = 23 that memorises within ~100 steps and groks a few
-hundred steps later (about 15 s of CPU training plus the worker's torch import). The numbers the
-table shows at the end must be the ones `grok ls --json` prints.
+hundred steps later (about 15 s of CPU training plus the worker's torch import). `r` runs
+`grok run FILE --only quick --detach`: the launcher's scheduler starts the worker, the TUI only
+watches the run directory. The numbers the table shows at the end must be the ones `grok ls --json`
+prints.
 """
 
 from __future__ import annotations
@@ -108,8 +110,12 @@ async def test_launch_from_the_tui_and_watch_it_grok(tmp_path: Path) -> None:
             view = screen.view
             assert view.error is None and view.embed is not None and view.logit is not None
             assert np.all(np.isfinite(view.embed.cos)) and len(view.embed.cos) == 11
-    finally:
+    finally:  # only on failure is anything left: this test's launcher, scheduler and worker
+        from grok_tui.launch.scheduler import scheduler_info
+
         _kill_session(launched)
-        st = runs.read_json(run_dir / runs.STATUS) or {}
+        sched = scheduler_info(tmp_path / "runs")
+        if sched:
+            _kill_session(sched.get("pid"))
         if runs.lock_held(run_dir):
-            _kill_session(st.get("pgid"))
+            _kill_session((runs.read_json(run_dir / runs.STATUS) or {}).get("pgid"))

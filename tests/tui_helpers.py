@@ -59,7 +59,7 @@ FAKE_WORKER = textwrap.dedent(
     import os, signal, sys, time
     from pathlib import Path
     from grok_tui import runs
-    run_dir = Path(sys.argv[1])
+    run_dir = Path(sys.argv[2])
     with runs.hold_lock(run_dir):
         stop = []
         signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
@@ -75,10 +75,11 @@ FAKE_WORKER = textwrap.dedent(
 @pytest.fixture
 def fake_worker(fx: Path) -> Iterator[subprocess.Popen]:
     """A real process that owns the running fixture run like a worker: holds its lock, writes its
-    pid/pgid, and on SIGTERM marks the run stopped and exits (what the real worker does)."""
+    pid/pgid, and on SIGTERM marks the run stopped and exits (what the real worker does). Its
+    command line names grok_tui.worker, which `grok stop` checks before signalling a pid."""
     run_dir = fx / "runs" / RUNNING
     proc = subprocess.Popen(
-        [sys.executable, "-c", FAKE_WORKER, str(run_dir)],
+        [sys.executable, "-c", FAKE_WORKER, "grok_tui.worker", str(run_dir)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         start_new_session=True,

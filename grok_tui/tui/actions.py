@@ -1,15 +1,15 @@
 """Steering from the TUI: launch, stop, resume. The one place the TUI starts or signals processes.
 
-Everything goes through the ``grok`` CLI (``python -m grok_tui ...``) or the worker, spawned detached
-(TUI.md §4.5): own session, stdin from /dev/null, output to a file and never a pipe, so a run
-survives the TUI quitting, the terminal closing and SSH dropping. Swap the argv builders below when
-the launcher's interface changes; the screens only call these functions.
+Everything goes through the launcher's ``grok`` CLI (``python -m grok_tui run|resume|stop``), so the
+queue, GPU slots and stop's grace period live in one place (grok_tui/launch). Each command is spawned
+detached (TUI.md §4.5): own session, stdin from /dev/null, output to ``<runs>/tui-launch.log`` and
+never a pipe, so nothing the TUI starts depends on the TUI (or the terminal) staying alive. The
+screens only call these functions.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,13 +31,19 @@ def grok_argv(*args: str) -> list[str]:
 
 
 def launch_argv(config: Path, experiments: list[str], runs_dir: Path) -> list[str]:
+    """``grok run FILE --only NAME... --runs-dir DIR --detach``: queue them; the scheduler drains."""
     only = [a for e in experiments for a in ("--only", e)]
-    return grok_argv("run", str(config), *only, "--runs-dir", str(runs_dir))
+    return grok_argv("run", str(config), *only, "--runs-dir", str(runs_dir), "--detach")
 
 
-def resume_argv(run_dir: Path) -> list[str]:
-    # The worker resumes from checkpoints/resume.pt by itself (grok_tui.worker).
-    return [sys.executable, "-m", "grok_tui.worker", str(run_dir)]
+def resume_argv(run_ids: list[str], runs_dir: Path) -> list[str]:
+    """``grok resume RUN... --runs-dir DIR --detach``: back into the queue from the last checkpoint."""
+    return grok_argv("resume", *run_ids, "--runs-dir", str(runs_dir), "--detach")
+
+
+def stop_argv(run_ids: list[str], runs_dir: Path) -> list[str]:
+    """``grok stop RUN... --runs-dir DIR``: leave the queue or SIGTERM the worker (SIGKILL after a grace)."""
+    return grok_argv("stop", *run_ids, "--runs-dir", str(runs_dir))
 
 
 def spawn_detached(argv: list[str], log_path: Path, cwd: Path | None = None) -> int:
@@ -70,47 +76,41 @@ def reap() -> list[tuple[list[str], int]]:
 
 
 def launch(config: Path | None, experiments: list[str], runs_dir: Path) -> int:
-    """Run the named experiments of ``config`` (``grok run FILE --only NAME...``), detached."""
+    """Queue the named experiments of ``config`` with the launcher, detached; returns the pid."""
     if config is None:
         raise ActionError("no experiments file: start grok-tui with FILE to launch experiments")
     if not experiments:
         raise ActionError("nothing selected to launch")
     runs_dir.mkdir(parents=True, exist_ok=True)
     return spawn_detached(
-        launch_argv(config, experiments, runs_dir), runs_dir / LAUNCH_LOG, cwd=config.parent
+        launch_argv(config.resolve(), experiments, runs_dir.resolve()),
+        runs_dir / LAUNCH_LOG,
+        cwd=config.parent,
     )
 
 
-def resume(run_dir: Path) -> int:
-    """Continue a stopped or failed run from its last checkpoint, detached."""
-    if runs.lock_held(run_dir):
-        raise ActionError(f"{runs.RunDir(run_dir).run_id}: already running")
-    if not (run_dir / runs.SPEC).exists():
-        raise ActionError(f"{run_dir}: not a run directory (no {runs.SPEC})")
-    return spawn_detached(resume_argv(run_dir), run_dir / runs.LOG)
+def resume(run_dirs: list[Path], runs_dir: Path) -> int:
+    """Continue stopped or failed runs from their last checkpoint, through the launcher's queue."""
+    if not run_dirs:
+        raise ActionError("nothing selected to resume")
+    for d in run_dirs:
+        rid = runs.RunDir(d).run_id
+        if runs.lock_held(d):
+            raise ActionError(f"{rid}: already running")
+        if not (d / runs.SPEC).exists():
+            raise ActionError(f"{d}: not a run directory (no {runs.SPEC})")
+    ids = [runs.RunDir(d).run_id for d in run_dirs]
+    return spawn_detached(resume_argv(ids, runs_dir.resolve()), runs_dir / LAUNCH_LOG)
 
 
-def stop(run_dir: Path, sig: int = signal.SIGTERM) -> int:
-    """SIGTERM the run's worker (it checkpoints and exits ``stopped``); returns the signalled id.
-
-    Only while the run's lock is held (the worker is alive, so the pid in status.json is not a
-    recycled one). The whole process group is signalled when the worker leads it; a worker that
-    shares a group with its launcher gets the signal alone, so stopping one run never stops others.
-    """
-    rid = runs.RunDir(run_dir).run_id
-    if not runs.lock_held(run_dir):
-        raise ActionError(f"{rid}: not running (no live worker holds its lock)")
-    st = runs.read_json(run_dir / runs.STATUS) or {}
-    pid, pgid = st.get("pid"), st.get("pgid")
-    if not isinstance(pid, int) or pid <= 1:
-        raise ActionError(f"{rid}: status.json has no usable pid")
-    try:
-        if isinstance(pgid, int) and pgid == pid and pgid != os.getpgid(0):
-            os.killpg(pgid, sig)
-            return pgid
-        os.kill(pid, sig)
-        return pid
-    except ProcessLookupError:
-        raise ActionError(f"{rid}: worker {pid} is gone") from None
-    except PermissionError:
-        raise ActionError(f"{rid}: not allowed to signal worker {pid}") from None
+def stop(run_dirs: list[Path], runs_dir: Path) -> int:
+    """Stop runs with ``grok stop`` (in the background: it waits for the checkpoint, SIGKILL after
+    its grace period). Only runs with a live worker or a place in the queue qualify."""
+    if not run_dirs:
+        raise ActionError("nothing selected to stop")
+    for d in run_dirs:
+        rd = runs.RunDir(d)
+        if not rd.alive() and rd.status().get("state") not in runs.ACTIVE_STATES:
+            raise ActionError(f"{rd.run_id}: not running (no live worker holds its lock)")
+    ids = [runs.RunDir(d).run_id for d in run_dirs]
+    return spawn_detached(stop_argv(ids, runs_dir.resolve()), runs_dir / LAUNCH_LOG)

@@ -234,23 +234,21 @@ class GrokApp(App):
         self.push_screen(ConfirmScreen(question, yes="Stop"), done)
 
     def stop_runs(self, run_ids: list[str]) -> None:
-        for rid in run_ids:
-            try:
-                target = actions.stop(self.store.run_dir(rid).path)
-            except actions.ActionError as e:
-                self.notify(str(e), severity="error")
-            else:
-                self.notify(f"sent SIGTERM to {rid} (process {target})")
+        try:
+            pid = actions.stop([self.store.run_dir(r).path for r in run_ids], self.store.runs_dir)
+        except (actions.ActionError, OSError) as e:
+            self.notify(str(e), severity="error")
+            return
+        self.notify(f"stopping {', '.join(run_ids)} (grok stop, pid {pid}): checkpoint, then exit")
         self.poke()
 
     def resume(self, run_ids: list[str]) -> None:
-        for rid in run_ids:
-            try:
-                pid = actions.resume(self.store.run_dir(rid).path)
-            except (actions.ActionError, OSError) as e:
-                self.notify(str(e), severity="error")
-            else:
-                self.notify(f"resuming {rid} (worker pid {pid})")
+        try:
+            pid = actions.resume([self.store.run_dir(r).path for r in run_ids], self.store.runs_dir)
+        except (actions.ActionError, OSError) as e:
+            self.notify(str(e), severity="error")
+            return
+        self.notify(f"resuming {', '.join(run_ids)} (grok resume, pid {pid})")
         self.poke()
 
     def edit_config(self) -> None:

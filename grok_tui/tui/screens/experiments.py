@@ -284,9 +284,9 @@ class ExperimentsScreen(Screen):
         self.app.launch(exps)
 
     def action_stop(self) -> None:
-        rows = [r for r in self.targets() if r.alive]
+        rows = [r for r in self.targets() if r.state in ("running", "queued")]
         if not rows:
-            self.app.notify("nothing to stop: no selected run is running", severity="warning")
+            self.app.notify("nothing to stop: no selected run is running or queued", severity="warning")
             return
         self.app.confirm_stop([r.run_id for r in rows])
 

@@ -208,7 +208,7 @@ class RunScreen(Screen):
 
     def action_stop(self) -> None:
         row = self.app.store.row(self.run_id)
-        if row is None or not row.alive:
+        if row is None or row.state not in ("running", "queued"):
             self.app.notify(f"{self.run_id} is not running", severity="warning")
             return
         self.app.confirm_stop([self.run_id])
