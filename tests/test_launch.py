@@ -144,6 +144,19 @@ def in_terminal(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen,
     return proc, master
 
 
+def end_leftovers(root: Path) -> None:
+    """Whatever a failed test left running in ``root``: end it (only those processes, by pid)."""
+    info = runs.read_json(state_dir(root) / INFO) or {}
+    if runs.lock_held(state_dir(root)) and info.get("pid"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info["pid"], signal.SIGKILL)
+    for run in runs.list_runs(root):
+        pid = status(run.path).get("pid")
+        if run.alive() and pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def zombie_children() -> list[str]:
     me, out = os.getpid(), []
     for entry in os.listdir("/proc"):
@@ -269,26 +282,21 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     sched_pid = (runs.read_json(state_dir(root) / INFO) or {}).get("pid")
     # Pause both mid-run (past their first evaluations), so both are certainly running when the session
     # dies; the tests continue them (the victim only when the stop test takes it on).
-    for run, pid in ((ref, pids["ref"]), (victim, pids["victim"])):
-        wait_for(lambda run=run: (status(run).get("step") or 0) >= 50, f"{run.parent.name} to pass step 50")
-        pause(pid)
+    running = {ref: pids["ref"], victim: pids["victim"]}
+
+    def pause_past_50() -> bool:
+        for run in [r for r in running if (status(r).get("step") or 0) >= 50]:
+            pause(running.pop(run))
+        return not running
+
+    wait_for(pause_past_50, "both runs to pass step 50")
     # The terminal goes away (hang-up), then everything in the launching session is killed.
     os.close(master)
     shell.wait(timeout=30)  # the hang-up ends the shell (SIGHUP)...
     with contextlib.suppress(ProcessLookupError):
         os.killpg(shell.pid, signal.SIGKILL)  # ...and anything left in its session is killed
     yield {"toml": toml, "root": root, "ref": ref, "victim": victim, "pids": pids, "sched": sched_pid}
-    # Whatever a failed test left behind: end it (only processes of this runs directory, by pid).
-    for run in runs.list_runs(root):
-        pid = status(run.path).get("pid")
-        if run.alive() and pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-                os.kill(pid, signal.SIGCONT)
-    info = runs.read_json(state_dir(root) / INFO) or {}
-    if runs.lock_held(state_dir(root)) and info.get("pid"):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(info["pid"], signal.SIGTERM)
+    end_leftovers(root)
 
 
 def test_detached_runs_outlive_their_launching_session(pair: dict[str, Any]) -> None:
@@ -424,7 +432,10 @@ def queue(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         if all(p.poll() is not None for p, _ in terms) and not runs.lock_held(state_dir(root)):
             break  # both ended, and so did any scheduler that took over
         time.sleep(0.02)
+    end_leftovers(root)
     for i, (p, master) in enumerate(terms):
+        if p.poll() is None:
+            p.kill()
         p.wait(timeout=5)
         if i != hung:
             with contextlib.suppress(OSError):
