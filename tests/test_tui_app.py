@@ -74,8 +74,8 @@ async def test_live_rows_update_in_place(alive: Path) -> None:
         runs.update_status(run_dir, step=2550)
         await settled(pilot)
         assert cell_text(table, RUNNING, "test") == "0.995"
-        assert cell_text(table, RUNNING, "grok") == "2,550"
-        assert cell_text(table, RUNNING, "progress") == "2,550/6,000"
+        assert cell_text(table, RUNNING, "grok") == "2550"
+        assert cell_text(table, RUNNING, "progress") == "2550/6000"
         assert app.screen.cursor_run_id() == "mix/seed0"  # the cursor did not jump
 
 
@@ -169,7 +169,7 @@ async def test_inspector_steps_through_checkpoints_from_the_keyboard(fx: Path) -
         assert "restricted loss" in text and fmt.num(row["restricted_loss"]) in text
         assert fmt.num(row["ffd_embed"]) in text
         head = static_text(screen.query_one("#insp-head"))
-        assert "step 1,000" in head and "3/6" in head
+        assert "step 1000" in head and "3/6" in head
 
 
 async def test_filter_narrows_the_table_and_escape_restores_it(fx: Path) -> None:

@@ -68,13 +68,13 @@ def test_grok_tui_in_tmux_watches_a_run_grok_then_edits_and_quits(fx: Path, tmp_
         from grok_tui.runs import RunDir
 
         s = RunDir(live).summary()
-        assert s.state == "done" and f"{s.grokked_at:,}" in live_line() and f"{s.test_acc:.3f}" in live_line()
+        assert s.state == "done" and f" {s.grokked_at} " in live_line() and f"{s.test_acc:.3f}" in live_line()
         # open it: curves, then the Fourier heatmap
         tmux.keys("/", "live")  # filter down to the live run (typed at once), then open it
         wait_for(lambda: "add/seed0" not in tmux.screen(), what="the filter to apply")
         tmux.keys("Enter", "Enter")
         tmux.wait("accuracy")
-        assert f"grok@{s.grokked_at:,}" in tmux.screen() and "live/seed0 done" in tmux.screen()
+        assert f"grok@{s.grokked_at}" in tmux.screen() and "live/seed0 done" in tmux.screen()
         tmux.keys("3")
         tmux.wait("per frequency k")
         tmux.keys("i")

@@ -1,17 +1,20 @@
-"""How numbers look in the table and headers (plain strings: no Textual, so `grok ls` may share it)."""
+"""How numbers look in the table and headers: exactly as `grok ls` prints them (plain strings, no
+Textual, so the CLI could import this too)."""
 
 from __future__ import annotations
 
 import math
 
-DASH = "—"
+DASH = "-"
 
+# The colours of `grok ls` (done green, running cyan, failed red, stopped yellow, queued dim),
+# as exact xterm-256 entries.
 STATE_COLORS = {
-    "running": "#5fd700",
-    "queued": "#ffd700",
-    "done": "#00afff",
+    "running": "#00d7d7",
+    "queued": "#a8a8a8",
+    "done": "#5fd700",
     "failed": "#ff5f5f",
-    "stopped": "#d7af5f",
+    "stopped": "#d7af00",
     "new": "#808080",
 }
 
@@ -24,11 +27,11 @@ def acc(v: float | None) -> str:
 
 
 def step(v: int | None) -> str:
-    return DASH if v is None else f"{v:,}"
+    return DASH if v is None else str(v)
 
 
 def progress(s: int, total: int) -> str:
-    return f"{s:,}/{total:,}" if total else f"{s:,}"
+    return f"{s}/{total}"
 
 
 def frac(v: float | None) -> str:

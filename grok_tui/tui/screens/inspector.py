@@ -106,7 +106,7 @@ class InspectorScreen(Screen):
                 (self.run_id, "bold"),
                 f"  checkpoint {self.index + 1}/{len(self.steps)}",
                 ("  step ", ""),
-                (f"{step:,}", "bold #ffd700"),
+                (fmt.step(step), "bold #ffd700"),
                 "  key frequencies: ",
                 (kf, "bold #ffd700"),
                 (f"  {view.error}", "#ff5f5f") if view.error else "",
