@@ -93,17 +93,23 @@ class SpectrumBars(Widget):
                 e = int(min(max(eighths[c] - level_base, 0), 8))
                 segs.append(Segment(_EIGHTHS[e], styles[c]))
             lines.append(Strip(Strip(segs).simplify()).extend_cell_length(w, base).crop(0, w))
-        # k axis: key frequencies in the marker colour, every 5th k otherwise
+        # k axis: key frequencies first (in the marker colour), then every 5th k where there is room
         cols_per_k = 2 if mode == "pair" else 1
         buf: list[tuple[str, Style]] = [(" ", axis)] * w
+        taken = [False] * (w + 1)
         key = set(self.key_freqs)
-        last = -1
-        for k in range(1, K + 1):
+        ordered = sorted(key & set(range(1, K + 1))) + [
+            k for k in range(1, K + 1) if k not in key and (k % 5 == 0 or k == 1)
+        ]
+        for k in ordered:
             col = (k - 1) * cols_per_k if mode == "pair" else (k - 1) // per
             lab = str(k)
-            if (k in key or k % 5 == 0 or k == 1) and col > last + 1 and col + len(lab) <= w:
-                for i, ch_ in enumerate(lab):
-                    buf[col + i] = (ch_, mark if k in key else axis)
-                last = col + len(lab) - 1
+            lo, hi = max(col - 1, 0), min(col + len(lab) + 1, w)
+            if col + len(lab) > w or any(taken[lo:hi]):
+                continue
+            for i, ch_ in enumerate(lab):
+                buf[col + i] = (ch_, mark if k in key else axis)
+            for i in range(col, col + len(lab)):
+                taken[i] = True
         lines.append(Strip(Strip([Segment(t, s) for t, s in buf]).simplify(), w))
         return lines
