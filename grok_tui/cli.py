@@ -746,6 +746,20 @@ def inspect_cmd(
         raise typer.Exit(code)
 
 
+@app.command()
+def tui(
+    file: Annotated[
+        Path | None, typer.Argument(help="experiments.toml (default: ./experiments.toml if present)")
+    ] = None,
+    runs_dir: RunsDirOpt = None,
+    no_mouse: Annotated[bool, typer.Option("--no-mouse", help="Leave the mouse to the terminal.")] = False,
+) -> None:
+    """Watch, steer and take apart runs in the terminal UI (= `grok-tui`); quitting never stops a run."""
+    from .tui.app import run_app
+
+    raise typer.Exit(run_app(file, runs_dir, mouse=not no_mouse))
+
+
 def main() -> None:
     app()
 

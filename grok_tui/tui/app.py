@@ -292,8 +292,11 @@ def run_app(
     interval: float = 1.0,
 ) -> int:
     """Start the TUI (``grok tui`` calls this too); returns the exit code."""
-    if config is None and runs_dir is None and Path("experiments.toml").is_file():
-        config = Path("experiments.toml")
+    if config is None and runs_dir is None:
+        if Path("experiments.toml").is_file():
+            config = Path("experiments.toml")
+        elif os.environ.get("GROK_RUNS_DIR"):  # as `grok ls` does
+            runs_dir = Path(os.environ["GROK_RUNS_DIR"])
     if config is not None and not Path(config).is_file():
         print(f"grok-tui: {config}: no such file", file=sys.stderr)
         return 2
