@@ -50,10 +50,10 @@ def test_grok_tui_in_tmux_watches_a_run_grok_then_edits_and_quits(fx: Path, tmp_
     live = fx / "runs" / "live" / "seed0"
     replay = start_replay(src, live, 0.025)
     tmux = Tmux("e2e")
-    cmd = (
-        f"cd {fx} && EDITOR={editor} TERM=xterm-256color {sys.executable} -m grok_tui.tui.app "
-        "experiments.toml --no-mouse; echo GROK-TUI-EXITED; sleep 30"
-    )
+    script = Path(sys.executable).with_name("grok-tui")  # the console script, as a person runs it
+    exe = str(script) if script.exists() else f"{sys.executable} -m grok_tui.tui.app"
+    cmd = f"cd {fx} && EDITOR={editor} TERM=xterm-256color {exe} experiments.toml --no-mouse"
+    cmd += "; echo GROK-TUI-EXITED; sleep 30"
     try:
         tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", cmd)
         tmux.wait("add/seed0")
