@@ -18,7 +18,6 @@ task reports the smaller of the two deviations.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -26,12 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from ..runs import read_jsonl
 from ..tasks import is_prime
 from .dlog import dlog_perm
 from .fourier import fourier_basis
 
-#: ``<run_dir>/progress.jsonl``: RFM per-iteration alignment with the final (or, while running, the latest)
-#: feature matrix. Rewritten whole (write-new-then-rename) each iteration, since the reference changes.
+#: ``<run_dir>/progress.jsonl`` — the same file as ``analysis.live.PROGRESS`` (measures taken against the
+#: final model). RFM rows: per iteration, alignment with the final (while running: the latest) feature
+#: matrix; rewritten whole (write-new-then-rename) each iteration, since the reference changes.
 PROGRESS = "progress.jsonl"
 
 CIRCULANT = "circulant"  # A[i, j] = c[j - i]: row ℓ rolled by -ℓ makes every column constant
@@ -310,18 +311,6 @@ def mlp_measures(arrays: dict[str, np.ndarray], dataset: Any, spec: dict[str, An
 
 
 def read_progress(run_dir: Path | str) -> list[dict[str, Any]]:
-    """Rows of ``progress.jsonl`` (step, agop_alignment_final, circulant_deviation, final); [] if absent."""
-    path = Path(run_dir) / PROGRESS
-    out = []
-    try:
-        text = path.read_text()
-    except OSError:
-        return []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            out.append(row)
-    return out
+    """RFM rows of ``progress.jsonl`` (step, agop_alignment_final, circulant_deviation, reference_step,
+    final); [] when absent. Torn or foreign rows are skipped."""
+    return [r for r in read_jsonl(Path(run_dir) / PROGRESS) if "agop_alignment_final" in r]
