@@ -12,41 +12,30 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
 
+from .frame import FrameWidget
 from .palette import AXIS, COS, MARK, SIN
 
 _EIGHTHS = " ▁▂▃▄▅▆▇█"
 
 
-class SpectrumBars(Widget):
+class SpectrumBars(FrameWidget):
     DEFAULT_CSS = """
     SpectrumBars { width: 1fr; height: 1fr; min-height: 4; }
     """
 
     def __init__(self, title: str = "", *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self.title = title
+        super().__init__(title, id=id, classes=classes)
         self.cos: np.ndarray | None = None
         self.sin: np.ndarray | None = None
         self.key_freqs: list[int] = []
         self.note = ""
-        self._frame: list[Strip] | None = None
-        self._frame_size = (0, 0)
 
     def show(
         self, cos: np.ndarray | None, sin: np.ndarray | None, key_freqs: list[int], note: str = ""
     ) -> None:
         self.cos, self.sin, self.key_freqs, self.note = cos, sin, key_freqs, note
-        self._frame = None
-        self.refresh()
-
-    def render_line(self, y: int) -> Strip:
-        w, h = self.size.width, self.size.height
-        if self._frame is None or self._frame_size != (w, h):
-            self._frame = self._build(w, h)
-            self._frame_size = (w, h)
-        return self._frame[y] if y < len(self._frame) else Strip.blank(w, self.rich_style)
+        self.redraw()
 
     def _build(self, w: int, h: int) -> list[Strip]:
         base = self.rich_style

@@ -13,30 +13,26 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
 
 from grok_tui.series import nice_ticks, si
 
+from .frame import FrameWidget
 from .palette import AXIS, MARK, ramp
 
 LEVELS = 64
 
 
-class FourierHeatmap(Widget):
+class FourierHeatmap(FrameWidget):
     DEFAULT_CSS = """
     FourierHeatmap { width: 1fr; height: 1fr; min-height: 5; }
     """
 
     def __init__(self, title: str = "", *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self.title = title
+        super().__init__(title, id=id, classes=classes)
         self.steps: np.ndarray = np.zeros(0)
         self.matrix: np.ndarray = np.zeros((0, 0))
         self.key_freqs: list[int] = []
         self.cursor: int | None = None  # a step to mark (the inspected checkpoint)
-        self._frame: list[Strip] | None = None
-        self._frame_size = (0, 0)
-        self.builds = 0
 
     def show(
         self,
@@ -59,16 +55,7 @@ class FourierHeatmap(Widget):
         self.cursor = cursor
         if title is not None:
             self.title = title
-        self._frame = None
-        self.refresh()
-
-    def render_line(self, y: int) -> Strip:
-        w, h = self.size.width, self.size.height
-        if self._frame is None or self._frame_size != (w, h):
-            self._frame = self._build(w, h)
-            self._frame_size = (w, h)
-            self.builds += 1
-        return self._frame[y] if y < len(self._frame) else Strip.blank(w, self.rich_style)
+        self.redraw()
 
     def _palette(self) -> list[Style]:
         mode = getattr(self.app, "palette_mode", "truecolor")

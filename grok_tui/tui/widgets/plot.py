@@ -16,10 +16,10 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
 
 from grok_tui.series import fmt_tick, log_ticks, minmax_downsample, nice_ticks, si
 
+from .frame import FrameWidget
 from .palette import AXIS, MARK
 
 # Braille dot bits by (row 0..3, column 0..1) inside a cell.
@@ -49,7 +49,7 @@ def _rasterise(px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-class CurvePlot(Widget):
+class CurvePlot(FrameWidget):
     """Curves over a shared x axis (steps). ``plot()`` swaps the data; drawing happens on render."""
 
     DEFAULT_CSS = """
@@ -66,15 +66,11 @@ class CurvePlot(Widget):
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
-        super().__init__(id=id, classes=classes)
-        self.title = title
+        super().__init__(title, id=id, classes=classes)
         self.logx, self.logy, self.ylim = logx, logy, ylim
         self.curves: list[Curve] = []
         self.vlines: list[tuple[float, str]] = []
         self.note = ""
-        self._frame: list[Strip] | None = None
-        self._frame_size: tuple[int, int] = (0, 0)
-        self.builds = 0  # frames built (tests and the bench watch this)
 
     def plot(
         self,
@@ -97,19 +93,9 @@ class CurvePlot(Widget):
             self.vlines = vlines
         if note is not None:
             self.note = note
-        self._frame = None
-        self.refresh()
+        self.redraw()
 
     # ------------------------------------------------------------------ drawing
-    def render_line(self, y: int) -> Strip:
-        w, h = self.size.width, self.size.height
-        if self._frame is None or self._frame_size != (w, h):
-            self._frame = self._build(w, h)
-            self._frame_size = (w, h)
-            self.builds += 1
-        if y < len(self._frame):
-            return self._frame[y]
-        return Strip.blank(w, self.rich_style)
 
     def _transform(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=np.float64)

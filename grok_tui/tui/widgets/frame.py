@@ -1,0 +1,35 @@
+"""Base of the drawn widgets (curves, heatmap, spectrum bars): a whole frame of Strips, built lazily.
+
+The frame is built in ``render_line`` only when the data changed (``redraw``) or the size did, so a
+widget in a hidden tab costs nothing and a visible one is rebuilt once per change, not once per line.
+"""
+
+from __future__ import annotations
+
+from textual.strip import Strip
+from textual.widget import Widget
+
+
+class FrameWidget(Widget):
+    def __init__(self, title: str = "", *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.title = title
+        self._frame: list[Strip] | None = None
+        self._frame_size: tuple[int, int] = (0, 0)
+        self.builds = 0  # frames built (tests and the bench watch this)
+
+    def redraw(self) -> None:
+        """The data changed: drop the frame and ask for a repaint."""
+        self._frame = None
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        w, h = self.size.width, self.size.height
+        if self._frame is None or self._frame_size != (w, h):
+            self._frame = self._build(w, h)
+            self._frame_size = (w, h)
+            self.builds += 1
+        return self._frame[y] if y < len(self._frame) else Strip.blank(w, self.rich_style)
+
+    def _build(self, w: int, h: int) -> list[Strip]:
+        raise NotImplementedError
