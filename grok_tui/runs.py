@@ -105,33 +105,54 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return JsonlTail(path).read_new()
 
 
-class JsonlTail:
-    """Incremental reader of an append-only JSONL file (keeps the partial last line for later)."""
+class LineTail:
+    """Incremental reader of an append-only text file: the complete lines added since the last call.
 
-    def __init__(self, path: Path) -> None:
+    A torn last line waits for the next call. A replaced file (a resume rewrites metrics under a new
+    inode) or a truncated one is read again from the start, and ``reset_seen`` tells the caller to drop
+    what it had. ``start_back`` starts that many bytes before the end (a log's last lines), skipping the
+    line the cut falls into.
+    """
+
+    def __init__(self, path: Path, start_back: int | None = None) -> None:
         self.path = Path(path)
-        self.offset = 0
+        self.start_back = start_back
+        self.offset: int | None = None
         self._buf = b""
+        self._ino: int | None = None
+        self._skip_first = False
+        self.reset_seen = False
 
-    def read_new(self) -> list[dict[str, Any]]:
+    def read_lines(self) -> list[bytes]:
         try:
-            size = os.stat(self.path).st_size
+            st = os.stat(self.path)
         except OSError:
             return []
-        if size < self.offset:  # truncated or replaced: start again
-            self.offset, self._buf = 0, b""
-        if size == self.offset:
+        if self.offset is None or st.st_ino != self._ino or st.st_size < self.offset:
+            self.reset_seen = self.offset is not None
+            self.offset = max(0, st.st_size - self.start_back) if self.start_back else 0
+            self._buf, self._ino, self._skip_first = b"", st.st_ino, self.offset > 0
+        if st.st_size == self.offset:
             return []
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
-                chunk = f.read(size - self.offset)
+                chunk = f.read(st.st_size - self.offset)
         except OSError:
             return []
         self.offset += len(chunk)
         *lines, self._buf = (self._buf + chunk).split(b"\n")
+        if self._skip_first and lines:
+            lines, self._skip_first = lines[1:], False
+        return lines
+
+
+class JsonlTail(LineTail):
+    """A LineTail of JSON objects; a corrupt line is skipped, never fatal."""
+
+    def read_new(self) -> list[dict[str, Any]]:
         out = []
-        for raw in lines:
+        for raw in self.read_lines():
             if not raw.strip():
                 continue
             try:

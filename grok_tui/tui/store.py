@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grok_tui import runs
-from grok_tui.runs import ACTIVE_STATES, JsonlTail, RunDir, RunSummary, first_step_at
+from grok_tui.runs import ACTIVE_STATES, JsonlTail, LineTail, RunDir, RunSummary, first_step_at
 
 if TYPE_CHECKING:
     import numpy as np
@@ -118,33 +118,12 @@ def _file_sig(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-class ResettableTail:
-    """A JsonlTail that starts over when the file is replaced (resume rewrites metrics.jsonl)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.tail = JsonlTail(path)
-        self._ino: int | None = None
-        self.reset_seen = False
-
-    def read_new(self) -> list[dict[str, Any]]:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return []
-        if self._ino is not None and (st.st_ino != self._ino or st.st_size < self.tail.offset):
-            self.tail = JsonlTail(self.path)
-            self.reset_seen = True
-        self._ino = st.st_ino
-        return self.tail.read_new()
-
-
 class RunWatch:
     """Keeps one run's summary current, reading only what was appended since the last poll."""
 
     def __init__(self, rd: RunDir) -> None:
         self.rd = rd
-        self._tail = ResettableTail(rd.path / runs.METRICS)
+        self._tail = JsonlTail(rd.path / runs.METRICS)
         self._index = 0  # rows seen so far: orders the decisive rows
         self._mem: tuple[int, dict] | None = None
         self._grok: tuple[int, dict] | None = None
@@ -289,37 +268,14 @@ class Matrix:
         return np.asarray([self.steps[i] for i in keep]), np.asarray([col[i] for i in keep])
 
 
-class LogTail:
+class LogTail(LineTail):
     """The last lines of worker.log, read incrementally (starts near the end of a big log)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset: int | None = None
-        self._buf = b""
+        super().__init__(path, start_back=LOG_TAIL_BYTES)
 
     def read_new(self) -> list[str]:
-        try:
-            size = os.stat(self.path).st_size
-        except OSError:
-            return []
-        skip_partial = False
-        if self.offset is None or size < self.offset:
-            self.offset = max(0, size - LOG_TAIL_BYTES)
-            self._buf = b""
-            skip_partial = self.offset > 0
-        if size == self.offset:
-            return []
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read(size - self.offset)
-        except OSError:
-            return []
-        self.offset += len(chunk)
-        *lines, self._buf = (self._buf + chunk).split(b"\n")
-        if skip_partial and lines:
-            lines = lines[1:]
-        return [ln.decode("utf-8", "replace").rstrip("\r") for ln in lines]
+        return [ln.decode("utf-8", "replace").rstrip("\r") for ln in self.read_lines()]
 
 
 class RunSeries:
@@ -335,9 +291,9 @@ class RunSeries:
         self.log: deque[str] = deque(maxlen=LOG_MAX_LINES)
         self.log_total = 0  # lines ever read: a screen writes the ones it has not shown yet
         self.version = 0
-        self._mt = ResettableTail(rd.path / runs.METRICS)
-        self._ft = ResettableTail(rd.path / runs.FOURIER)
-        self._pt = ResettableTail(rd.path / PROGRESS)
+        self._mt = JsonlTail(rd.path / runs.METRICS)
+        self._ft = JsonlTail(rd.path / runs.FOURIER)
+        self._pt = JsonlTail(rd.path / PROGRESS)
         self._lt = LogTail(rd.log_path())
         self._ckpt_sig: tuple[int, int, int] | None = None
         self.checkpoints: list[int] = []
