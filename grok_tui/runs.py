@@ -6,6 +6,8 @@ Layout of ``<runs_dir>/<experiment>/<run>/`` (see DESIGN.md):
 - ``status.json``    state + bookkeeping, replaced atomically by the worker (or launcher for ``queued``)
 - ``metrics.jsonl``  one object per evaluation, append-only; readers skip a torn last line
 - ``fourier.jsonl``  one object per evaluation: ``{"step", "freqs": [k...], "embed": [norm per k]}``
+- ``progress.jsonl``  measures taken against the final model (restricted/excluded loss with the final key
+  frequencies; RFM: alignment with the final feature matrix), one row per checkpoint; replaced whole
 - ``checkpoints/step_NNNNNNN.npz``  weights + precomputed analysis, loadable with numpy alone
 - ``checkpoints/resume.pt``          full training state for exact resume (torch)
 - ``worker.log``     the worker's stdout/stderr
@@ -33,6 +35,7 @@ SPEC = "spec.json"
 STATUS = "status.json"
 METRICS = "metrics.jsonl"
 FOURIER = "fourier.jsonl"
+PROGRESS = "progress.jsonl"
 LOG = "worker.log"
 LOCK = ".lock"
 CKPT_DIR = "checkpoints"

@@ -25,15 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from ..runs import read_jsonl
+# runs.PROGRESS for RFM: per iteration, alignment with the final (while running: the latest) feature
+# matrix; rewritten whole (write-new-then-rename) each iteration, since the reference changes.
+from ..runs import PROGRESS, read_jsonl
 from ..tasks import is_prime
 from .dlog import dlog_perm
 from .fourier import fourier_basis
-
-#: ``<run_dir>/progress.jsonl`` — the same file as ``analysis.live.PROGRESS`` (measures taken against the
-#: final model). RFM rows: per iteration, alignment with the final (while running: the latest) feature
-#: matrix; rewritten whole (write-new-then-rename) each iteration, since the reference changes.
-PROGRESS = "progress.jsonl"
 
 CIRCULANT = "circulant"  # A[i, j] = c[j - i]: row ℓ rolled by -ℓ makes every column constant
 HANKEL = "hankel"  # A[i, j] = c[i + j]: row ℓ rolled by +ℓ makes every column constant

@@ -19,14 +19,12 @@ from typing import Any
 import numpy as np
 
 from ..config import ANALYSIS_DEFAULTS
+from ..runs import PROGRESS  # final_pass writes it: one row per checkpoint, final key freqs
 from ..tasks import Task, is_prime
 from . import keyfreq
 from .measures import Spectrum, embed_matrix, logit_spectrum, spectrum
 from .progress import progress_measures
 from .structure import Structure, detect_structure
-
-#: Written by :func:`final_pass`: one row per checkpoint, measured with the final key frequencies.
-PROGRESS = "progress.jsonl"
 
 Forward = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray | None]]
 
