@@ -99,7 +99,8 @@ model = {{ kind = "rfm", kernel = "{args.kernel}" }}
         print(
             f"{r['step']:3d}  {r['train_acc']:9.3f}  {r['train_loss']:9.1e}  {r['test_acc']:9.3f}  "
             f"{r['test_loss']:9.5f}  {r['test_correct_loss']:11.5f}  "
-            f"{'   -   ' if dev is None else f'{dev:8.4f}'}  {final.get(r['step'], float('nan')):11.4f}  {r['time']:5.2f}"
+            f"{'   -   ' if dev is None else f'{dev:8.4f}'}  "
+            f"{final.get(r['step'], float('nan')):11.4f}  {r['time']:5.2f}"
         )
     # the paper's shape, checked
     if jump is not None:
@@ -110,12 +111,19 @@ model = {{ kind = "rfm", kernel = "{args.kernel}" }}
         aligns = [final[r["step"]] for r in rows]
         print()
         print(
-            f"test accuracy ≤ 3×chance ({3 * chance:.3f}) for iterations 0..{flat - 1}, then 100 % at {jump}; "
+            f"test accuracy ≤ 3×chance ({3 * chance:.3f}) for iterations 0..{flat - 1}, "
+            f"then 100 % at {jump}; "
             f"max train MSE over the run {max(r['train_loss'] for r in rows):.1e}"
         )
-        print(f"circulant deviation falls every iteration from 1: {all(a > b for a, b in zip(devs, devs[1:]))}"
-              f" ({devs[0]:.3f} → {devs[jump - 1]:.3f} at the jump → {devs[-1]:.3f})")
-        print(f"alignment with the final M rises: {aligns[0]:.3f} → {aligns[jump]:.3f} at the jump → {aligns[-1]:.3f}")
+        falling = all(a > b for a, b in zip(devs, devs[1:], strict=False))
+        print(
+            f"circulant deviation falls every iteration from 1: {falling}"
+            f" ({devs[0]:.3f} → {devs[jump - 1]:.3f} at the jump → {devs[-1]:.3f})"
+        )
+        print(
+            f"alignment with the final M rises: {aligns[0]:.3f} → {aligns[jump]:.3f} at the jump"
+            f" → {aligns[-1]:.3f}"
+        )
     return 0
 
 
