@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,16 @@ from grok_tui.models import rfm
 from grok_tui.recorder import load_checkpoint
 from grok_tui.runs import RunDir, write_json_atomic
 from grok_tui.tasks import Task, build_dataset
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """These problems are tiny: one torch thread (two spin against each other on a busy 2-core box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 # --------------------------------------------------------------------------- circulant deviation
 
