@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: A run that memorises by step ~100 and groks by step ~300-400 on a 2-core CPU in a few seconds.
+#: A run that memorises by step ~60 and groks by step ~300 (seeds 0 and 1) on a 2-core CPU in seconds.
 TINY_TOML = """
 [defaults]
 runs_dir = "runs"
@@ -16,7 +16,7 @@ device = "cpu"
 [experiments.tiny]
 task = "add"
 p = 23
-train_frac = 0.6
+train_frac = 0.7
 steps = {steps}
 eval_every = 25
 checkpoint_every = 100
