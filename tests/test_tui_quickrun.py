@@ -1,7 +1,8 @@
 """A real run, launched from the TUI with `r`, that groks while the test watches the table.
 
 The experiment is a tiny transformer on p = 23 that memorises within ~100 steps and groks a few
-hundred steps later (seeds 0 and 1 grok by step 300) (about 15 s of CPU training plus the worker's torch import). `r` runs
+hundred steps later (seeds 0 and 1 grok by step 300; about 15 s of CPU training plus the worker's
+torch import). `r` runs
 `grok run FILE --only quick --detach`: the launcher's scheduler starts the worker, the TUI only
 watches the run directory. The numbers the table shows at the end must be the ones `grok ls --json`
 prints.
