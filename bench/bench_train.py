@@ -82,7 +82,8 @@ def main() -> None:
                     if row["test_acc"] >= 0.99:
                         grokked = tr.step
             wall = time.perf_counter() - t0
-            print(json.dumps({"grokked_at": grokked, "wall_s": round(wall, 1), "wall_min": round(wall / 60, 2)}))
+            result = {"grokked_at": grokked, "wall_s": round(wall, 1), "wall_min": round(wall / 60, 2)}
+            print(json.dumps(result))
 
 
 if __name__ == "__main__":
