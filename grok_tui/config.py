@@ -370,8 +370,6 @@ def resolve_run(ctx: _Ctx, name: str, raw: dict[str, Any], seed: int, run_name: 
     model = _resolve_model(ctx, dict(exp.get("model") or {}), exp["layout"])
     optim = _resolve_optim(ctx, dict(exp.get("optim") or {}), exp["layout"])
     analysis = _resolve_analysis(ctx, dict(exp.get("analysis") or {}))
-    if model["kind"] == "rfm" and len(tasks) > 1:
-        ctx.fail("task", "the rfm model takes a single task")
     split_seed = exp["split_seed"] if exp["split_seed"] is not None else seed
     return {
         "experiment": name,

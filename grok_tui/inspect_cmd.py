@@ -353,7 +353,9 @@ def progress_curves(run_dir: Path | str, width: int = 100) -> list[str]:
     panels = progress_series(run_dir)
     if not panels:
         return []
-    out = [phase_line(run_dir)]
+    # the phase rule reads a network's memorise/clean-up story; an RFM interpolates from iteration 0
+    rfm = RunDir(run_dir).spec().get("model", {}).get("kind") == "rfm"
+    out = [] if rfm else [phase_line(run_dir)]
     for title, series in panels.items():
         out.append(curves(series, title, width=width, log_y="loss" in title))
     return out

@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from . import runs
-from .analysis import live
+from .analysis import agop, live
 from .analysis.fourier import freq_norms
 from .models.mlp import MLP
 from .models.transformer import Transformer
@@ -193,6 +193,9 @@ class Trainer:
             acts_np = acts.float().cpu().numpy() if isinstance(self.model, Transformer) else None
             ck_scalars, ck_arrays = live.checkpoint_measures(arrays, logits_np, acts_np, self.data, self.spec)
             row.update(ck_scalars)
+            if isinstance(self.model, MLP):
+                # Mallinar et al.'s feature measures (AGOP, NFM): ~0.1 s at p = 61, so per checkpoint
+                row.update(agop.mlp_measures(arrays, self.data, self.spec))
             meta = {**{k: v for k, v in row.items() if k != "tasks"}}
             arrays.update({f"analysis/{k}": v for k, v in ck_arrays.items()})
             self.rec.checkpoint(self.step, arrays, meta)
