@@ -129,6 +129,8 @@ def in_terminal(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen,
     os.set_blocking(master, False)
 
     def own_terminal() -> None:
+        # A login shell hears SIGHUP even if this test was started under nohup (SIG_IGN is inherited).
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
     proc = subprocess.Popen(
