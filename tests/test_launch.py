@@ -278,27 +278,33 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = d / "runs"
     argv = " ".join(grok_argv("run", toml, "--detach", "--parallel", "2", "--runs-dir", root))
     shell, master = in_terminal(["bash", "-c", f"{argv}; exec sleep 600"], BASE_ENV)
-    ref, victim = root / "ref" / "seed0", root / "victim" / "seed0"
-    t0 = time.time() - 1
-    pids = {"ref": new_worker(ref, t0), "victim": new_worker(victim, t0)}
-    sched_pid = (runs.read_json(state_dir(root) / INFO) or {}).get("pid")
-    # Pause both mid-run (past their first evaluations), so both are certainly running when the session
-    # dies; the tests continue them (the victim only when the stop test takes it on).
-    running = {ref: pids["ref"], victim: pids["victim"]}
+    try:
+        ref, victim = root / "ref" / "seed0", root / "victim" / "seed0"
+        t0 = time.time() - 1
+        pids = {"ref": new_worker(ref, t0), "victim": new_worker(victim, t0)}
+        sched_pid = (runs.read_json(state_dir(root) / INFO) or {}).get("pid")
+        # Pause both mid-run (past their first evaluations), so both are certainly running when the session
+        # dies; the tests continue them (the victim only when the stop test takes it on).
+        running = {ref: pids["ref"], victim: pids["victim"]}
 
-    def pause_past_50() -> bool:
-        for run in [r for r in running if (status(r).get("step") or 0) >= 50]:
-            pause(running.pop(run))
-        return not running
+        def pause_past_50() -> bool:
+            for run in [r for r in running if (status(r).get("step") or 0) >= 50]:
+                pause(running.pop(run))
+            return not running
 
-    wait_for(pause_past_50, "both runs to pass step 50")
-    # The terminal goes away (hang-up), then everything in the launching session is killed.
-    os.close(master)
-    shell.wait(timeout=30)  # the hang-up ends the shell (SIGHUP)...
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(shell.pid, signal.SIGKILL)  # ...and anything left in its session is killed
-    yield {"toml": toml, "root": root, "ref": ref, "victim": victim, "pids": pids, "sched": sched_pid}
-    end_leftovers(root)
+        wait_for(pause_past_50, "both runs to pass step 50")
+        # The terminal goes away (hang-up), then everything in the launching session is killed.
+        os.close(master)
+        shell.wait(timeout=30)  # the hang-up ends the shell (SIGHUP)...
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)  # ...and anything left in its session is killed
+        yield {"toml": toml, "root": root, "ref": ref, "victim": victim, "pids": pids, "sched": sched_pid}
+    finally:  # also when the set-up itself failed: leave no paused worker or scheduler behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            shell.wait(timeout=10)
+        end_leftovers(root)
 
 
 def test_detached_runs_outlive_their_launching_session(pair: dict[str, Any]) -> None:
