@@ -210,7 +210,8 @@ def spectrum_bars(per_freq: list[float], key_freqs: list[int], title: str, width
         plt.xticks(sorted({1, *range(step, len(ks) + 1, step), len(ks)}))
         plt.xlabel("frequency k")
     plt.title(title)
-    return plt.build()
+    out = plt.build()
+    return out if sys.stdout.isatty() else plt.uncolorize(out)  # colour codes only for a terminal
 
 
 def render(info: dict[str, Any], width: int = 100) -> str:
