@@ -330,11 +330,7 @@ class Scheduler:
         """One poll: read requests, reap ended workers, enforce stop deadlines, start what fits."""
         self._read_inbox()  # first: a stop request explains a worker that is found dead below
         self._reap()
-        now = time.time()
-        for a in self.active.values():
-            if a.stop_at is not None and now >= a.stop_at and not a.killed:
-                a.worker.signal(signal.SIGKILL)
-                a.killed = True
+        self._kill_overdue()
         for path in [p for p in self.foreign if not runs.lock_held(p)]:
             del self.foreign[path]
         self._start_queued()
@@ -425,12 +421,16 @@ class Scheduler:
             self.stop(path, grace)
         while self.active:
             self._reap()
-            now = time.time()
-            for a in self.active.values():
-                if a.stop_at is not None and now >= a.stop_at and not a.killed:
-                    a.worker.signal(signal.SIGKILL)
-                    a.killed = True
+            self._kill_overdue()
             time.sleep(0.05)
+
+    def _kill_overdue(self) -> None:
+        """SIGKILL the workers still alive past their stop's grace period (the checkpoint is kept)."""
+        now = time.time()
+        for a in self.active.values():
+            if a.stop_at is not None and now >= a.stop_at and not a.killed:
+                a.worker.signal(signal.SIGKILL)
+                a.killed = True
 
 
 # --------------------------------------------------------------------------- the detached daemon
