@@ -298,32 +298,22 @@ class RunSeries:
         self._ckpt_sig: tuple[int, int, int] | None = None
         self.checkpoints: list[int] = []
 
+    def _follow(self, tail: JsonlTail, attr: str, fresh: type) -> bool:
+        """Append a file's new rows to ``attr``; a rewritten file (resume) starts it over."""
+        rows = tail.read_new()
+        changed = tail.reset_seen
+        if tail.reset_seen:
+            tail.reset_seen = False
+            setattr(self, attr, fresh())
+        if rows:
+            getattr(self, attr).extend(rows)
+            changed = True
+        return changed
+
     def poll(self) -> bool:
-        changed = False
-        m = self._mt.read_new()
-        if self._mt.reset_seen:
-            self._mt.reset_seen = False
-            self.metrics = Columns()
-            changed = True
-        if m:
-            self.metrics.extend(m)
-            changed = True
-        f = self._ft.read_new()
-        if self._ft.reset_seen:
-            self._ft.reset_seen = False
-            self.fourier = Matrix()
-            changed = True
-        if f:
-            self.fourier.extend(f)
-            changed = True
-        pr = self._pt.read_new()
-        if self._pt.reset_seen:
-            self._pt.reset_seen = False
-            self.progress = Columns()
-            changed = True
-        if pr:
-            self.progress.extend(pr)
-            changed = True
+        changed = self._follow(self._mt, "metrics", Columns)
+        changed |= self._follow(self._ft, "fourier", Matrix)
+        changed |= self._follow(self._pt, "progress", Columns)
         sig = _file_sig(self.rd.path / runs.CKPT_DIR)
         if sig != self._ckpt_sig:
             self._ckpt_sig = sig
