@@ -153,30 +153,19 @@ class Trainer:
         self.model.train()
         row: dict[str, Any] = {"step": self.step, "time": round(self.elapsed, 3)}
         correct = logits.argmax(-1) == self.labels
-        splits = {"train": self.is_train, "test": ~self.is_train}
-        for split, mask in splits.items():
-            row[f"{split}_loss"] = float(self.loss(logits[mask], self.labels[mask], self.task_ids[mask]))
-            row[f"{split}_acc"] = float(correct[mask].double().mean()) if mask.any() else float("nan")
+
+        def split_stats(select: torch.Tensor) -> dict[str, float]:
+            """Loss and accuracy on the train and test parts of ``select`` (all rows, or one task's)."""
+            out = {}
+            for split, mask in (("train", self.is_train & select), ("test", ~self.is_train & select)):
+                out[f"{split}_loss"] = float(self.loss(logits[mask], self.labels[mask], self.task_ids[mask]))
+                out[f"{split}_acc"] = float(correct[mask].double().mean()) if mask.any() else float("nan")
+            return out
+
+        row.update(split_stats(torch.ones_like(self.is_train)))
         if self.n_tasks > 1:
-            row["tasks"] = {}
-            for i, task in enumerate(self.data.tasks):
-                t = self.task_ids == i
-                row["tasks"][task.name] = {
-                    f"{split}_{m}": v
-                    for split, mask in splits.items()
-                    for m, v in (
-                        (
-                            "acc",
-                            float(correct[mask & t].double().mean()) if (mask & t).any() else float("nan"),
-                        ),
-                        (
-                            "loss",
-                            float(
-                                self.loss(logits[mask & t], self.labels[mask & t], self.task_ids[mask & t])
-                            ),
-                        ),
-                    )
-                }
+            tasks = enumerate(self.data.tasks)
+            row["tasks"] = {task.name: split_stats(self.task_ids == i) for i, task in tasks}
         row["weight_norm"] = weight_norm(self.model)
         row["lr"] = self.sched.get_last_lr()[0]
         arrays = self.model.export_arrays()
