@@ -31,6 +31,15 @@ RunsDirOpt = Annotated[
 ]
 
 
+def table_console():
+    """A rich console for tables. Piped output (grep, a log file) is drawn 200 columns wide instead of
+    rich's default 80, so run ids are not cut; a terminal, or $COLUMNS, sets the width as usual."""
+    from rich.console import Console
+
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=200 if wide else None)
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise: no traceback for a user's mistake."""
     typer.echo(f"grok: error: {message}", err=True)
@@ -124,7 +133,6 @@ def summary_table(summaries, title: str | None = None):
 @app.command()
 def validate(file: Annotated[Path, typer.Argument(help="experiments.toml")]) -> None:
     """Check an experiments file and print the runs it expands to."""
-    from rich.console import Console
     from rich.table import Table
 
     cfg = load(file)
@@ -146,7 +154,7 @@ def validate(file: Annotated[Path, typer.Argument(help="experiments.toml")]) -> 
             f"{r['eval_every']}/{r['checkpoint_every']}",
             r["device"],
         )
-    Console().print(table)
+    table_console().print(table)
 
 
 # --------------------------------------------------------------------------- run / resume / stop / logs
@@ -256,9 +264,7 @@ def run(
             skipped.append(r)
     code = _launch(root, todo, slots, device, detach, explicit=(gpus, per_gpu, parallel))
     if not detach and todo + skipped and code != EXIT_HANGUP:
-        from rich.console import Console
-
-        Console().print(summary_table([r.summary() for r in todo + skipped]))
+        table_console().print(summary_table([r.summary() for r in todo + skipped]))
     raise typer.Exit(code)
 
 
@@ -291,9 +297,7 @@ def resume(
         roots.pop(), todo, _slots(gpus, per_gpu, parallel), device, detach, (gpus, per_gpu, parallel)
     )
     if not detach and todo and code != EXIT_HANGUP:
-        from rich.console import Console
-
-        Console().print(summary_table([r.summary() for r in todo]))
+        table_console().print(summary_table([r.summary() for r in todo]))
     raise typer.Exit(code)
 
 
@@ -619,7 +623,6 @@ def ls(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Table of runs: state, step, accuracies, memorised at and grokked at."""
-    from rich.console import Console
 
     from .runs import list_runs
 
@@ -642,7 +645,7 @@ def ls(
         )
         typer.echo(json.dumps([{k: getattr(s, k) for k in keys} for s in summaries], indent=1))
         return
-    Console().print(summary_table(summaries, title=str(root)))
+    table_console().print(summary_table(summaries, title=str(root)))
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -659,14 +662,13 @@ def show(
     width: Annotated[int, typer.Option(help="Plot width in columns.")] = 100,
 ) -> None:
     """Summary of one run and its curves: accuracy (log-x), loss (log-y), progress measures."""
-    from rich.console import Console
 
     from . import plots
 
     r = get_run(runs_dir, run_ref)
     rows = r.metrics()
     s = r.summary(rows)
-    console = Console()
+    console = table_console()
     console.print(summary_table([s]))
     if not rows:
         console.print("no evaluations yet")

@@ -27,7 +27,8 @@ optim = {{ lr = 1e-2, weight_decay = 1.0 }}
 
 def grok(*args: str, cwd: Path | None = None, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     """Run the real CLI as a user would (``python -m grok_tui`` is the ``grok`` console script)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    # Output is piped, as in `grok ls | grep`: no COLUMNS, so tables take the width grok picks for a pipe.
+    env = {**{k: v for k, v in os.environ.items() if k != "COLUMNS"}, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "grok_tui", *args],
         cwd=cwd,

@@ -57,6 +57,8 @@ def test_tiny_run_groks_and_ls_show_report_it(tiny_toml) -> None:
     assert row["train_acc"] == 1.0 and row["test_acc"] >= 0.99
     # grokking: test accuracy reaches 0.99 well after train accuracy did
     assert row["memorised_at"] is not None and row["grokked_at"] >= 2 * row["memorised_at"]
+    # the table piped to grep or a file keeps whole run ids (rich would cut them at 80 columns)
+    assert "tiny/seed0" in grok("ls", cwd=toml.parent).stdout
     shown = grok("show", "tiny/seed0", cwd=toml.parent)
     assert shown.returncode == 0 and "accuracy" in shown.stdout and "grokked" in shown.stdout
     # a finished run is not run again
