@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 #: A run that memorises by step ~60 and groks by step ~300 (seeds 0 and 1) on a 2-core CPU in seconds.
 TINY_TOML = """
@@ -38,3 +41,16 @@ def grok(*args: str, cwd: Path | None = None, timeout: float = 300, **kw) -> sub
         env=env,
         **kw,
     )
+
+
+def wait_for(cond: Callable[[], Any], what: str = "condition", timeout: float = 10.0) -> Any:
+    """Poll ``cond`` until it returns something truthy and return that: waits on other processes' effects
+    with a deadline, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 
 from grok_tui import runs
@@ -69,15 +70,8 @@ def grok(*args: Any, env: dict[str, str] | None = None, timeout: float = LONG) -
     )
 
 
-def wait_for(cond: Callable[[], Any], what: str, timeout: float = LONG, every: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+def wait_for(cond: Callable[[], Any], what: str, timeout: float = LONG) -> Any:
+    return helpers.wait_for(cond, what, timeout)
 
 
 def status(run: Path) -> dict[str, Any]:

@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import grok
+from helpers import grok, wait_for
 
 from grok_tui import runs
 from grok_tui.config import load_config
@@ -37,14 +36,6 @@ def start_worker(run: runs.RunDir) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "grok_tui.worker", str(run.path)], stdout=log, stderr=log, env=env
     )
-
-
-def wait_until(predicate, timeout: float = 120.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_tiny_run_groks_and_ls_show_report_it(tiny_toml) -> None:
@@ -84,7 +75,7 @@ def test_sigterm_then_resume_matches_an_uninterrupted_run(tiny_toml, tmp_path: P
     toml = tiny_toml(300)
     straight, stopped = make_run(toml, tmp_path / "straight"), make_run(toml, tmp_path / "stopped")
     worker = start_worker(stopped)
-    wait_until(lambda: any(r["step"] >= 125 for r in stopped.metrics()), what="step 125")
+    wait_for(lambda: any(r["step"] >= 125 for r in stopped.metrics()), "step 125", timeout=120)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 0
     status = stopped.status()
@@ -102,7 +93,7 @@ def test_sigterm_then_resume_matches_an_uninterrupted_run(tiny_toml, tmp_path: P
 def test_second_worker_on_a_live_run_is_refused(tiny_toml, tmp_path: Path) -> None:
     run = make_run(tiny_toml(300), tmp_path)
     first = start_worker(run)
-    wait_until(run.alive, what="the worker's lock")
+    wait_for(run.alive, "the worker's lock", timeout=120)
     second = subprocess.run(
         [sys.executable, "-m", "grok_tui.worker", str(run.path)], capture_output=True, text=True, timeout=60
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import wait_for
 from tui_helpers import (  # noqa: F401
     RUNNING,
     alive,
@@ -19,7 +20,6 @@ from tui_helpers import (  # noqa: F401
     fx,
     settled,
     static_text,
-    wait_for,
 )
 
 from grok_tui import runs

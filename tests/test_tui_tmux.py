@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tui_helpers import fixture_src, fx, start_replay, wait_for  # noqa: F401
+from helpers import wait_for
+from tui_helpers import fixture_src, fx, start_replay  # noqa: F401
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (CI installs it)")
 
@@ -34,7 +35,7 @@ class Tmux:
         self("send-keys", "-t", "t", *keys)
 
     def wait(self, text: str, timeout: float = 20.0) -> str:
-        wait_for(lambda: text in self.screen(), timeout, what=f"{text!r} on screen:\n{self.screen()}")
+        wait_for(lambda: text in self.screen(), timeout=timeout, what=f"{text!r} on screen:\n{self.screen()}")
         return self.screen()
 
     def kill(self) -> None:

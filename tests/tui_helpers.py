@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,15 +42,6 @@ def alive(fx: Path) -> Iterator[Path]:
     """Hold the running fixture run's lock in this process, so it reads as alive."""
     with runs.hold_lock(fx / "runs" / RUNNING):
         yield fx
-
-
-def wait_for(cond, timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``cond`` until true (for other processes' effects; never a fixed sleep)."""
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 FAKE_WORKER = textwrap.dedent(
