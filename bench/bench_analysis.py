@@ -20,6 +20,7 @@ import numpy as np
 from grok_tui.analysis import live
 from grok_tui.analysis.progress import progress_measures
 from grok_tui.analysis.structure import detect_structure
+from grok_tui.analysis.synthetic import transformer_arrays
 from grok_tui.tasks import Task, build_dataset
 
 
@@ -48,24 +49,12 @@ def main() -> None:
     p, d, m = args.p, args.d_model, args.d_mlp
     rng = np.random.default_rng(0)
     vocab = p + 1
-    f32 = np.float32
-    arrays = {
-        "W_E": rng.standard_normal((vocab, d)).astype(f32),
-        "W_pos": rng.standard_normal((3, d)).astype(f32),
-        "blocks.0.W_Q": rng.standard_normal((d, d)).astype(f32),
-        "blocks.0.W_K": rng.standard_normal((d, d)).astype(f32),
-        "blocks.0.W_V": rng.standard_normal((d, d)).astype(f32),
-        "blocks.0.W_O": rng.standard_normal((d, d)).astype(f32),
-        "blocks.0.W_in": rng.standard_normal((d, m)).astype(f32),
-        "blocks.0.b_in": np.zeros(m, f32),
-        "blocks.0.W_out": rng.standard_normal((m, d)).astype(f32),
-        "blocks.0.b_out": np.zeros(d, f32),
-        "W_U": rng.standard_normal((d, vocab)).astype(f32),
-    }
+    # nanda-add-shaped weights carrying a grokked model's handful of key frequencies
+    arrays = transformer_arrays(p, [1, 2, 3, 4, 5], rng, d_model=d, d_mlp=m, noise=0.1)
     spec = {"p": p, "task": args.task, "tasks": [args.task], "analysis": {}}
     data = build_dataset([Task.parse(args.task, p)], p, 0.3, 0, "nanda")
     logits = rng.standard_normal((len(data.labels), vocab))
-    acts = np.maximum(rng.standard_normal((len(data.labels), m)), 0).astype(f32)
+    acts = np.maximum(rng.standard_normal((len(data.labels), m)), 0).astype(np.float32)
     grid = detect_structure(data.a, data.b, data.labels, p)
 
     med, best = _time(lambda: live.eval_measures(arrays, spec), args.repeat)
