@@ -623,7 +623,6 @@ def ls(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Table of runs: state, step, accuracies, memorised at and grokked at."""
-
     from .runs import list_runs
 
     root = default_runs_dir(runs_dir)
