@@ -14,6 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
+from .exitcodes import FAILED as EXIT_FAILED
+from .exitcodes import HANGUP as EXIT_HANGUP
+from .exitcodes import INTERRUPTED as EXIT_INTERRUPTED
+from .exitcodes import USAGE as EXIT_USAGE
+
 app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -21,9 +26,6 @@ app = typer.Typer(
     help="Run, watch and take apart grokking experiments (Nanda 2023, Furuta 2024, Mallinar 2024).",
 )
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 RunsDirOpt = Annotated[
     Path | None,
@@ -182,8 +184,6 @@ DetachOpt = Annotated[
         "--detach", "-d", help="Return at once; a detached scheduler drains the queue (no terminal)."
     ),
 ]
-#: `grok run` in the foreground lost its terminal: its runs went on under a detached scheduler.
-EXIT_HANGUP = 129
 DeviceOpt = Annotated[str | None, typer.Option(help="Override every run's device: auto, cpu, cuda, cuda:N.")]
 
 

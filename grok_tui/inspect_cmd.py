@@ -21,10 +21,9 @@ from .analysis import live
 from .analysis.keyfreq import KeyFreqs, from_component_norms
 from .analysis.measures import Spectrum, sum_sq_weights
 from .analysis.phase import phase_boundaries
+from .exitcodes import FAILED as EXIT_CORRUPT
+from .exitcodes import USAGE as EXIT_USAGE
 from .runs import SPEC, RunDir, read_jsonl
-
-EXIT_CORRUPT = 1
-EXIT_USAGE = 2
 
 
 class InspectError(Exception):

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from . import runs
+from .exitcodes import BUSY as EXIT_BUSY
+from .exitcodes import FAILED as EXIT_FAILED
+from .exitcodes import USAGE as EXIT_USAGE
 
 TRAINERS = {"transformer": "grok_tui.train", "mlp": "grok_tui.train", "rfm": "grok_tui.models.rfm"}
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_BUSY = 3
 
 
 #: Messages torch gives when CUDA cannot be used at all (no driver, CPU-only build, no device).

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import runs
-from ..worker import EXIT_BUSY
+from ..exitcodes import BUSY as EXIT_BUSY
 from .base import Launcher, Slot, Worker
 from .local import STATE_DIR, LocalLauncher, describe_exit, effective_device, signal_run
 

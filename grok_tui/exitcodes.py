@@ -1,0 +1,18 @@
+"""Exit codes of every grok-tui process, in one place so the CLI, the worker and the scheduler agree.
+
+The shell conventions: 1 a run failed, 2 a bad input (file, key, option, run name), 128 + N a signal.
+"""
+
+from __future__ import annotations
+
+OK = 0
+#: A run failed, or a command could not do what was asked of an existing run.
+FAILED = 1
+#: A bad input: experiments file, option, run name, damaged file named in the message.
+USAGE = 2
+#: The worker found its run owned by another live worker (it started nothing).
+BUSY = 3
+#: `grok run` in the foreground lost its terminal (SIGHUP): its runs went on under a detached scheduler.
+HANGUP = 129
+#: Ctrl-C or SIGTERM: the runs of this command were stopped cleanly.
+INTERRUPTED = 130
