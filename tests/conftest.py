@@ -7,6 +7,16 @@ from pathlib import Path
 import pytest
 from helpers import TINY_TOML
 
+#: Modules whose every test trains for real, starts real processes or drives tmux: ``-m "not slow"`` skips
+#: them for a fast inner loop (a single slow test elsewhere carries ``@pytest.mark.slow`` itself).
+SLOW_MODULES = {"test_train.py", "test_launch.py", "test_tui_quickrun.py", "test_tui_tmux.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def tiny_toml(tmp_path: Path):
