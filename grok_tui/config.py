@@ -65,7 +65,8 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     "warmup": 10,
 }
 ANALYSIS_DEFAULTS: dict[str, Any] = {
-    # Which published key-frequency rule to use (BRIEF §3.5): "neuron" (clusters, 0.85 cut), "embed", "logit".
+    # Which published key-frequency rule to use (Nanda et al. 2023 §4.1, App. C.2 and their Colab):
+    # "neuron" (clusters, 0.85 cut), "embed", "logit".
     "key_freq_rule": "neuron",
     "key_freq_threshold": 0.85,
     # Furuta's FFD threshold η.

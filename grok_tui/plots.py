@@ -1,6 +1,6 @@
 """Terminal plots for the headless commands (plotext 5): accuracy curves on a log-x axis.
 
-plotext 5's own ``xscale("log")`` transforms data in place and breaks on a rebuild (TUI.md §2.5), so the
+plotext 5's own ``xscale("log")`` transforms data in place and breaks on a rebuild, so the
 x values are log10'd here and the ticks labelled by hand.
 """
 

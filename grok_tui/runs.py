@@ -1,6 +1,6 @@
 """The run directory: the one contract between the worker that writes a run and everything that reads it.
 
-Layout of ``<runs_dir>/<experiment>/<run>/`` (see DESIGN.md):
+Layout of ``<runs_dir>/<experiment>/<run>/``:
 
 - ``spec.json``      resolved run spec, written once by the launcher, immutable
 - ``status.json``    state + bookkeeping, replaced atomically by the worker (or launcher for ``queued``)

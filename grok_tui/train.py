@@ -2,7 +2,8 @@
 
 One evaluation = one forward pass over every sequence of the dataset (train and test together, split by
 mask, as in Nanda et al.), so train and test numbers describe the same weights. The loss is computed in
-float64 (BRIEF §2.2). Checkpoints are dicts: ``step_N.npz`` for readers (numpy), ``resume.pt`` for resume.
+float64 (float32 softmax saturates: Prieto et al. 2025). Checkpoints are dicts: ``step_N.npz`` for readers
+(numpy), ``resume.pt`` for resume.
 """
 
 from __future__ import annotations

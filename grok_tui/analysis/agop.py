@@ -1,4 +1,4 @@
-"""Feature-matrix progress measures of Mallinar et al. (BRIEF §5.4), numpy only.
+"""Feature-matrix progress measures of Mallinar et al. 2024 (§3), numpy only.
 
 Both model families are read through a 2p×2p (or (2p+T)×(2p+T) for mixtures) *feature matrix* over the
 one-hot input ``e_a ⊕ e_b``: the RFM's ``M`` and, for the quadratic MLP, the neural feature matrix
@@ -133,7 +133,7 @@ def shift_rows(A: np.ndarray, direction: str) -> np.ndarray:
 
 
 def circulant_deviation(A: np.ndarray, direction: str = CIRCULANT) -> float:
-    """D(A) = Σ_j Var(S(A)[:, j]) / ‖A‖²_F with un-normalised Var (BRIEF §5.4); nan for a zero block.
+    """D(A) = Σ_j Var(S(A)[:, j]) / ‖A‖²_F, un-normalised Var (Mallinar et al. 2024 §3); nan for a zero A.
 
     0 exactly when A is circulant (``direction="circulant"``) or Hankel (``"hankel"``); at most 1.
     """
@@ -260,7 +260,7 @@ def mlp_agop(
 
 
 def nfa_correlation(nfm: np.ndarray, agop_matrix: np.ndarray, diagonal: bool = True) -> float:
-    """Pearson correlation of the NFM with sqrt(AGOP) (BRIEF §5.3: 0.92–0.96 on grokked nets)."""
+    """Pearson correlation of the NFM with sqrt(AGOP) (Mallinar et al. 2024 §4: 0.92–0.96 on grokked nets)."""
     return pearson(nfm, sym_power(agop_matrix, 0.5), diagonal=diagonal)
 
 

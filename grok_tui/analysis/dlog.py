@@ -2,7 +2,7 @@
 
 For a prime p and a primitive root g, x = g^i (mod p) for x in 1..p-1 and a unique i in 0..p-2,
 so a·b ↦ i + j (mod p-1): multiplication is addition on Z_{p-1} once the non-zero residues are
-listed in the order g^0, g^1, ..., g^(p-2). Mallinar et al. (BRIEF §5.4, App. C) reorder rows and
+listed in the order g^0, g^1, ..., g^(p-2). Mallinar et al. 2024 (§3, App. C) reorder rows and
 columns 1..p-1 that way before measuring circulant structure; our Fourier measures for mul/div use
 the same order.
 Lemma G.1 of that paper: the choice of generator does not matter, so we take the smallest.

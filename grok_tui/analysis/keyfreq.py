@@ -1,4 +1,4 @@
-"""Key frequencies by the three published rules (BRIEF §3.5); the rule used is always recorded.
+"""Key frequencies by the three published rules (Nanda et al. 2023); the rule used is always recorded.
 
 - ``embed`` (Nanda §4.1, TransformerLens demo): components of W_E's spectrum above ``frac``·max.
 - ``logit`` (Nanda App. C.2, used for restricted/excluded loss): the same on W_L's class axis.

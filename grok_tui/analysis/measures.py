@@ -106,7 +106,7 @@ def gini(x: np.ndarray) -> float:
 def ffd(cos: np.ndarray, sin: np.ndarray, eta: float = 0.5, n: int | None = None) -> float:
     """Furuta's Fourier frequency density: the share of cos and sin components above η·max.
 
-    FFD = (1/(2⌊n/2⌋)) Σ_k (1[μ_k/max μ > η] + 1[ν_k/max ν > η]) for odd n (BRIEF §4.6): |K| key
+    FFD = (1/(2⌊n/2⌋)) Σ_k (1[μ_k/max μ > η] + 1[ν_k/max ν > η]) for odd n (Furuta et al. 2024 §4): |K| key
     frequencies with balanced cos/sin give 2|K|/(2⌊n/2⌋); a flat spectrum gives 1. For even n
     (the log basis of Z_p^*, n = p − 1) sin_{n/2} does not exist and the denominator is n − 1.
     """

@@ -1,4 +1,4 @@
-"""Nanda et al.'s restricted and excluded loss and accuracy (BRIEF §3.6, §11.4).
+"""Nanda et al.'s restricted and excluded loss and accuracy (Nanda et al. 2023 §5.1, App. C.2).
 
 Given the logits L of every grid cell (rows a-major over the Structure's grid, columns = the p
 classes; the '=' and task-token classes dropped) and key frequencies K, with u_k, v_k the unit
@@ -9,7 +9,8 @@ cos/sin(w_k(a ± b)) directions:
   the Colab reports all and train);
 - excluded logits  L̂ = L − Σ_K (u_k u_kᵀ + v_k v_kᵀ) L, no bias correction, scored on TRAIN pairs.
 
-Cross-entropy is computed in float64 (BRIEF §2.2); accuracy is the argmax of the same logits.
+Cross-entropy is computed in float64 (as Nanda's notebook and Furuta et al.'s code do); accuracy is the
+argmax of the same logits.
 """
 
 from __future__ import annotations

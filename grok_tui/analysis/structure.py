@@ -2,7 +2,7 @@
 
 Nanda et al.'s restricted/excluded logits assume c = a + b: the logits depend on (a, b) through
 cos/sin(w_k(a+b)) only. The same algebra holds, with the directions cos/sin(w_k(a−b)), for
-c = ±a ± b + γ, and — after listing the non-zero residues in discrete-log order (BRIEF §5.4) —
+c = ±a ± b + γ, and — after listing the non-zero residues in discrete-log order (Mallinar et al. 2024 §3) —
 for c = γ·a^{±1}·b^{±1} (multiplication, division) on the (p−1)² grid of non-zero pairs. Any other
 task has no such grid: the measures that need one are then skipped rather than made up.
 """

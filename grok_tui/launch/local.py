@@ -1,7 +1,7 @@
 """Workers on this machine: run directories prepared from specs, workers spawned detached, signalled.
 
 A worker is started in its own session with stdin from /dev/null and output to ``worker.log`` (never a
-pipe): it survives the launching terminal, an SSH hang-up and the TUI quitting (TUI.md §4.5). Whoever
+pipe): it survives the launching terminal, an SSH hang-up and the TUI quitting. Whoever
 spawned it must reap it (``Popen.poll``) while it lives; once the spawner exits, init does.
 """
 

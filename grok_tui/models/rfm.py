@@ -1,4 +1,4 @@
-"""Recursive Feature Machines (Mallinar et al. 2024, BRIEF §5): kernel ridge regression + AGOP, as a run.
+"""Recursive Feature Machines (Mallinar et al. 2024, Alg. 1): kernel ridge regression + AGOP, as a run.
 
 One RFM iteration t: solve α = (K_{M_t}(X, X) + λI)⁻¹ Y on the training inputs (ridge λ may be 0: exact
 interpolation), predict every pair, then M_{t+1} = G(f_t)^s with G the average gradient outer product of the

@@ -2,7 +2,7 @@
 
 Everything goes through the launcher's ``grok`` CLI (``python -m grok_tui run|resume|stop``), so the
 queue, GPU slots and stop's grace period live in one place (grok_tui/launch). Each command is spawned
-detached (TUI.md §4.5): own session, stdin from /dev/null, output to ``<runs>/tui-launch.log`` and
+detached: own session, stdin from /dev/null, output to ``<runs>/tui-launch.log`` and
 never a pipe, so nothing the TUI starts depends on the TUI (or the terminal) staying alive. The
 screens only call these functions.
 """

@@ -1,5 +1,5 @@
 """Colours that survive SSH: every fixed colour is an exact xterm-256 colour, and the heatmap has a
-hand-picked 256-colour ramp for terminals without truecolor (TUI.md §4.1: gradients posterize badly
+hand-picked 256-colour ramp for terminals without truecolor (gradients posterize badly
 when left to automatic downgrading)."""
 
 from __future__ import annotations
