@@ -26,7 +26,7 @@ from grok_tui import runs
 from grok_tui.series import ema
 from grok_tui.tui import actions
 from grok_tui.tui import format as fmt
-from grok_tui.tui.app import GrokApp, main
+from grok_tui.tui.app import GrokApp
 from grok_tui.tui.ckpt import inspect_checkpoint
 from grok_tui.tui.screens.experiments import RunTable
 
@@ -337,9 +337,3 @@ def test_launch_runs_the_grok_cli_for_the_selected_experiments(tmp_path: Path) -
     ]
     with pytest.raises(actions.ActionError):
         actions.launch(None, ["add"], tmp_path)
-
-
-def test_cli_rejects_a_missing_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main([str(tmp_path / "nope.toml")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "nope.toml: no such file" in err

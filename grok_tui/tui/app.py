@@ -9,7 +9,6 @@ torch, and numpy is imported only when curves or checkpoints are first shown.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import shlex
@@ -291,7 +290,8 @@ def run_app(
     palette: str = "auto",
     interval: float = 1.0,
 ) -> int:
-    """Start the TUI (``grok tui`` calls this too); returns the exit code."""
+    """Start the TUI (``grok tui`` and ``grok-tui`` parse the options, in grok_tui.cli.tui); returns the
+    exit code."""
     if config is None and runs_dir is None:
         if Path("experiments.toml").is_file():
             config = Path("experiments.toml")
@@ -303,40 +303,6 @@ def run_app(
     if runs_dir is not None and Path(runs_dir).exists() and not Path(runs_dir).is_dir():
         print(f"grok-tui: {runs_dir}: not a directory", file=sys.stderr)
         return 2
-    if interval <= 0:
-        print(f"grok-tui: --interval must be positive, got {interval}", file=sys.stderr)
-        return 2
     app = GrokApp(config, runs_dir, poll_interval=interval, palette=palette)
     app.run(mouse=mouse)
     return app.return_code or 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="grok-tui",
-        description="Watch, steer and take apart grokking runs. Quitting never stops a run.",
-    )
-    parser.add_argument(
-        "file", nargs="?", type=Path, help="experiments.toml (default: ./experiments.toml if present)"
-    )
-    parser.add_argument("--runs-dir", type=Path, help="runs directory (default: the file's runs_dir)")
-    parser.add_argument(
-        "--no-mouse", action="store_true", help="leave the mouse to the terminal (SSH, copy/paste)"
-    )
-    parser.add_argument(
-        "--palette",
-        choices=("auto", "truecolor", "256"),
-        default="auto",
-        help="heatmap colours (auto: from $COLORTERM)",
-    )
-    parser.add_argument(
-        "--interval", type=float, default=1.0, help="seconds between polls of the runs directory"
-    )
-    args = parser.parse_args(argv)
-    return run_app(
-        args.file, args.runs_dir, mouse=not args.no_mouse, palette=args.palette, interval=args.interval
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

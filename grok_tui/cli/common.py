@@ -1,0 +1,85 @@
+"""What every `grok` command shares: one-line errors, the runs directory, finding a run, wide tables."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import exitcodes
+
+RunsDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--runs-dir",
+        metavar="DIR",
+        help="Runs directory (default: $GROK_RUNS_DIR, else runs_dir of ./experiments.toml, else ./runs).",
+    ),
+]
+
+
+def fail(message: str, code: int = exitcodes.USAGE) -> typer.Exit:
+    """Print one line to stderr and return the Exit to raise: no traceback for a user's mistake."""
+    typer.echo(f"grok: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def say(message: str, err: bool = False) -> None:
+    typer.echo(f"grok: {message}", err=err)
+
+
+def load(file: Path):
+    """The parsed experiments file, or exit 2 with its one-line error."""
+    from ..config import ConfigError, load_config
+
+    try:
+        return load_config(file)
+    except ConfigError as e:
+        raise fail(str(e)) from None
+
+
+def default_runs_dir(runs_dir: Path | None) -> Path:
+    """--runs-dir, else $GROK_RUNS_DIR, else [defaults].runs_dir of ./experiments.toml, else ./runs."""
+    if runs_dir is not None:
+        return runs_dir
+    if env := os.environ.get("GROK_RUNS_DIR"):
+        return Path(env)
+    toml = Path("experiments.toml")
+    if toml.exists():
+        import tomllib
+
+        try:
+            rd = tomllib.loads(toml.read_text()).get("defaults", {}).get("runs_dir")
+        except (OSError, ValueError, RecursionError, AttributeError):
+            rd = None
+        if isinstance(rd, str) and rd:
+            return Path(rd)
+    return Path("runs")
+
+
+def get_run(runs_dir: Path | None, ref: str):
+    """The run ``ref`` names (experiment/run, a unique run or experiment name, or a path), or exit 2."""
+    from ..runs import find_run
+
+    root = default_runs_dir(runs_dir)
+    try:
+        return find_run(root, ref)
+    except LookupError as e:
+        raise fail(str(e)) from None
+
+
+def runs_root(run) -> Path:
+    """The runs directory a run directory lives in."""
+    return run.path.resolve().parents[1]
+
+
+def table_console():
+    """A rich console for tables. Piped output (grep, a log file) is drawn 200 columns wide instead of
+    rich's default 80, so run ids are not cut; a terminal, or $COLUMNS, sets the width as usual."""
+    from rich.console import Console
+
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=200 if wide else None)

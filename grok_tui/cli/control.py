@@ -1,0 +1,164 @@
+"""`grok stop` and `grok logs`: steering and following runs that belong to no terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import exitcodes
+from .common import RunsDirOpt, default_runs_dir, fail, get_run, runs_root, say
+
+
+def stop(
+    run_refs: Annotated[list[str] | None, typer.Argument(metavar="RUN", help="Runs to stop.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Stop every queued or running run.")] = False,
+    runs_dir: RunsDirOpt = None,
+    grace: Annotated[
+        float, typer.Option("--grace", min=0, metavar="S", help="Seconds between SIGTERM and SIGKILL.")
+    ] = 30.0,
+) -> None:
+    """Stop runs: queued ones leave the queue; workers get SIGTERM, checkpoint and exit (SIGKILL after
+    --grace). The last checkpoint stays: `grok resume RUN` continues."""
+    from ..launch.local import signal_run
+    from ..launch.scheduler import scheduler_info, send
+    from ..runs import ACTIVE_STATES, list_runs, update_status
+
+    if all_runs == bool(run_refs):
+        raise fail("grok stop: name runs, or --all (not both)")
+    if all_runs:
+        root = default_runs_dir(runs_dir)
+        if not root.is_dir():
+            raise fail(f"no runs directory '{root}'")
+        targets = [r for r in list_runs(root) if r.alive() or r.status().get("state") in ACTIVE_STATES]
+        if not targets:
+            say(f"nothing queued or running in {root}")
+            return
+    else:
+        targets = []
+        for ref in run_refs or []:
+            r = get_run(runs_dir, ref)
+            st = r.status()
+            if not r.alive() and st.get("state") not in ACTIVE_STATES:
+                say(f"{r.run_id}: not running ({st.get('state')})")
+            elif r.path not in [t.path for t in targets]:
+                targets.append(r)
+    signalled: dict[Path, int | None] = {}
+    for r in targets:
+        root = runs_root(r)
+        if scheduler_info(root) is not None:
+            send(root, "stop", r.path, grace=grace)
+        elif not r.alive() and r.raw_status().get("state") == "queued":
+            update_status(r.path, state="stopped", ended=time.time())
+        signalled[r.path] = signal_run(r, signal.SIGTERM)
+
+    def active(r) -> bool:
+        return r.alive() or r.status().get("state") in ACTIVE_STATES
+
+    deadline = time.monotonic() + grace
+    killed_at: float | None = None
+    left = list(targets)
+    while left:
+        left = [r for r in left if active(r)]
+        now = time.monotonic()
+        for r in left:
+            pid = r.raw_status().get("pid")
+            if r.alive() and signalled.get(r.path) != pid:  # started after the first signal: signal it too
+                signalled[r.path] = signal_run(r, signal.SIGTERM)
+        if left and killed_at is None and now >= deadline:
+            for r in left:
+                signal_run(r, signal.SIGKILL)
+            killed_at = now
+        if left and killed_at is not None and now >= killed_at + 10:
+            break
+        if left:
+            time.sleep(0.1)
+    code = exitcodes.OK
+    for r in targets:
+        st = r.raw_status()
+        if not r.alive() and st.get("state") == "running":  # SIGKILLed: it could not say so itself
+            update_status(
+                r.path,
+                state="stopped",
+                ended=time.time(),
+                error=f"killed: SIGTERM not answered in {grace:g} s",
+            )
+        st = r.status()
+        if st.get("state") in ACTIVE_STATES:
+            typer.echo(f"grok: error: {r.run_id}: still {st.get('state')}", err=True)
+            code = exitcodes.FAILED
+        else:
+            say(f"{r.run_id}: {st.get('state')} at step {st.get('step') or 0}")
+    if code == exitcodes.OK and any(r.status().get("state") == "stopped" for r in targets):
+        say("`grok resume RUN` continues from the last checkpoint")
+    raise typer.Exit(code)
+
+
+def logs(
+    run_ref: Annotated[
+        str | None, typer.Argument(metavar="RUN", help="Run whose worker.log to print.")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
+    lines: Annotated[
+        int | None, typer.Option("--lines", "-n", min=0, metavar="N", help="Only the last N lines.")
+    ] = None,
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler", help="The scheduler's log instead of a run's.")
+    ] = False,
+    runs_dir: RunsDirOpt = None,
+) -> None:
+    """Print a run's worker.log (stdout and stderr of its workers); -f follows it until the run ends."""
+    from ..launch.scheduler import LOG as SCHED_LOG
+    from ..launch.scheduler import scheduler_info, state_dir
+    from ..runs import ACTIVE_STATES, LOG
+
+    if scheduler == bool(run_ref):
+        raise fail("grok logs: name a run, or --scheduler")
+    if scheduler:
+        root = default_runs_dir(runs_dir)
+        path, what = state_dir(root) / SCHED_LOG, f"{root}: the scheduler"
+
+        def live() -> bool:
+            return scheduler_info(root) is not None
+    else:
+        r = get_run(runs_dir, run_ref or "")
+        path, what = r.log_path(), r.run_id
+
+        def live() -> bool:
+            return r.alive() or r.status().get("state") in ACTIVE_STATES
+
+    if not path.exists() and not (follow and live()):
+        raise fail(f"{what} has no {LOG if not scheduler else SCHED_LOG} yet")
+    out = sys.stdout.buffer
+    offset = 0
+    try:
+        if path.exists():
+            data = path.read_bytes()
+            offset = len(data)
+            if lines is not None:
+                data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines else b""
+            out.write(data)
+            out.flush()
+        while follow:
+            running = live()
+            with contextlib.suppress(OSError), open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+                offset += len(chunk)
+                if chunk:
+                    out.write(chunk)
+                    out.flush()
+            if not running:
+                break
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = None  # type: ignore[assignment]
+        raise typer.Exit(0) from None

@@ -1,0 +1,330 @@
+"""`grok validate`, `grok run`, `grok resume`: from an experiments file to queued runs, watched or detached.
+
+Runs go to the runs directory's one scheduler (this process when the role is free, else the live one
+through its inbox); in the foreground a progress bar per run follows each run's metrics.jsonl until it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .. import exitcodes
+from ..tui import format as fmt
+from .common import RunsDirOpt, fail, get_run, load, say, table_console
+from .tables import runs_table, summary_table
+
+FileArg = Annotated[Path, typer.Argument(metavar="FILE", help="The experiments file (experiments.toml).")]
+GpusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpus",
+        metavar="IDS",
+        help="GPUs to use: 0,1 | all | none (default: all visible: CUDA_VISIBLE_DEVICES, else nvidia-smi; "
+        "GROK_FAKE_GPUS=0,1 declares devices for tests).",
+    ),
+]
+PerGpuOpt = Annotated[
+    int | None, typer.Option("--per-gpu", min=1, metavar="K", help="Runs at once on each GPU (default 1).")
+]
+ParallelOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--parallel",
+        min=1,
+        metavar="N",
+        help="Runs at once on CPU: device cpu, or every run when there is no GPU (default 1).",
+    ),
+]
+DetachOpt = Annotated[
+    bool,
+    typer.Option(
+        "--detach", "-d", help="Return at once; a detached scheduler drains the queue (no terminal)."
+    ),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option("--device", metavar="DEVICE", help="Override every run's device: auto, cpu, cuda, cuda:N."),
+]
+
+
+def validate(file: FileArg) -> None:
+    """Check an experiments file and print the runs it expands to."""
+    cfg = load(file)
+    table_console().print(runs_table(cfg, f"{file}: {len(cfg.runs)} runs → {cfg.runs_dir}"))
+
+
+def _check_device(device: str | None) -> None:
+    if device is not None:
+        from ..config import _DEVICE_RE
+
+        if not _DEVICE_RE.match(device):
+            raise fail(f"--device '{device}' is not auto, cpu, cuda or cuda:N")
+
+
+def _slots(gpus: str | None, per_gpu: int | None, parallel: int | None):
+    """Slots from the options and the GPU inventory (nvidia-smi or env; never torch)."""
+    from ..launch import gpus as inventory
+    from ..launch.scheduler import Slots
+
+    try:
+        ids = inventory.select(gpus, inventory.detect())
+    except inventory.GpuError as e:
+        raise fail(str(e)) from None
+    return Slots(ids, per_gpu or 1, parallel or 1)
+
+
+def run(
+    file: FileArg,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", metavar="NAME", help="Run only this experiment (repeatable)."),
+    ] = None,
+    runs_dir: RunsDirOpt = None,
+    device: DeviceOpt = None,
+    parallel: ParallelOpt = None,
+    gpus: GpusOpt = None,
+    per_gpu: PerGpuOpt = None,
+    detach: DetachOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Start finished or changed runs over.")] = False,
+) -> None:
+    """Queue experiments on GPU/CPU slots and train them in detached workers, a progress bar per run.
+
+    Ctrl-C stops this command's runs cleanly (checkpoints written, exit 130).
+
+    A second `grok run` on the same runs directory hands its runs to the scheduler already there.
+
+    --detach returns at once: follow with `grok ls` or `grok logs RUN -f`, stop with `grok stop`.
+    """
+    from ..config import ConfigError
+    from ..launch.local import LaunchError, check_spec, prepare_run, run_path
+    from ..runs import SPEC, RunDir
+
+    cfg = load(file)
+    try:
+        specs = cfg.select(only)
+    except ConfigError as e:
+        raise fail(str(e)) from None
+    _check_device(device)
+    root = runs_dir or cfg.runs_dir
+    slots = _slots(gpus, per_gpu, parallel)
+    # Check every run before creating any, so a refusal leaves the runs directory as it was.
+    for spec in specs:
+        existing = RunDir(run_path(spec, root))
+        if not force and (existing.path / SPEC).exists() and not existing.alive():
+            try:
+                check_spec(existing, spec)
+            except LaunchError as e:
+                raise fail(str(e)) from None
+    todo: list[RunDir] = []
+    skipped: list[RunDir] = []
+    for spec in specs:
+        try:
+            r, action = prepare_run(spec, root, force)
+        except LaunchError as e:
+            raise fail(str(e)) from None
+        if action in ("new", "resume"):
+            todo.append(r)
+        else:
+            why = "already done (use --force to rerun)" if action == "done" else "already has a live worker"
+            say(f"{r.run_id}: {why}")
+            skipped.append(r)
+    code = _launch(root, todo, slots, device, detach, explicit=(gpus, per_gpu, parallel))
+    if not detach and todo + skipped and code != exitcodes.HANGUP:
+        table_console().print(summary_table([r.summary() for r in todo + skipped]))
+    raise typer.Exit(code)
+
+
+def resume(
+    run_refs: Annotated[list[str], typer.Argument(metavar="RUN", help="Runs to continue.")],
+    runs_dir: RunsDirOpt = None,
+    device: DeviceOpt = None,
+    parallel: ParallelOpt = None,
+    gpus: GpusOpt = None,
+    per_gpu: PerGpuOpt = None,
+    detach: DetachOpt = False,
+) -> None:
+    """Continue stopped or failed runs from their last checkpoint (exact on CPU), through the queue."""
+    _check_device(device)
+    targets = [get_run(runs_dir, ref) for ref in run_refs]
+    roots = {r.path.resolve().parents[1] for r in targets}
+    if len(roots) > 1:
+        raise fail("grok resume: the runs are in different runs directories; resume them separately")
+    todo = []
+    for r in targets:
+        st = r.status()
+        if r.alive():
+            say(f"{r.run_id}: already running")
+        elif st.get("state") == "done":
+            say(f"{r.run_id}: already done (use `grok run --force` to start it over)")
+        elif r not in todo:
+            todo.append(r)
+    code = _launch(
+        roots.pop(), todo, _slots(gpus, per_gpu, parallel), device, detach, (gpus, per_gpu, parallel)
+    )
+    if not detach and todo and code != exitcodes.HANGUP:
+        table_console().print(summary_table([r.summary() for r in todo]))
+    raise typer.Exit(code)
+
+
+def _launch(root: Path, todo, slots, device: str | None, detach: bool, explicit: tuple) -> int:
+    """Hand ``todo`` to the scheduler of ``root``: detached (return at once) or watched in the foreground."""
+    from ..launch.scheduler import scheduler_info, send, spawn_daemon
+    from ..launch.session import Session
+
+    if not todo:
+        return 0
+    root = Path(root).resolve()
+    if not detach:
+        return _drive(Session(root, slots, lambda m: say(m)), todo, device)
+    for r in todo:
+        send(root, "queue", r.path, device=device)
+    info = scheduler_info(root)
+    if info is not None:
+        say(f"queued {len(todo)} run(s) with the scheduler already running in {root} (pid {info.get('pid')})")
+        _note_slots(info, slots, explicit)
+    else:
+        proc = spawn_daemon(root, slots)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and proc.poll() is None:
+            info = scheduler_info(root)
+            if info is not None and info.get("pid") == proc.pid:
+                break
+            time.sleep(0.05)
+        say(
+            f"queued {len(todo)} run(s); a detached scheduler (pid {proc.pid}, {slots.describe()}) "
+            "drains the queue"
+        )
+    say("follow with `grok ls` or `grok logs RUN -f`; stop with `grok stop RUN` or `grok stop --all`")
+    return 0
+
+
+def _note_slots(info: dict[str, Any], slots, explicit: tuple) -> None:
+    if any(v is not None for v in explicit) and (
+        list(slots.gpus) != info.get("gpus")
+        or slots.per_gpu != info.get("per_gpu")
+        or slots.cpu != info.get("cpu")
+    ):
+        say(
+            f"note: the live scheduler keeps its own slots (GPU {info.get('gpus') or 'none'}, "
+            f"{info.get('per_gpu')} per GPU, {info.get('cpu')} on CPU); "
+            "--gpus/--per-gpu/--parallel are ignored",
+            err=True,
+        )
+
+
+class _HangUp(Exception):
+    """The terminal went away (SIGHUP): leave the runs to a detached scheduler, say nothing."""
+
+
+def _drive(session, todo, device: str | None) -> int:
+    """Foreground: submit ``todo``, draw a progress bar per run until each ends.
+
+    Ctrl-C or SIGTERM stops these runs (checkpoints written) and returns 130; a hang-up hands every run to a
+    detached scheduler and returns 129; else non-zero if any run failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..launch.scheduler import POLL_S, scheduler_info
+    from ..runs import METRICS, JsonlTail
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[acc]}"),
+        TimeRemainingColumn(),
+    )
+    hung = {"up": False}
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    def on_hup(signum: int, frame: Any) -> None:
+        hung["up"] = True
+        # The terminal is gone: writes to it would fail (EIO). Send everything to /dev/null instead.
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        raise _HangUp
+
+    old = {s: signal.signal(s, h) for s, h in ((signal.SIGTERM, on_term), (signal.SIGHUP, on_hup))}
+    interrupted = False
+    try:
+        with Progress(*columns, refresh_per_second=4, transient=False) as progress:
+
+            def tell(msg: str) -> None:
+                if not hung["up"]:
+                    with contextlib.suppress(OSError):
+                        progress.console.print(f"grok: {msg}", highlight=False, markup=False)
+
+            session.log = tell
+            bars = {r.path.resolve(): progress.add_task(r.run_id, total=None, acc="queued") for r in todo}
+            tails = {p: JsonlTail(p / METRICS) for p in bars}
+
+            def redraw() -> None:
+                for p, bar in bars.items():
+                    m = session.mine.get(p)
+                    st = m.run.status() if m else {}
+                    fields: dict[str, Any] = {}
+                    if rows := tails[p].read_new():
+                        last = rows[-1]
+                        fields["acc"] = (
+                            f"train {fmt.acc(last.get('train_acc'))}  test {fmt.acc(last.get('test_acc'))}"
+                        )
+                    state = st.get("state")
+                    if state == "failed" or (m and m.action == "error"):
+                        err = (
+                            st.get("error") or (m.message if m else "") or f"exit code {st.get('returncode')}"
+                        )
+                        fields["acc"] = f"[red]failed: {err}[/]"
+                    elif state == "stopped":
+                        fields["acc"] = "[yellow]stopped[/]"
+                    progress.update(bar, total=st.get("total_steps"), completed=st.get("step") or 0, **fields)
+
+            try:
+                session.submit([r.path for r in todo], device)
+                if session.sched is None:
+                    info = scheduler_info(session.runs_dir) or {}
+                    tell(
+                        f"handed {len(todo)} run(s) to the scheduler already running here "
+                        f"(pid {info.get('pid')})"
+                    )
+                try:
+                    while not session.done():
+                        session.tick()
+                        redraw()
+                        time.sleep(POLL_S)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    tell("stopping runs (checkpoints are written)… Ctrl-C again kills them")
+                    session.interrupt()
+                    while not session.done():
+                        try:
+                            session.tick()
+                            redraw()
+                            time.sleep(POLL_S)
+                        except KeyboardInterrupt:
+                            tell("killing workers (their last checkpoint stays)")
+                            session.kill()
+                redraw()
+            finally:
+                # Runs still queued or running for other `grok run`s (or, after a hang-up, for this one)
+                # go to a detached successor: nothing is stranded when this process leaves.
+                session.close()
+    except (_HangUp, OSError):
+        if not hung["up"]:
+            raise
+        return exitcodes.HANGUP
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if interrupted:
+        say("stopped; `grok resume RUN` continues a run from its last checkpoint")
+        return exitcodes.INTERRUPTED
+    return exitcodes.FAILED if session.failed() else exitcodes.OK

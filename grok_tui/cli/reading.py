@@ -1,0 +1,142 @@
+"""`grok ls`, `grok show`, `grok export`, `grok inspect`: what a run directory records, headless."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import RunsDirOpt, default_runs_dir, fail, get_run, table_console
+from .tables import summary_table
+
+RunArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="RUN", help="experiment/run, a unique run or experiment name, or a run directory."
+    ),
+]
+WidthOpt = Annotated[int, typer.Option("--width", min=20, metavar="COLS", help="Chart width in columns.")]
+#: What `grok ls --json` gives per run.
+LS_KEYS = (
+    "run_id",
+    "state",
+    "step",
+    "total_steps",
+    "train_acc",
+    "test_acc",
+    "memorised_at",
+    "grokked_at",
+    "device",
+    "error",
+)
+
+
+def ls(
+    runs_dir: RunsDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Table of runs: state, step, accuracies, memorised at and grokked at."""
+    from ..runs import list_runs
+
+    root = default_runs_dir(runs_dir)
+    if not root.is_dir():
+        raise fail(f"no runs directory '{root}' (start runs with `grok run experiments.toml`)")
+    summaries = [r.summary() for r in list_runs(root)]
+    if as_json:
+        typer.echo(json.dumps([{k: getattr(s, k) for k in LS_KEYS} for s in summaries], indent=1))
+        return
+    console = table_console()
+    console.print(summary_table(summaries, title=str(root), width=console.width))
+
+
+def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) -> None:
+    """Summary of one run and its curves: accuracy (log-x), loss (log-y), progress measures."""
+    from .. import plots
+    from ..inspect_cmd import progress_curves
+
+    r = get_run(runs_dir, run_ref)
+    rows = r.metrics()
+    s = r.summary(rows)
+    console = table_console()
+    console.print(summary_table([s], width=console.width))
+    if not rows:
+        console.print("no evaluations yet")
+        return
+    acc = {k.split("_")[0]: _series(rows, k) for k in ("train_acc", "test_acc")}
+    print(plots.curves(acc, f"{s.run_id}: accuracy", width=width, ylim=(0, 1)))
+    loss = {k.split("_")[0]: _series(rows, k) for k in ("train_loss", "test_loss")}
+    print(plots.curves(loss, f"{s.run_id}: loss", width=width, log_y=True))
+    for chart in progress_curves(r.path, width):
+        print(chart)
+
+
+def flatten_row(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out.update(flatten_row(v, f"{prefix}{k}."))
+        elif isinstance(v, list):
+            out[prefix + k] = json.dumps(v)
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def export(
+    run_ref: RunArg,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="csv or jsonl.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="File to write (default: stdout).")
+    ] = None,
+    runs_dir: RunsDirOpt = None,
+) -> None:
+    """Export a run's metrics (every evaluation, every measure) as CSV or JSON lines."""
+    if fmt not in ("csv", "jsonl"):
+        raise fail(f"--format '{fmt}' is not csv or jsonl")
+    r = get_run(runs_dir, run_ref)
+    rows = [flatten_row(row) for row in r.metrics()]
+    out = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
+    try:
+        if fmt == "jsonl":
+            for row in rows:
+                out.write(json.dumps(row) + "\n")
+        else:
+            cols: list[str] = []
+            for row in rows:
+                cols.extend(k for k in row if k not in cols)
+            writer = csv.DictWriter(out, fieldnames=cols)
+            writer.writeheader()
+            writer.writerows(rows)
+    finally:
+        if output:
+            out.close()
+
+
+def inspect(
+    run_ref: RunArg,
+    step: Annotated[
+        int | None, typer.Option("--step", metavar="N", help="Checkpoint step (default: the last).")
+    ] = None,
+    last: Annotated[bool, typer.Option("--last", help="The last checkpoint (the default).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text and charts.")] = False,
+    runs_dir: RunsDirOpt = None,
+    width: WidthOpt = 100,
+) -> None:
+    """Key frequencies, W_E/W_L spectra, restricted/excluded loss, Gini, FFD/FCR and phase of a checkpoint."""
+    from ..inspect_cmd import inspect as inspect_run
+
+    if step is not None and last:
+        raise fail("--step and --last exclude each other")
+    r = get_run(runs_dir, run_ref)
+    code = inspect_run(r.path, None if last else step, as_json, width)
+    if code:
+        raise typer.Exit(code)
