@@ -40,6 +40,8 @@ LOG = "worker.log"
 LOCK = ".lock"
 CKPT_DIR = "checkpoints"
 RESUME = "resume.pt"
+#: Per-runs-directory bookkeeping of the launcher (scheduler lock, inbox, log, staging); never a run.
+STATE_DIR = ".grok"
 
 STATES = ("queued", "running", "done", "failed", "stopped")
 ACTIVE_STATES = ("queued", "running")
@@ -187,6 +189,15 @@ def lock_held(run_dir: Path) -> bool:
         os.close(fd)
 
 
+def state_dir(runs_dir: Path | str) -> Path:
+    return Path(runs_dir) / STATE_DIR
+
+
+def scheduler_alive(runs_dir: Path | str) -> bool:
+    """True while a scheduler holds the runs directory's role: queued runs there will be started."""
+    return lock_held(state_dir(runs_dir))
+
+
 @contextlib.contextmanager
 def hold_lock(run_dir: Path) -> Iterator[int]:
     """Held by the worker for its whole life; raises BlockingIOError if another worker owns the run."""
@@ -331,7 +342,7 @@ def list_runs(runs_dir: Path | str) -> list[RunDir]:
     root = Path(runs_dir)
     out = []
     try:
-        experiments = sorted(p for p in root.iterdir() if p.is_dir())
+        experiments = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError:
         return []
     for exp in experiments:

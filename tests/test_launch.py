@@ -25,8 +25,8 @@ import pytest
 
 from grok_tui import runs
 from grok_tui.launch import gpus
+from grok_tui.launch.inbox import INFO, state_dir
 from grok_tui.launch.local import LaunchError, prepare_run
-from grok_tui.launch.scheduler import INFO, state_dir
 
 DEFAULTS = """
 [defaults]

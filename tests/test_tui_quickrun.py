@@ -112,7 +112,7 @@ async def test_launch_from_the_tui_and_watch_it_grok(tmp_path: Path) -> None:
             assert view.error is None and view.embed is not None and view.logit is not None
             assert np.all(np.isfinite(view.embed.cos)) and len(view.embed.cos) == 11
     finally:  # only on failure is anything left: this test's launcher, scheduler and worker
-        from grok_tui.launch.scheduler import scheduler_info
+        from grok_tui.launch.inbox import scheduler_info
 
         _kill_session(launched)
         sched = scheduler_info(tmp_path / "runs")

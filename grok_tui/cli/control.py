@@ -14,6 +14,9 @@ import typer
 from .. import exitcodes
 from .common import RunsDirOpt, default_runs_dir, fail, get_run, runs_root, say
 
+#: Seconds `grok stop` waits for a SIGKILLed worker to vanish before it reports the run as still live.
+KILL_WAIT_S = 10.0
+
 
 def stop(
     run_refs: Annotated[list[str] | None, typer.Argument(metavar="RUN", help="Runs to stop.")] = None,
@@ -25,8 +28,9 @@ def stop(
 ) -> None:
     """Stop runs: queued ones leave the queue; workers get SIGTERM, checkpoint and exit (SIGKILL after
     --grace). The last checkpoint stays: `grok resume RUN` continues."""
+    from ..launch.inbox import scheduler_info, send
     from ..launch.local import signal_run
-    from ..launch.scheduler import scheduler_info, send
+    from ..launch.stopping import Stopper
     from ..runs import ACTIVE_STATES, list_runs, update_status
 
     if all_runs == bool(run_refs):
@@ -48,33 +52,33 @@ def stop(
                 say(f"{r.run_id}: not running ({st.get('state')})")
             elif r.path not in [t.path for t in targets]:
                 targets.append(r)
-    signalled: dict[Path, int | None] = {}
-    for r in targets:
+    # SIGTERM now, SIGKILL after --grace: the scheduler's stopper, keyed here by run directory.
+    stopper = Stopper()
+    pids: dict[Path, int | None] = {}
+    by_path = {r.path: r for r in targets}
+
+    def term(r) -> None:
         root = runs_root(r)
         if scheduler_info(root) is not None:
             send(root, "stop", r.path, grace=grace)
         elif not r.alive() and r.raw_status().get("state") == "queued":
             update_status(r.path, state="stopped", ended=time.time())
-        signalled[r.path] = signal_run(r, signal.SIGTERM)
+        pids[r.path] = signal_run(r, signal.SIGTERM)
 
     def active(r) -> bool:
         return r.alive() or r.status().get("state") in ACTIVE_STATES
 
-    deadline = time.monotonic() + grace
-    killed_at: float | None = None
+    for r in targets:
+        stopper.request(r.path, lambda r=r: term(r), grace)
     left = list(targets)
     while left:
         left = [r for r in left if active(r)]
-        now = time.monotonic()
         for r in left:
-            pid = r.raw_status().get("pid")
-            if r.alive() and signalled.get(r.path) != pid:  # started after the first signal: signal it too
-                signalled[r.path] = signal_run(r, signal.SIGTERM)
-        if left and killed_at is None and now >= deadline:
-            for r in left:
-                signal_run(r, signal.SIGKILL)
-            killed_at = now
-        if left and killed_at is not None and now >= killed_at + 10:
+            if r.alive() and pids.get(r.path) != r.raw_status().get("pid"):
+                pids[r.path] = signal_run(r, signal.SIGTERM)  # started after the first signal: signal it too
+        stopper.escalate(lambda path: signal_run(by_path[path], signal.SIGKILL))
+        waited = [stopper.killed_since(r.path) for r in left]
+        if left and all(w is not None and w >= KILL_WAIT_S for w in waited):
             break
         if left:
             time.sleep(0.1)
@@ -113,8 +117,8 @@ def logs(
     runs_dir: RunsDirOpt = None,
 ) -> None:
     """Print a run's worker.log (stdout and stderr of its workers); -f follows it until the run ends."""
-    from ..launch.scheduler import LOG as SCHED_LOG
-    from ..launch.scheduler import scheduler_info, state_dir
+    from ..launch.inbox import LOG as SCHED_LOG
+    from ..launch.inbox import scheduler_info, state_dir
     from ..runs import ACTIVE_STATES, LOG
 
     if scheduler == bool(run_ref):

@@ -71,7 +71,7 @@ def _check_device(device: str | None) -> None:
 def _slots(gpus: str | None, per_gpu: int | None, parallel: int | None):
     """Slots from the options and the GPU inventory (nvidia-smi or env; never torch)."""
     from ..launch import gpus as inventory
-    from ..launch.scheduler import Slots
+    from ..launch.slots import Slots
 
     try:
         ids = inventory.select(gpus, inventory.detect())
@@ -175,7 +175,8 @@ def resume(
 
 def _launch(root: Path, todo, slots, device: str | None, detach: bool, explicit: tuple) -> int:
     """Hand ``todo`` to the scheduler of ``root``: detached (return at once) or watched in the foreground."""
-    from ..launch.scheduler import scheduler_info, send, spawn_daemon
+    from ..launch.daemon import spawn_daemon
+    from ..launch.inbox import scheduler_info, send
     from ..launch.session import Session
 
     if not todo:
@@ -230,7 +231,8 @@ def _drive(session, todo, device: str | None) -> int:
     detached scheduler and returns 129; else non-zero if any run failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..launch.scheduler import POLL_S, scheduler_info
+    from ..launch.inbox import scheduler_info
+    from ..launch.scheduler import POLL_S
     from ..runs import METRICS, JsonlTail
 
     columns = (

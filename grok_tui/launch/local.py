@@ -23,8 +23,6 @@ from .base import Slot
 
 # Keys whose change does not make an existing run a different experiment.
 _IGNORED_SPEC_KEYS = {"version", "description"}
-#: Per-runs-directory bookkeeping of the launcher (scheduler lock, inbox, staging); not a run.
-STATE_DIR = ".grok"
 WORKER_MODULE = "grok_tui.worker"
 
 
@@ -54,7 +52,9 @@ def check_spec(run: runs.RunDir, spec: dict[str, Any]) -> None:
 def _create(path: Path, spec: dict[str, Any]) -> bool:
     """Make a run directory appear whole (spec + queued status) or not at all: build it in a staging
     directory, then rename it into place. False when another process created it first."""
-    staging = path.parents[1] / STATE_DIR / "staging" / f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    staging = (
+        runs.state_dir(path.parents[1]) / "staging" / f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    )
     staging.mkdir(parents=True)
     try:
         runs.write_json_atomic(staging / runs.SPEC, spec)

@@ -6,9 +6,11 @@ workers). The process holding it may be a foreground ``grok run`` or the detache
 ``python -m grok_tui.launch.scheduler RUNS_DIR`` that ``grok run --detach`` starts.
 
 The queue lives on disk: a queued run is a run directory whose status.json says ``queued``. Other
-processes talk to the scheduler through ``.grok/inbox/``: one JSON file per request (``queue`` a run,
-``stop`` a run), answered by an ``.ack`` file when asked. A new scheduler adopts what it finds: queued run
-directories (the queue of one that died) and live workers it did not start (they keep their slots).
+processes talk to the scheduler through ``.grok/inbox/`` (``inbox.py``): one JSON file per request (``queue``
+a run, ``stop`` a run), answered by an ``.ack`` file when asked. A new scheduler adopts what it finds: queued
+run directories (the queue of one that died or was killed: every command that schedules takes the role when
+it is free, so an orphaned queue is drained by the next ``grok run``, ``grok resume`` or launch from the app)
+and live workers it did not start (they keep their slots).
 
 Hand-over without losing requests: a scheduler gives up the role by releasing the lock and *then* looking
 at the inbox once more; a requester writes its request *before* trying the lock. So a request is always
@@ -17,15 +19,12 @@ seen by the old scheduler (which takes the role back) or by the requester/new sc
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,102 +33,13 @@ from typing import Any
 
 from .. import runs
 from ..exitcodes import BUSY as EXIT_BUSY
+from . import inbox
 from .base import Launcher, Slot, Worker
-from .local import STATE_DIR, LocalLauncher, describe_exit, effective_device, signal_run
+from .local import LocalLauncher, describe_exit, effective_device, signal_run
+from .slots import Slots
+from .stopping import GRACE_S, Stopper
 
-INBOX = "inbox"
-INFO = "scheduler.json"
-LOG = "scheduler.log"
 POLL_S = 0.25
-#: Seconds between SIGTERM and SIGKILL when stopping a worker.
-GRACE_S = 30.0
-DAEMON_MODULE = "grok_tui.launch.scheduler"
-
-
-def state_dir(runs_dir: Path) -> Path:
-    return Path(runs_dir) / STATE_DIR
-
-
-# --------------------------------------------------------------------------- slots
-
-
-@dataclass(frozen=True)
-class Slots:
-    """How many workers may run where: ``per_gpu`` on each GPU id, ``cpu`` in the CPU pool.
-
-    Runs on device ``cpu`` (or every run when there is no GPU) use the CPU pool; the others use GPUs."""
-
-    gpus: tuple[str, ...] = ()
-    per_gpu: int = 1
-    cpu: int = 1
-
-    def capacity(self, key: str) -> int:
-        return self.cpu if key == "cpu" else self.per_gpu
-
-    @property
-    def threads(self) -> int:
-        """CPU threads per worker: the cores shared by every slot (constant, so resumes match)."""
-        return max(1, (os.cpu_count() or 1) // (len(self.gpus) * self.per_gpu + self.cpu))
-
-    def args(self) -> list[str]:
-        return [
-            "--gpus",
-            ",".join(self.gpus) or "none",
-            "--per-gpu",
-            str(self.per_gpu),
-            "--parallel",
-            str(self.cpu),
-        ]
-
-    def describe(self) -> str:
-        gpu = f"GPU {','.join(self.gpus)} × {self.per_gpu}" if self.gpus else "no GPU"
-        return f"{gpu}, {self.cpu} CPU slot{'s' if self.cpu != 1 else ''}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"gpus": list(self.gpus), "per_gpu": self.per_gpu, "cpu": self.cpu}
-
-
-# --------------------------------------------------------------------------- the inbox
-
-
-def _inbox(runs_dir: Path) -> Path:
-    return state_dir(runs_dir) / INBOX
-
-
-def send(runs_dir: Path, op: str, path: Path, ack: bool = False, **fields: Any) -> str:
-    """Leave a request for the scheduler of ``runs_dir``; returns its id (for ``take_ack``)."""
-    rid = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    req = {"id": rid, "op": op, "path": str(Path(path).resolve()), "ack": ack, **fields}
-    runs.write_json_atomic(_inbox(runs_dir) / f"{rid}.json", req)
-    return rid
-
-
-def take_ack(runs_dir: Path, rid: str) -> dict[str, Any] | None:
-    """The scheduler's answer to request ``rid`` (and forget it), or None while unanswered."""
-    path = _inbox(runs_dir) / f"{rid}.ack"
-    ack = runs.read_json(path)
-    if ack is not None:
-        with contextlib.suppress(OSError):
-            path.unlink()
-    return ack
-
-
-def pending(runs_dir: Path) -> list[Path]:
-    try:
-        return sorted(_inbox(runs_dir).glob("*.json"))
-    except OSError:
-        return []
-
-
-def scheduler_info(runs_dir: Path) -> dict[str, Any] | None:
-    """What the live scheduler of ``runs_dir`` published (pid, slots), or None when there is none."""
-    sd = state_dir(runs_dir)
-    if not runs.lock_held(sd):
-        return None
-    return runs.read_json(sd / INFO) or {}
-
-
-# --------------------------------------------------------------------------- the scheduler
 
 
 @dataclass
@@ -144,8 +54,6 @@ class Active:
     run: runs.RunDir
     worker: Worker
     slot: Slot
-    stop_at: float | None = None  # SIGKILL after this time (a stop was asked)
-    killed: bool = False
 
 
 @dataclass
@@ -155,10 +63,13 @@ class Scheduler:
     runs_dir: Path
     slots: Slots
     launcher: Launcher
-    log: Callable[[str], None]
+    #: Where this scheduler's messages go besides the scheduler log (a foreground terminal).
+    echo: Callable[[str], None]
     _lock: contextlib.ExitStack
     queue: list[Queued] = field(default_factory=list)
     active: dict[Path, Active] = field(default_factory=dict)
+    #: Stops in progress of the workers in ``active`` (SIGTERM sent, SIGKILL due after the grace).
+    stopper: Stopper = field(default_factory=Stopper)
     #: Live workers this scheduler did not start (slot key each): they keep their slots until they end.
     foreign: dict[Path, str] = field(default_factory=dict)
     #: Final state of every run this scheduler saw end.
@@ -176,9 +87,9 @@ class Scheduler:
         log: Callable[[str], None] | None = None,
     ) -> Scheduler | None:
         """Take the scheduler role for ``runs_dir`` (None when another process holds it) and adopt the
-        queue and live workers left on disk."""
+        queue and live workers left on disk. ``log`` also gets every line the scheduler log gets."""
         runs_dir = Path(runs_dir).resolve()
-        sd = state_dir(runs_dir)
+        sd = inbox.state_dir(runs_dir)
         sd.mkdir(parents=True, exist_ok=True)
         stack = contextlib.ExitStack()
         try:
@@ -193,20 +104,21 @@ class Scheduler:
             "argv": sys.argv,
             **slots.as_dict(),
         }
-        runs.write_json_atomic(sd / INFO, info)
+        runs.write_json_atomic(sd / inbox.INFO, info)
         sched = cls(runs_dir, slots, launcher or LocalLauncher(), log or (lambda m: None), stack)
         sched._adopt()
-        # Answers nobody collected (their requester died) are dropped after a day.
-        for ack in _inbox(runs_dir).glob("*.ack"):
-            with contextlib.suppress(OSError):
-                if time.time() - ack.stat().st_mtime > 86400:
-                    ack.unlink()
+        inbox.drop_stale_acks(runs_dir)
         return sched
+
+    def log(self, message: str) -> None:
+        """One line in the scheduler log (``grok logs --scheduler``), and to ``echo``."""
+        inbox.log_line(self.runs_dir, message)
+        self.echo(message)
 
     def release(self) -> None:
         """Give up the role (info first, so a successor's info is never deleted). Workers keep running."""
         with contextlib.suppress(OSError):
-            (state_dir(self.runs_dir) / INFO).unlink()
+            (inbox.state_dir(self.runs_dir) / inbox.INFO).unlink()
         self._lock.close()
 
     def _adopt(self) -> None:
@@ -296,9 +208,7 @@ class Scheduler:
         now = time.time()
         if path in self.active:
             a = self.active[path]
-            if a.stop_at is None:
-                a.worker.signal(signal.SIGTERM)
-                a.stop_at = now + grace
+            self.stopper.request(path, lambda: a.worker.signal(signal.SIGTERM), grace)
             return True
         for q in self.queue:
             if q.run.path == path:
@@ -336,7 +246,7 @@ class Scheduler:
         self._start_queued()
 
     def _read_inbox(self) -> None:
-        for path in pending(self.runs_dir):
+        for path in inbox.pending(self.runs_dir):
             req = runs.read_json(path)
             answer: tuple[str, str] = ("error", "unreadable request")
             if req is not None:
@@ -352,9 +262,7 @@ class Scheduler:
                 else:
                     answer = ("error", f"unknown request {op!r}")
                 if req.get("ack"):
-                    runs.write_json_atomic(
-                        path.with_suffix(".ack"), {"action": answer[0], "message": answer[1]}
-                    )
+                    inbox.answer(path, *answer)
             with contextlib.suppress(OSError):
                 path.unlink()
 
@@ -371,8 +279,10 @@ class Scheduler:
                 continue
             st = a.run.raw_status()
             state = st.get("state")
+            stopping = path in self.stopper
+            self.stopper.forget(path)
             if state in ("queued", "running"):  # it died without its last word
-                if a.stop_at is not None:
+                if stopping:
                     state, error = "stopped", None if rc == 0 else describe_exit(rc)
                 else:
                     state, error = "failed", describe_exit(rc)
@@ -426,87 +336,12 @@ class Scheduler:
 
     def _kill_overdue(self) -> None:
         """SIGKILL the workers still alive past their stop's grace period (the checkpoint is kept)."""
-        now = time.time()
-        for a in self.active.values():
-            if a.stop_at is not None and now >= a.stop_at and not a.killed:
-                a.worker.signal(signal.SIGKILL)
-                a.killed = True
+        self.stopper.escalate(lambda path: self.active[path].worker.signal(signal.SIGKILL))
 
-
-# --------------------------------------------------------------------------- the detached daemon
-
-
-def spawn_daemon(runs_dir: Path, slots: Slots) -> subprocess.Popen:
-    """Start a detached scheduler for ``runs_dir`` (own session, no terminal, output to .grok/scheduler.log).
-
-    It exits at once when another scheduler holds the role (that one then drains the inbox)."""
-    sd = state_dir(runs_dir)
-    sd.mkdir(parents=True, exist_ok=True)
-    with open(sd / LOG, "ab", buffering=0) as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", DAEMON_MODULE, str(Path(runs_dir).resolve()), *slots.args()],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            cwd=str(sd),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-
-def serve(runs_dir: Path, slots: Slots, poll: float = POLL_S) -> int:
-    """The daemon's loop: drain the queue, then hand the role back (see the module docstring)."""
-
-    def log(msg: str) -> None:
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{os.getpid()}] {msg}", flush=True)
-
-    stop = {"asked": False}
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop["asked"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    sched = Scheduler.acquire(runs_dir, slots, log=log)
-    if sched is None:
-        log("another scheduler holds this runs directory; it takes the queued requests")
-        return 0
-    log(f"scheduling {runs_dir} on {slots.describe()}")
-    if sched.adopted:
-        log(f"adopted {len(sched.adopted)} queued run(s)")
-    while True:
-        sched.step()
-        if stop["asked"]:
-            log("signalled: stopping every run of this scheduler")
-            sched.shutdown()
-            sched.release()
-            return 0
-        if not sched.busy():
-            sched.release()
-            if not pending(runs_dir):
-                log("queue empty: exiting")
-                return 0
-            again = Scheduler.acquire(runs_dir, slots, log=log)
-            if again is None:
-                return 0  # a new scheduler took the role and the requests
-            sched = again
-        time.sleep(poll)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m grok_tui.launch.scheduler", description=serve.__doc__)
-    ap.add_argument("runs_dir", type=Path)
-    ap.add_argument("--gpus", default="none", help="comma-separated GPU ids, or none")
-    ap.add_argument("--per-gpu", type=int, default=1)
-    ap.add_argument("--parallel", type=int, default=1, help="CPU slots")
-    a = ap.parse_args(argv)
-    gpus = (
-        () if a.gpus.strip().lower() in ("", "none", "cpu") else tuple(g.strip() for g in a.gpus.split(","))
-    )
-    return serve(a.runs_dir.resolve(), Slots(gpus, max(1, a.per_gpu), max(1, a.parallel)))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    def kill(self, path: Path) -> bool:
+        """SIGKILL the worker of ``path`` now (a second Ctrl-C); False if this scheduler did not start it."""
+        a = self.active.get(Path(path).resolve())
+        if a is None:
+            return False
+        self.stopper.kill_now(a.run.path, lambda: a.worker.signal(signal.SIGKILL))
+        return True

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import runs
+from .daemon import spawn_daemon
+from .inbox import pending, send, take_ack
 from .local import signal_run
-from .scheduler import GRACE_S, Scheduler, Slots, pending, send, spawn_daemon, take_ack
+from .scheduler import Scheduler
+from .slots import Slots
+from .stopping import GRACE_S, Stopper
 
 
 @dataclass
@@ -34,7 +38,8 @@ class Session:
         self.log = log
         self.sched: Scheduler | None = None
         self.mine: dict[Path, Mine] = {}
-        self._kill_at: float | None = None
+        #: Stops of these runs that go through another scheduler (a backstop if it does not act).
+        self.stopper = Stopper()
 
     # ------------------------------------------------------------------ submit
     def submit(self, paths: list[Path], device: str | None = None) -> None:
@@ -56,7 +61,7 @@ class Session:
         assert self.sched is not None
         others = [r for r in self.sched.adopted if r.path not in own]
         if others:
-            self.log(f"also scheduling {len(others)} queued run(s) left by an earlier scheduler")
+            self.sched.log(f"also scheduling {len(others)} queued run(s) left by an earlier scheduler")
 
     def _answered(self, m: Mine) -> None:
         if m.action in ("live", "done", "error") and m.message:
@@ -68,7 +73,7 @@ class Session:
             # The role is free (the live scheduler ended or died): take it, adopting the queue and inbox.
             self.sched = Scheduler.acquire(self.runs_dir, self.slots, log=self.log)
             if self.sched is not None:
-                self.log(f"the scheduler of {self.runs_dir} ended; this process took over")
+                self.sched.log(f"the scheduler of {self.runs_dir} ended; this process took over")
                 self._note_adopted(set())
         if self.sched is not None:
             self.sched.step()
@@ -76,11 +81,12 @@ class Session:
             if m.rid is not None and (ack := take_ack(self.runs_dir, m.rid)) is not None:
                 m.rid, m.action, m.message = None, str(ack.get("action")), str(ack.get("message") or "")
                 self._answered(m)
-        if self._kill_at is not None and time.time() >= self._kill_at:
-            self._kill_at = None
-            for m in self.mine.values():
-                if not self.finished(m):
-                    signal_run(m.run, signal.SIGKILL)
+        self.stopper.escalate(self._kill_unfinished)
+
+    def _kill_unfinished(self, path: Path) -> None:
+        m = self.mine[path]
+        if not self.finished(m):
+            signal_run(m.run, signal.SIGKILL)
 
     def finished(self, m: Mine) -> bool:
         if m.action is None:
@@ -108,21 +114,19 @@ class Session:
             if self.sched is not None:
                 self.sched.stop(m.run.path, grace)
             else:
-                send(self.runs_dir, "stop", m.run.path, grace=grace)
-                signal_run(m.run, signal.SIGTERM)
-        # Backstop when the stop goes through another scheduler that does not act on it.
-        self._kill_at = time.time() + grace + 5
+
+                def term(m: Mine = m) -> None:
+                    send(self.runs_dir, "stop", m.run.path, grace=grace)
+                    signal_run(m.run, signal.SIGTERM)
+
+                # the other scheduler kills after ``grace``; this is the backstop if it does not act
+                self.stopper.request(m.run.path, term, grace + 5)
 
     def kill(self) -> None:
         """Second Ctrl-C: SIGKILL this session's workers now (their last checkpoint stays)."""
         for m in self.mine.values():
-            if self.sched is not None and m.run.path in self.sched.active:
-                a = self.sched.active[m.run.path]
-                a.stop_at = a.stop_at or time.time()
-                a.worker.signal(signal.SIGKILL)
-                a.killed = True
-            else:
-                signal_run(m.run, signal.SIGKILL)
+            if self.sched is None or not self.sched.kill(m.run.path):
+                self.stopper.kill_now(m.run.path, lambda m=m: signal_run(m.run, signal.SIGKILL))
 
     # ------------------------------------------------------------------ leave
     def close(self) -> None:
