@@ -151,6 +151,11 @@ class LineTail:
             lines, self._skip_first = lines[1:], False
         return lines
 
+    def rest(self) -> bytes:
+        """The torn last line waiting for its newline (a finished log may end without one)."""
+        rest, self._buf = self._buf, b""
+        return rest
+
 
 class JsonlTail(LineTail):
     """A LineTail of JSON objects; a corrupt line is skipped, never fatal."""

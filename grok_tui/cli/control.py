@@ -16,6 +16,8 @@ from .common import RunsDirOpt, default_runs_dir, fail, get_run, runs_root, say
 
 #: Seconds `grok stop` waits for a SIGKILLed worker to vanish before it reports the run as still live.
 KILL_WAIT_S = 10.0
+#: Seconds between looks at a followed log.
+FOLLOW_S = 0.25
 
 
 def stop(
@@ -119,7 +121,7 @@ def logs(
     """Print a run's worker.log (stdout and stderr of its workers); -f follows it until the run ends."""
     from ..launch.inbox import LOG as SCHED_LOG
     from ..launch.inbox import scheduler_info, state_dir
-    from ..runs import ACTIVE_STATES, LOG
+    from ..runs import ACTIVE_STATES, LOG, LineTail
 
     if scheduler == bool(run_ref):
         raise fail("grok logs: name a run, or --scheduler")
@@ -139,27 +141,25 @@ def logs(
     if not path.exists() and not (follow and live()):
         raise fail(f"{what} has no {LOG if not scheduler else SCHED_LOG} yet")
     out = sys.stdout.buffer
-    offset = 0
-    try:
-        if path.exists():
-            data = path.read_bytes()
-            offset = len(data)
-            if lines is not None:
-                data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines else b""
-            out.write(data)
+    tail = LineTail(path)
+
+    def write(lines: list[bytes]) -> None:
+        if lines:
+            out.write(b"".join(line + b"\n" for line in lines))
             out.flush()
+
+    try:
+        first = tail.read_lines()
+        write(first if lines is None else first[-lines:] if lines else [])
         while follow:
             running = live()
-            with contextlib.suppress(OSError), open(path, "rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-                offset += len(chunk)
-                if chunk:
-                    out.write(chunk)
-                    out.flush()
+            write(tail.read_lines())  # a log rewritten under a new inode is read again from its start
             if not running:
                 break
-            time.sleep(0.25)
+            time.sleep(FOLLOW_S)
+        if rest := tail.rest():
+            out.write(rest)
+            out.flush()
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
     except BrokenPipeError:
