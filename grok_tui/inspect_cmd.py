@@ -354,7 +354,7 @@ def progress_curves(run_dir: Path | str, width: int = 100) -> list[str]:
     if not panels:
         return []
     # the phase rule reads a network's memorise/clean-up story; an RFM interpolates from iteration 0
-    rfm = RunDir(run_dir).spec().get("model", {}).get("kind") == "rfm"
+    rfm = RunDir(run_dir).summary(rows=[]).model_kind == "rfm"
     out = [] if rfm else [phase_line(run_dir)]
     for title, series in panels.items():
         out.append(curves(series, title, width=width, log_y="loss" in title))

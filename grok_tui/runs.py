@@ -45,6 +45,10 @@ STATE_DIR = ".grok"
 
 STATES = ("queued", "running", "done", "failed", "stopped")
 ACTIVE_STATES = ("queued", "running")
+#: What a reader shows for a state it cannot know: status.json missing, unreadable or not one of STATES.
+UNKNOWN = "unknown"
+#: The label of a queued run whose runs directory has no live scheduler to start it.
+NO_SCHEDULER = "queued (no scheduler)"
 #: Accuracy a split must reach to count as fitted (train: memorised, test: grokked).
 FIT_THRESHOLD = 0.99
 VANISHED = "worker vanished"
@@ -106,7 +110,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """All complete, parseable lines; a torn or corrupt line is skipped, never fatal."""
+    """All complete rows with a valid step; a torn, corrupt or step-less line is skipped, never fatal."""
     return JsonlTail(path).read_new()
 
 
@@ -157,8 +161,32 @@ class LineTail:
         return rest
 
 
+def is_step(v: Any) -> bool:
+    """A step is a non-negative int (JSON's true/false and 1e400 are not)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def finite(v: Any) -> float | None:
+    """A finite number as float, else None (strings, bools, NaN, ±inf: unknown, never a wrong number)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    return None
+
+
+def fraction(v: Any) -> float | None:
+    """An accuracy: a finite number in [0, 1], else None."""
+    f = finite(v)
+    return f if f is not None and 0.0 <= f <= 1.0 else None
+
+
 class JsonlTail(LineTail):
-    """A LineTail of JSON objects; a corrupt line is skipped, never fatal."""
+    """A LineTail of rows: JSON objects with a valid ``step``. Anything else (a garbled line, a row without
+    a step or with ``"step": "abc"``) is skipped and counted in ``skipped``, never fatal."""
+
+    def __init__(self, path: Path, start_back: int | None = None) -> None:
+        super().__init__(path, start_back)
+        self.skipped = 0
 
     def read_new(self) -> list[dict[str, Any]]:
         out = []
@@ -167,10 +195,12 @@ class JsonlTail(LineTail):
                 continue
             try:
                 obj = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
+            except (ValueError, RecursionError):
+                obj = None
+            if isinstance(obj, dict) and is_step(obj.get("step")):
                 out.append(obj)
+            else:
+                self.skipped += 1
         return out
 
 
@@ -225,20 +255,29 @@ def hold_lock(run_dir: Path) -> Iterator[int]:
 def first_step_at(rows: list[dict[str, Any]], key: str, threshold: float = FIT_THRESHOLD) -> int | None:
     """Step of the first evaluation whose ``key`` reached ``threshold`` (memorised/grokked at)."""
     for row in rows:
-        v = row.get(key)
-        if isinstance(v, (int, float)) and not math.isnan(v) and v >= threshold:
+        v = fraction(row.get(key))
+        if v is not None and v >= threshold and is_step(row.get("step")):
             return int(row["step"])
     return None
 
 
+def task_label(task: Any) -> str:
+    """A spec's task as one line: a mixture's tasks joined by " | "."""
+    if isinstance(task, list):
+        return " | ".join(str(t) for t in task)
+    return str(task) if isinstance(task, str) else "?"
+
+
 @dataclass
 class RunSummary:
-    """What `grok ls` prints and the TUI's table shows: one reader for both."""
+    """What `grok ls` prints and the TUI's table shows: one reader for both, every value validated
+    (a value a damaged file gets wrong is None or "?", never a traceback or a wrong number)."""
 
     run_id: str
     path: Path
     experiment: str
     name: str
+    #: One of STATES, or UNKNOWN.
     state: str
     step: int
     total_steps: int
@@ -249,15 +288,39 @@ class RunSummary:
     device: str
     error: str | None
     spec: dict[str, Any] = field(repr=False)
+    #: Queued, but no scheduler holds the runs directory: nothing will start it until a command schedules.
+    orphaned: bool = False
+    #: Lines of metrics.jsonl that were not valid rows (garbled, or without a valid step).
+    skipped_rows: int = 0
+
+    @property
+    def label(self) -> str:
+        """The state as shown: ``queued (no scheduler)`` for an orphaned queued run."""
+        return NO_SCHEDULER if self.orphaned else self.state
 
     @property
     def task(self) -> str:
-        t = self.spec.get("task", "?")
-        return " | ".join(t) if isinstance(t, list) else str(t)
+        return task_label(self.spec.get("task", "?"))
 
     @property
     def model_kind(self) -> str:
-        return str(self.spec.get("model", {}).get("kind", "?"))
+        model = self.spec.get("model")
+        kind = model.get("kind") if isinstance(model, dict) else None
+        return kind if isinstance(kind, str) else "?"
+
+    @property
+    def p(self) -> int | None:
+        p = self.spec.get("p")
+        return p if is_step(p) and p >= 2 else None
+
+    @property
+    def train_frac(self) -> float | None:
+        return fraction(self.spec.get("train_frac"))
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.spec.get("seed")
+        return seed if is_step(seed) else None
 
 
 class RunDir:
@@ -294,7 +357,10 @@ class RunDir:
             st = self.raw_status()
             if st.get("state") == "running":
                 st = {**st, "state": "failed", "error": VANISHED}
-        st.setdefault("state", "queued" if (self.path / SPEC).exists() else "failed")
+        if st.get("state") not in STATES:
+            # status.json lost, unreadable or garbled: the state cannot be known (a run directory is
+            # created with its status, so a missing one is damage, not a queued run).
+            st = {**st, "state": UNKNOWN}
         return st
 
     def alive(self) -> bool:
@@ -319,26 +385,36 @@ class RunDir:
     def log_path(self) -> Path:
         return self.path / LOG
 
-    def summary(self, rows: list[dict[str, Any]] | None = None) -> RunSummary:
+    def summary(self, rows: list[dict[str, Any]] | None = None, skipped: int = 0) -> RunSummary:
+        """The run at a glance; ``rows`` (valid metrics rows, default: all of them) decide the numbers."""
         spec = self.spec()
         st = self.status()
-        rows = self.metrics() if rows is None else rows
+        if rows is None:
+            tail = JsonlTail(self.path / METRICS)
+            rows, skipped = tail.read_new(), tail.skipped
         last = rows[-1] if rows else {}
+        state = str(st["state"])
+        step = st.get("step") if is_step(st.get("step")) else last.get("step", 0)
+        total = next((v for v in (st.get("total_steps"), spec.get("steps")) if is_step(v)), 0)
+        device = next((v for v in (st.get("device"), spec.get("device")) if isinstance(v, str) and v), "?")
+        error = st.get("error")
         return RunSummary(
             run_id=self.run_id,
             path=self.path,
             experiment=self.experiment,
             name=self.name,
-            state=str(st.get("state")),
-            step=int(st.get("step") or last.get("step") or 0),
-            total_steps=int(st.get("total_steps") or spec.get("steps") or 0),
-            train_acc=last.get("train_acc"),
-            test_acc=last.get("test_acc"),
+            state=state,
+            step=int(step),
+            total_steps=int(total),
+            train_acc=fraction(last.get("train_acc")),
+            test_acc=fraction(last.get("test_acc")),
             memorised_at=first_step_at(rows, "train_acc"),
             grokked_at=first_step_at(rows, "test_acc"),
-            device=str(st.get("device") or spec.get("device") or "?"),
-            error=st.get("error"),
+            device=device,
+            error=error if isinstance(error, str) or error is None else str(error),
             spec=spec,
+            orphaned=state == "queued" and not scheduler_alive(self.path.parent.parent),
+            skipped_rows=skipped,
         )
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from tui_helpers are parameters here)
 """The `grok` and `grok-tui` command lines themselves: help pages, --version, one parser for the app."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import grok
+from tui_helpers import fixture_src, fx  # noqa: F401
 
 from grok_tui import __version__
 from grok_tui.cli import app
@@ -70,3 +72,66 @@ def test_bad_app_options_are_one_line_and_exit_2(tmp_path: Path, args: list[str]
         assert out.returncode == 2, out
         assert out.stderr.count("\n") == 1 and needle in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
+
+
+# --------------------------------------------------------------------------- export -o, ls at 80 columns
+
+
+def _cli(*args: str, env: dict[str, str | None] | None = None):
+    from typer.testing import CliRunner
+
+    return CliRunner(env={"GROK_RUNS_DIR": None, **(env or {})}).invoke(app, list(args))
+
+
+@pytest.mark.parametrize(
+    ("output", "needle"),
+    [
+        ("/", "is a directory"),
+        ("{tmp}", "is a directory"),
+        ("{tmp}/new-dir/", "is a directory"),
+        ("{tmp}/missing/out.csv", "no directory"),
+    ],
+)
+def test_export_to_a_bad_output_is_one_line_and_writes_nothing(
+    fx: Path, tmp_path: Path, output: str, needle: str
+) -> None:
+    out = output.format(tmp=tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    r = _cli("export", "add/seed0", "-o", out, "--runs-dir", str(fx / "runs"))
+    assert r.exit_code == 2 and r.exception is None or isinstance(r.exception, SystemExit)
+    assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_export_writes_the_whole_file_and_refuses_a_run_without_evaluations(fx: Path, tmp_path: Path) -> None:
+    import csv
+
+    target = tmp_path / "m.csv"
+    target.write_text("old contents\n")
+    r = _cli("export", "add/seed0", "-o", str(target), "--runs-dir", str(fx / "runs"))
+    assert r.exit_code == 0, r.stderr
+    rows = list(csv.DictReader(target.open()))
+    assert rows and {"step", "train_acc", "test_acc"} <= set(rows[0])
+    r = _cli("export", "add/seed3", "--runs-dir", str(fx / "runs"))  # queued: no evaluations
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == "grok: error: add/seed3 has no evaluations yet: nothing to export\n"
+
+
+def test_ls_at_80_columns_never_cuts_a_run_id(tmp_path: Path) -> None:
+    from grok_tui.runs import write_json_atomic
+
+    root = tmp_path / "runs"
+    names = ["train_frac=0.3-weight_decay=0.3-seed0", "train_frac=0.35-weight_decay=1-seed12"]
+    for name in names:
+        d = root / "furuta-quick-mul-sweep" / name
+        write_json_atomic(d / "spec.json", {"task": "a * b + a**2 - b", "steps": 30000, "device": "cuda:0"})
+        write_json_atomic(d / "status.json", {"state": "failed", "step": 12000, "error": "x" * 200})
+    r = _cli("ls", "--runs-dir", str(root), env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, r.stdout
+    for name in names:
+        assert f"furuta-quick-mul-sweep/{name}" in r.stdout
+    assert r.stdout.count("failed") == 2  # the state stays: other columns went first
+    wide = _cli("ls", "--runs-dir", str(root), env={"COLUMNS": "100"})
+    assert "test acc" in wide.stdout and "grokked at" in wide.stdout  # the verdict goes last

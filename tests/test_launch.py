@@ -25,7 +25,7 @@ import pytest
 
 from grok_tui import runs
 from grok_tui.launch import gpus
-from grok_tui.launch.inbox import INFO, state_dir
+from grok_tui.launch.inbox import INFO, pending, state_dir
 from grok_tui.launch.local import LaunchError, prepare_run
 
 DEFAULTS = """
@@ -502,3 +502,109 @@ def test_two_grok_runs_on_one_runs_dir_start_each_run_once(queue: dict[str, Any]
     r = grok("run", queue["toml"], "--per-gpu", "2", "--runs-dir", root, env=queue["env"])
     assert r.returncode == 0 and r.stdout.count("already done (use --force to rerun)") == 4
     assert all(starts(run.path) == 1 for run in runs.list_runs(root))
+
+
+# --------------------------------------------------------------------------- orphaned queue, stop escalation
+
+IGNORES_TERM = """
+import os, signal, sys, time
+from pathlib import Path
+from grok_tui import runs
+run_dir = Path(sys.argv[1])
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+with runs.hold_lock(run_dir):
+    runs.update_status(run_dir, state="running", pid=os.getpid(), pgid=os.getpgid(0))
+    print("ready", flush=True)
+    while True:
+        time.sleep(0.05)
+"""
+
+
+def test_stop_sigkills_a_worker_that_ignores_sigterm_after_the_grace(tmp_path: Path) -> None:
+    from grok_tui.config import load_config
+
+    toml = write_toml(tmp_path / "e.toml", experiment("x", 50, [0]))
+    run, _ = prepare_run(load_config(toml).runs[0], tmp_path / "runs")
+    # a stand-in worker: the module name in its argv is how signal_run tells a worker from a reused pid
+    script = tmp_path / "grok_tui.worker.py"
+    script.write_text(IGNORES_TERM)
+    argv = [sys.executable, str(script), str(run.path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        r = grok("stop", "x/seed0", "--grace", "0.5", "--runs-dir", tmp_path / "runs")
+        assert r.returncode == 0, r.stderr
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+        st = status(run.path)
+        assert st["state"] == "stopped" and st["error"] == "killed: SIGTERM not answered in 0.5 s"
+        assert "x/seed0: stopped" in r.stdout
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def test_a_killed_schedulers_queue_is_shown_and_adopted_by_the_next_command(tmp_path: Path) -> None:
+    """kill -9 of the detached scheduler leaves its queued runs with nobody to start them: `grok ls` says
+    so, and the next command that schedules (here a `grok run` with nothing left to do) adopts them."""
+    toml = write_toml(tmp_path / "e.toml", experiment("a", 50, [0]), experiment("b", 150, [0, 1, 2]))
+    root = tmp_path / "runs"
+    try:
+        r = grok("run", toml, "--only", "a", "--runs-dir", root)
+        assert r.returncode == 0, r.stderr
+        r = grok("run", toml, "--only", "b", "--detach", "--parallel", "1", "--runs-dir", root)
+        assert r.returncode == 0, r.stderr
+        sched = wait_for(lambda: (runs.read_json(state_dir(root) / INFO) or {}).get("pid"), "the scheduler")
+        os.kill(sched, signal.SIGKILL)
+        wait_for(lambda: not runs.scheduler_alive(root), "the scheduler's lock to go")
+        queued = [r for r in runs.list_runs(root) if status(r.path).get("state") == "queued"]
+        assert len(queued) >= 2  # parallel 1: at most one of b's three runs had started
+        listed = {row["run_id"]: row for row in json.loads(grok("ls", "--json", "--runs-dir", root).stdout)}
+        for q in queued:
+            assert listed[q.run_id]["state"] == "queued" and listed[q.run_id]["orphaned"] is True
+        table = grok("ls", "--runs-dir", root).stdout
+        assert table.count("queued (no scheduler)") == len(queued)
+
+        r = grok("run", toml, "--only", "a", "--runs-dir", root)  # a is done: nothing of its own to queue
+        assert r.returncode == 0, r.stderr
+        assert f"{len(queued)} queued run(s) in {root.resolve()} had no scheduler" in r.stdout
+        for q in queued:
+            wait_for(lambda q=q: status(q.path).get("state") == "done", f"{q.run_id} to finish")
+            assert starts(q.path) == 1
+    finally:
+        end_leftovers(root)
+
+
+def test_a_second_grok_run_exits_1_when_its_run_is_stopped_by_the_first_ones_ctrl_c(tmp_path: Path) -> None:
+    """Terminal 1 runs x then y (one CPU slot); terminal 2 asks for y, which waits in terminal 1's queue;
+    Ctrl-C in terminal 1 stops both. Terminal 2's run did not finish: it exits 1 and says so."""
+    toml = write_toml(tmp_path / "e.toml", experiment("x", 20_000, [0]), experiment("y", 50, [0]))
+    root = tmp_path / "runs"
+    out1, out2 = tmp_path / "first.out", tmp_path / "second.out"
+
+    def start(argv: list[str], out: Path) -> subprocess.Popen:
+        with open(out, "w") as f:
+            return subprocess.Popen(grok_argv(*argv), env=BASE_ENV, stdout=f, stderr=subprocess.STDOUT)
+
+    first = start(["run", toml, "--parallel", "1", "--runs-dir", root], out1)
+    second = None
+    try:
+        x, y = root / "x" / "seed0", root / "y" / "seed0"
+        wait_for(lambda: runs.lock_held(x) and status(y).get("state") == "queued", "x running, y queued")
+        second = start(["run", toml, "--only", "y", "--runs-dir", root], out2)
+        wait_for(lambda: "handed 1 run(s)" in out2.read_text(), "the second run to hand y over")
+        wait_for(lambda: not pending(root), "the first run's scheduler to take the request")
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=LONG) == 130, out1.read_text()
+        assert second.wait(timeout=LONG) == 1, out2.read_text()
+        assert status(y)["state"] == "stopped" and status(x)["state"] == "stopped"
+        assert "y/seed0: stopped before it finished" in out2.read_text()
+        # the foreground scheduler (the first grok run) wrote the scheduler log too
+        log = grok("logs", "--scheduler", "--runs-dir", root)
+        assert log.returncode == 0 and "x/seed0: started on CPU" in log.stdout, log
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+        end_leftovers(root)

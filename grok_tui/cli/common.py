@@ -83,3 +83,16 @@ def table_console():
 
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
     return Console(width=200 if wide else None)
+
+
+def strict_json(v):
+    """JSON that every parser reads: NaN and ±inf become null (Python's json writes bare NaN)."""
+    import math
+
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {str(k): strict_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [strict_json(x) for x in v]
+    return v

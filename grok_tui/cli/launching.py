@@ -179,9 +179,10 @@ def _launch(root: Path, todo, slots, device: str | None, detach: bool, explicit:
     from ..launch.inbox import scheduler_info, send
     from ..launch.session import Session
 
-    if not todo:
-        return 0
     root = Path(root).resolve()
+    if not todo:
+        _adopt_orphans(root, slots)
+        return 0
     if not detach:
         return _drive(Session(root, slots, lambda m: say(m)), todo, device)
     for r in todo:
@@ -204,6 +205,23 @@ def _launch(root: Path, todo, slots, device: str | None, detach: bool, explicit:
         )
     say("follow with `grok ls` or `grok logs RUN -f`; stop with `grok stop RUN` or `grok stop --all`")
     return 0
+
+
+def _adopt_orphans(root: Path, slots) -> None:
+    """Queued runs whose scheduler was killed wait for the next command that schedules: this one, even
+    when it has nothing of its own to queue (every run it names is done)."""
+    from ..launch.daemon import spawn_daemon
+    from ..runs import list_runs, scheduler_alive
+
+    if scheduler_alive(root):
+        return
+    orphans = [r for r in list_runs(root) if r.raw_status().get("state") == "queued" and not r.alive()]
+    if orphans:
+        proc = spawn_daemon(root, slots)
+        say(
+            f"{len(orphans)} queued run(s) in {root} had no scheduler; "
+            f"a detached scheduler (pid {proc.pid}) now drains them"
+        )
 
 
 def _note_slots(info: dict[str, Any], slots, explicit: tuple) -> None:
@@ -329,4 +347,8 @@ def _drive(session, todo, device: str | None) -> int:
     if interrupted:
         say("stopped; `grok resume RUN` continues a run from its last checkpoint")
         return exitcodes.INTERRUPTED
-    return exitcodes.FAILED if session.failed() else exitcodes.OK
+    unfinished = session.unfinished()
+    for m in unfinished:
+        if m.run.status().get("state") == "stopped":
+            say(f"{m.run.run_id}: stopped before it finished; `grok resume {m.run.run_id}` continues it")
+    return exitcodes.FAILED if unfinished else exitcodes.OK

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from .common import RunsDirOpt, default_runs_dir, fail, get_run, table_console
+from .. import exitcodes
+from ..runs import METRICS, JsonlTail, finite
+from .common import RunsDirOpt, default_runs_dir, fail, get_run, say, strict_json, table_console
 from .tables import summary_table
 
 RunArg = Annotated[
@@ -32,6 +38,7 @@ LS_KEYS = (
     "grokked_at",
     "device",
     "error",
+    "orphaned",
 )
 
 
@@ -47,14 +54,16 @@ def ls(
         raise fail(f"no runs directory '{root}' (start runs with `grok run experiments.toml`)")
     summaries = [r.summary() for r in list_runs(root)]
     if as_json:
-        typer.echo(json.dumps([{k: getattr(s, k) for k in LS_KEYS} for s in summaries], indent=1))
+        rows = [{k: getattr(s, k) for k in LS_KEYS} for s in summaries]
+        typer.echo(json.dumps(strict_json(rows), indent=1, allow_nan=False))
         return
     console = table_console()
     console.print(summary_table(summaries, title=str(root), width=console.width))
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+    """(steps, values) of the rows where ``key`` is a finite number (NaN/inf points are not drawn)."""
+    pts = [(r["step"], v) for r in rows if (v := finite(r.get(key))) is not None]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -64,10 +73,12 @@ def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) ->
     from ..inspect_cmd import progress_curves
 
     r = get_run(runs_dir, run_ref)
+    s = r.summary()
     rows = r.metrics()
-    s = r.summary(rows)
     console = table_console()
     console.print(summary_table([s], width=console.width))
+    if s.skipped_rows:
+        say(f"note: {r.run_id}: skipped {s.skipped_rows} unreadable line(s) of metrics.jsonl", err=True)
     if not rows:
         console.print("no evaluations yet")
         return
@@ -95,30 +106,57 @@ def export(
     run_ref: RunArg,
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="csv or jsonl.")] = "csv",
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", metavar="FILE", help="File to write (default: stdout).")
+        str | None, typer.Option("-o", "--output", metavar="FILE", help="File to write (default: stdout).")
     ] = None,
     runs_dir: RunsDirOpt = None,
 ) -> None:
     """Export a run's metrics (every evaluation, every measure) as CSV or JSON lines."""
     if fmt not in ("csv", "jsonl"):
         raise fail(f"--format '{fmt}' is not csv or jsonl")
+    target = _output_file(output) if output is not None else None
     r = get_run(runs_dir, run_ref)
-    rows = [flatten_row(row) for row in r.metrics()]
-    out = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
-    try:
-        if fmt == "jsonl":
-            for row in rows:
-                out.write(json.dumps(row) + "\n")
-        else:
-            cols: list[str] = []
-            for row in rows:
-                cols.extend(k for k in row if k not in cols)
-            writer = csv.DictWriter(out, fieldnames=cols)
-            writer.writeheader()
-            writer.writerows(rows)
-    finally:
-        if output:
-            out.close()
+    tail = JsonlTail(r.path / METRICS)
+    rows = [flatten_row(strict_json(row)) for row in tail.read_new()]
+    skipped = f"{tail.skipped} unreadable line(s) of metrics.jsonl skipped" if tail.skipped else ""
+    if not rows:
+        why = f"no readable evaluations ({skipped})" if skipped else "no evaluations yet"
+        raise fail(f"{r.run_id} has {why}: nothing to export", exitcodes.FAILED)
+    if skipped:
+        say(f"note: {r.run_id}: {skipped}", err=True)
+    buf = io.StringIO(newline="")
+    if fmt == "jsonl":
+        for row in rows:
+            buf.write(json.dumps(row, allow_nan=False) + "\n")
+    else:
+        cols: list[str] = []
+        for row in rows:
+            cols.extend(k for k in row if k not in cols)
+        writer = csv.DictWriter(buf, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows(rows)
+    if target is None:
+        sys.stdout.write(buf.getvalue())
+        return
+    try:  # all or nothing: an existing file is replaced only by a whole new one
+        with tempfile.NamedTemporaryFile(
+            "w", dir=target.parent, prefix=f".{target.name}.", delete=False, newline=""
+        ) as f:
+            f.write(buf.getvalue())
+        os.replace(f.name, target)
+    except OSError as e:
+        with contextlib.suppress(OSError, NameError):
+            os.unlink(f.name)
+        raise fail(f"-o {output}: cannot write: {e.strerror or e}") from None
+
+
+def _output_file(output: str) -> Path:
+    """``-o`` as a file to create or replace, or exit 2 naming what is wrong with it."""
+    path = Path(output)
+    if not output or output.endswith(os.sep) or path.is_dir():
+        raise fail(f"-o {output}: is a directory; name a file to write (e.g. {path / 'metrics.csv'})")
+    if not path.parent.is_dir():
+        raise fail(f"-o {output}: no directory {path.parent}")
+    return path
 
 
 def inspect(

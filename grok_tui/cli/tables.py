@@ -23,13 +23,14 @@ SUMMARY_COLUMNS = (
     ("device", True, 7),
 )
 STATE_STYLE = {"done": "green", "running": "cyan", "failed": "red", "stopped": "yellow", "queued": "dim"}
+NOTE_STYLE = {"no scheduler)": "yellow"}
 ERROR_NOTE = 40
 
 
 def _cells(s: Any) -> dict[str, str]:
     return {
         "run": s.run_id,
-        "state": s.state,
+        "state": s.label,
         "step": fmt.progress(s.step, s.total_steps),
         "train acc": fmt.acc(s.train_acc),
         "test acc": fmt.acc(s.test_acc),
@@ -40,19 +41,22 @@ def _cells(s: Any) -> dict[str, str]:
     }
 
 
-def _fit(headers: list[str], rows: list[dict[str, str]], width: int, ranks: dict[str, int]) -> list[str]:
-    """The columns to show at ``width``: drop by rank until the table fits (rich's default box: each
-    column takes its widest cell + 2 padding + 1 rule, plus one closing rule)."""
-    keep = list(headers)
+def _width(cols: list[str], rows: list[dict[str, str]]) -> int:
+    """Width of a rich table (default box) of ``cols``: each column its widest cell + 2 padding + 1 rule,
+    plus the closing rule."""
+    return 1 + sum(max([len(c)] + [len(r[c]) for r in rows]) + 3 for c in cols)
 
-    def need(cols: list[str]) -> int:
-        return 1 + sum(max([len(c)] + [len(r[c]) for r in rows]) + 3 for c in cols)
 
-    for col in sorted(headers, key=lambda c: -ranks[c]):
-        if need(keep) <= width or ranks[col] == 0:
+def _fit(rows: list[dict[str, str]], width: int) -> tuple[list[str], int]:
+    """The columns to show at ``width`` (whole columns go by rank, never the run or its state) and the
+    columns to spare for error notes."""
+    keep = [c for c, _, _ in SUMMARY_COLUMNS]
+    ranks = {c: r for c, _, r in SUMMARY_COLUMNS}
+    for col in sorted(keep, key=lambda c: -ranks[c]):
+        if _width(keep, rows) <= width or ranks[col] == 0:
             break
         keep.remove(col)
-    return keep
+    return keep, width - _width(keep, rows)
 
 
 def summary_table(summaries: list[Any], title: str | None = None, width: int | None = None):
@@ -60,28 +64,33 @@ def summary_table(summaries: list[Any], title: str | None = None, width: int | N
     from rich.table import Table
     from rich.text import Text
 
-    rows = []
-    for s in summaries:
-        cells = _cells(s)
-        if s.error and s.state == "failed":
-            cells["state"] += f" ({s.error[:ERROR_NOTE]})"
-        rows.append(cells)
-    headers = [c for c, _, _ in SUMMARY_COLUMNS]
-    ranks = {c: r for c, _, r in SUMMARY_COLUMNS}
-    keep = _fit(headers, rows, width, ranks) if width else headers
+    rows = [_cells(s) for s in summaries]
+    notes = [f" ({s.error[:ERROR_NOTE]})" if s.error and s.state == "failed" else "" for s in summaries]
+    keep, spare = (
+        _fit(rows, width) if width else ([c for c, _, _ in SUMMARY_COLUMNS], len(max(notes, key=len)))
+    )
+    state_w = max([len("state")] + [len(r["state"]) for r in rows])
     table = Table(title=title, header_style="bold")
     for col, right, _ in SUMMARY_COLUMNS:
         if col in keep:
-            no_wrap = col in ("run", "state")
-            table.add_column(col, justify="right" if right else "left", no_wrap=no_wrap, overflow="fold")
-    for s, cells in zip(summaries, rows, strict=True):
+            longest = max([len(col)] + [len(r[col]) for r in rows])
+            table.add_column(
+                col,
+                justify="right" if right else "left",
+                no_wrap=col in ("run", "state"),
+                min_width=longest if col == "run" else None,
+            )
+    for s, cells, note in zip(summaries, rows, notes, strict=True):
         out = []
         for col in keep:
             if col == "state":
-                state, _, note = cells[col].partition(" (")
+                state, _, extra = cells[col].partition(" (")
                 text = Text(state, style=STATE_STYLE.get(s.state, "white"))
-                if note:
-                    text.append(f" ({note}", style="dim")
+                if extra:
+                    text.append(f" ({extra}", style=NOTE_STYLE.get(extra, "yellow"))
+                room = state_w + spare - len(cells[col])  # a note may widen the state column that far
+                if note and room > 4:
+                    text.append(note if len(note) <= room else note[: room - 1] + "…", style="dim")
                 out.append(text)
             else:
                 out.append(Text(cells[col]))

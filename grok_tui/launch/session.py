@@ -100,10 +100,9 @@ class Session:
     def done(self) -> bool:
         return all(self.finished(m) for m in self.mine.values())
 
-    def failed(self) -> list[Mine]:
-        return [
-            m for m in self.mine.values() if m.action == "error" or m.run.status().get("state") == "failed"
-        ]
+    def unfinished(self) -> list[Mine]:
+        """Runs of this session that did not end ``done`` (failed, or stopped by another command)."""
+        return [m for m in self.mine.values() if m.action == "error" or m.run.status().get("state") != "done"]
 
     # ------------------------------------------------------------------ stop
     def interrupt(self, grace: float = GRACE_S) -> None:
