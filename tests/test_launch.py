@@ -608,3 +608,29 @@ def test_a_second_grok_run_exits_1_when_its_run_is_stopped_by_the_first_ones_ctr
                 p.kill()
                 p.wait(timeout=10)
         end_leftovers(root)
+
+
+def test_gpus_on_a_machine_that_shows_none_is_refused_not_run_on_the_cpu(tmp_path: Path) -> None:
+    toml = write_toml(tmp_path / "e.toml", experiment("x", 50, [0]))
+    env = {k: v for k, v in BASE_ENV.items() if k not in ("GROK_FAKE_GPUS", "CUDA_VISIBLE_DEVICES")}
+    env["PATH"] = str(tmp_path)  # no nvidia-smi to ask
+    r = grok("run", toml, "--runs-dir", tmp_path / "runs", "--gpus", "0", env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "grok: error: --gpus '0': no GPU is visible here (no nvidia-smi, and CUDA_VISIBLE_DEVICES is not set)"
+    ]
+    assert not (tmp_path / "runs" / "x").exists()
+    assert gpus.select("none", gpus.Inventory((), "no nvidia-smi", known=False)) == ()
+
+
+def test_a_run_on_a_gpu_slot_that_torch_cannot_use_fails_instead_of_training_on_the_cpu(
+    tmp_path: Path,
+) -> None:
+    toml = write_toml(tmp_path / "e.toml", experiment("x", 50, [0]), device="auto")
+    env = {k: v for k, v in BASE_ENV.items() if k != "GROK_FAKE_GPUS"}
+    env["CUDA_VISIBLE_DEVICES"] = "0"  # the user says GPU 0 exists; torch here has none
+    r = grok("run", toml, "--runs-dir", tmp_path / "runs", env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    st = status(tmp_path / "runs" / "x" / "seed0")
+    assert st["state"] == "failed" and st["error"].startswith("CUDA unavailable"), st
+    assert not (tmp_path / "runs" / "x" / "seed0" / runs.METRICS).exists()

@@ -34,7 +34,8 @@ class Inventory:
 
     ids: tuple[str, ...]
     source: str
-    #: False when nothing could be asked (no nvidia-smi): a --gpus list is then trusted as given.
+    #: False when nothing could be asked (no nvidia-smi, no CUDA_VISIBLE_DEVICES): a --gpus list is then
+    #: refused rather than trusted, so no run is said to start on a GPU that is not there.
     known: bool = True
 
 
@@ -84,6 +85,10 @@ def select(option: str | None, inventory: Inventory) -> tuple[str, ...]:
     wanted = _split(option)
     if len(set(wanted)) != len(wanted):
         raise GpuError(f"--gpus '{option}' names a GPU twice")
+    if wanted and not inventory.known:
+        raise GpuError(
+            f"--gpus '{option}': no GPU is visible here (no nvidia-smi, and CUDA_VISIBLE_DEVICES is not set)"
+        )
     if inventory.known:
         missing = [g for g in wanted if g not in inventory.ids]
         if missing:

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import runs
 from .base import Slot
+from .gpus import FAKE_ENV
 
 # Keys whose change does not make an existing run a different experiment.
 _IGNORED_SPEC_KEYS = {"version", "description"}
@@ -164,8 +165,12 @@ class LocalLauncher:
     def start(self, run: runs.RunDir, slot: Slot, device: str | None, threads: int) -> LocalWorker:
         dev = effective_device(run, device)
         if slot.gpu is not None:
-            # One GPU visible: "cuda:N" of the spec is that GPU, now called "cuda".
-            env = worker_env("cuda" if dev.startswith("cuda") else device, threads, slot.gpu)
+            # One GPU visible: "cuda:N" of the spec is that GPU, now called "cuda". A run on a GPU slot
+            # never falls back to the CPU unnoticed: "auto" becomes "cuda", so a GPU torch cannot use fails
+            # the run with "CUDA unavailable" (except for the tests' declared GPUs, which are not there).
+            fake = FAKE_ENV in os.environ
+            on_gpu = dev.startswith("cuda") or (dev == "auto" and not fake)
+            env = worker_env("cuda" if on_gpu else device, threads, slot.gpu)
         else:
             # CPU pool: hide GPUs, so a run here never takes one the scheduler did not hand out.
             env = worker_env(device, threads, "")
