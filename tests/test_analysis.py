@@ -271,15 +271,49 @@ def test_phase_rule_walks_through_the_four_phases() -> None:
         _row(200, 1.0, 0.02, 1e-6, 20.0),
         _row(300, 1.0, 0.3, 1e-6, 8.0),
         _row(400, 1.0, 0.9, 1e-6, 0.5),
-        _row(500, 1.0, 1.0, 1e-6, 1e-3),
+        _row(500, 1.0, 1.0, 1e-6, 1e-3),  # grokked: test loss still 1000x the train loss, generalised anyway
         _row(600, 1.0, 1.0, 1e-7, 5e-7),
     ]
     b = phase_boundaries(rows)
-    assert (b.circuit_formation, b.cleanup, b.generalised) == (200, 400, 600)
+    assert (b.circuit_formation, b.cleanup, b.generalised) == (200, 400, 500)
     got = [phase_at(rows, r["step"]) for r in rows]
-    assert got == ["memorisation"] * 2 + ["circuit formation"] * 2 + ["clean-up"] * 2 + ["generalised"]
+    assert got == ["memorisation"] * 2 + ["circuit formation"] * 2 + ["clean-up"] + ["generalised"] * 2
     # a later dip does not undo a phase; missing keys and NaN are skipped
     rows.append(_row(700, 0.5, float("nan")))
     assert phase_at(rows) == "generalised"
     assert phase_at([]) == "memorisation"
     assert phase_at([{"step": 5}]) == "memorisation"
+
+
+def test_phase_boundaries_agree_with_the_verdict_of_grok_ls() -> None:
+    """For any history, circuit formation starts at memorised at and generalised at grokked at."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from grok_tui.runs import first_step_at
+
+    acc = st.one_of(st.floats(0, 1), st.just(float("nan")), st.none())
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(acc, acc), max_size=30))
+    def check(accs) -> None:
+        rows = [{"step": 10 * i, "train_acc": a, "test_acc": b} for i, (a, b) in enumerate(accs)]
+        b = phase_boundaries(rows)
+        memorised = first_step_at(rows, "train_acc")
+        assert b.circuit_formation == memorised
+        if memorised is not None:
+            assert b.generalised == first_step_at([r for r in rows if r["step"] >= memorised], "test_acc")
+        if b.generalised is not None:
+            assert b.cleanup is not None and b.circuit_formation <= b.cleanup <= b.generalised
+            assert phase_at(rows, b.generalised) == "generalised"
+
+    check()
+
+
+def test_plateau_noise_does_not_start_clean_up() -> None:
+    accs = [0.02, 0.1, 0.55, 0.2, 0.1, 0.6, 0.3, 0.5, 0.8, 0.95, 1.0]  # spikes at 200 and 500, then for real
+    rows = [_row(100 * i, 1.0, a) for i, a in enumerate(accs)]
+    b = phase_boundaries(rows)
+    assert (b.circuit_formation, b.cleanup, b.generalised) == (0, 700, 1000)
+    assert b.phase_at(500) == "circuit formation"  # in hindsight: the spike at 500 fell back at 600
+    assert phase_at(rows, 500) == "clean-up"  # seen at 500 with the rows so far, it might still hold
