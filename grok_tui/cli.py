@@ -478,7 +478,8 @@ def stop(
     --grace). The last checkpoint stays: `grok resume RUN` continues."""
     from .launch.local import signal_run
     from .launch.scheduler import scheduler_info, send
-    from .runs import ACTIVE_STATES, list_runs, update_status
+    from .recorder import update_status
+    from .runs import ACTIVE_STATES, list_runs
 
     if all_runs == bool(run_refs):
         raise fail("grok stop: name runs, or --all (not both)")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import runs
+from .. import recorder, runs
 from ..exitcodes import BUSY as EXIT_BUSY
 from .base import Launcher, Slot, Worker
 from .local import STATE_DIR, LocalLauncher, describe_exit, effective_device, signal_run
@@ -100,7 +100,7 @@ def send(runs_dir: Path, op: str, path: Path, ack: bool = False, **fields: Any) 
     """Leave a request for the scheduler of ``runs_dir``; returns its id (for ``take_ack``)."""
     rid = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     req = {"id": rid, "op": op, "path": str(Path(path).resolve()), "ack": ack, **fields}
-    runs.write_json_atomic(_inbox(runs_dir) / f"{rid}.json", req)
+    recorder.write_json_atomic(_inbox(runs_dir) / f"{rid}.json", req)
     return rid
 
 
@@ -193,7 +193,7 @@ class Scheduler:
             "argv": sys.argv,
             **slots.as_dict(),
         }
-        runs.write_json_atomic(sd / INFO, info)
+        recorder.write_json_atomic(sd / INFO, info)
         sched = cls(runs_dir, slots, launcher or LocalLauncher(), log or (lambda m: None), stack)
         sched._adopt()
         # Answers nobody collected (their requester died) are dropped after a day.
@@ -263,7 +263,7 @@ class Scheduler:
         except ValueError as e:
             self._fail(run, str(e))
             return "error", str(e)
-        runs.update_status(
+        recorder.update_status(
             run.path,
             state="queued",
             queued=time.time(),
@@ -303,19 +303,19 @@ class Scheduler:
         for q in self.queue:
             if q.run.path == path:
                 self.queue.remove(q)
-                runs.update_status(path, state="stopped", ended=now)
+                recorder.update_status(path, state="stopped", ended=now)
                 self.outcomes[path] = "stopped"
                 return True
         run = runs.RunDir(path)
         if run.alive():  # someone else's worker: signal it the same way `grok stop` does
             return signal_run(run, signal.SIGTERM) is not None
         if run.raw_status().get("state") == "queued":
-            runs.update_status(path, state="stopped", ended=now)
+            recorder.update_status(path, state="stopped", ended=now)
             return True
         return False
 
     def _fail(self, run: runs.RunDir, error: str) -> None:
-        runs.update_status(run.path, state="failed", ended=time.time(), error=error)
+        recorder.update_status(run.path, state="failed", ended=time.time(), error=error)
         self.outcomes[run.path] = "failed"
 
     # ------------------------------------------------------------------ the loop
@@ -352,7 +352,7 @@ class Scheduler:
                 else:
                     answer = ("error", f"unknown request {op!r}")
                 if req.get("ack"):
-                    runs.write_json_atomic(
+                    recorder.write_json_atomic(
                         path.with_suffix(".ack"), {"action": answer[0], "message": answer[1]}
                     )
             with contextlib.suppress(OSError):
@@ -376,7 +376,7 @@ class Scheduler:
                     state, error = "stopped", None if rc == 0 else describe_exit(rc)
                 else:
                     state, error = "failed", describe_exit(rc)
-                runs.update_status(path, state=state, ended=time.time(), returncode=rc, error=error)
+                recorder.update_status(path, state=state, ended=time.time(), returncode=rc, error=error)
             self.outcomes[path] = str(state)
             err = runs.RunDir(path).raw_status().get("error")
             self.log(f"{a.run.run_id}: {state}" + (f": {err}" if state == "failed" and err else ""))
