@@ -98,11 +98,19 @@ def update_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
 def refusal(run_dir: Path | str) -> str | None:
     """The one line refusing to write into a run directory that holds a symbolic link (runs.symlinks),
     or None when it holds none."""
+    run_dir = Path(run_dir)
     links = runs.symlinks(run_dir)
     if not links:
         return None
+    first = links[0]
+    if first == run_dir:
+        what = "the run directory is a symbolic link"
+    elif first == run_dir.parent:
+        what = f"the experiment directory of run {run_dir.name} is a symbolic link"
+    else:
+        what = f"a symbolic link in run directory {run_dir}"
     more = f" (and {len(links) - 1} more)" if len(links) > 1 else ""
-    return f"{links[0]}: a symbolic link in run directory {run_dir}{more}; refusing to write through it"
+    return f"{first}: {what}{more}; refusing to write through it"
 
 
 # --------------------------------------------------------------------------- resume state
