@@ -75,6 +75,11 @@ def append_jsonl(path: Path, obj: dict[str, Any]) -> None:
         os.close(fd)
 
 
+def open_log(run_dir: Path) -> int:
+    """worker.log opened for appending (the worker's stdout and stderr), never through a link."""
+    return os.open(Path(run_dir) / runs.LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+
+
 def rewrite_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Replace a JSONL file whole (rows whose meaning changed, or a resume's truncation)."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import runs
-from ..recorder import refusal, update_status, write_json_atomic
+from ..recorder import open_log, refusal, update_status, write_json_atomic
 from .base import Slot
 
 # Keys whose change does not make an existing run a different experiment.
@@ -143,8 +143,7 @@ def spawn_worker(run_dir: Path, env: dict[str, str] | None = None, note: str = "
     line = refusal(run_dir)
     if line:
         raise LinkRefused(line)
-    fd = os.open(run_dir / runs.LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    with open(fd, "ab", buffering=0) as log:
+    with open(open_log(run_dir), "ab", buffering=0) as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log.write(f"grok: {stamp} starting worker{' ' + note if note else ''}\n".encode())
         return subprocess.Popen(
