@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable
@@ -39,11 +38,13 @@ class RunFailure(RuntimeError):
 
 def _replace_with(path: Path, write: Callable[[Any], None]) -> None:
     """Write a new file beside ``path``, then rename it over ``path``: a reader sees the old file or the
-    new one, never half of one. The rename replaces a link at ``path`` itself, never its target."""
+    new one, never half of one. The rename replaces a link at ``path`` itself, never its target. The
+    temporary name is unique (the worker and the scheduler both update status.json) and the file gets the
+    umask's permissions, as every other file of the run does."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "x") as f:
             write(f)
         os.replace(tmp, path)
     except BaseException:
@@ -191,8 +192,11 @@ def _clean_value(v: Any, np: Any) -> Any:
 
 
 def _step_of(row: dict[str, Any]) -> int | None:
+    """The row's step, or None for a row no reader could place (a string, a bool, NaN, ±inf, 2.5)."""
     s = row.get("step")
-    return s if isinstance(s, int) and not isinstance(s, bool) else None
+    if isinstance(s, bool) or not isinstance(s, (int, float)):
+        return None
+    return int(s) if isinstance(s, int) or s.is_integer() else None
 
 
 def _fmt(v: Any, spec: str) -> str:

@@ -10,7 +10,7 @@ Layout of ``<runs_dir>/<experiment>/<run>/``:
   frequencies; RFM: alignment with the final feature matrix), one row per checkpoint; replaced whole
 - ``checkpoints/step_NNNNNNN.npz``  weights + precomputed analysis, loadable with numpy alone
 - ``checkpoints/resume.pt``          full training state for exact resume (torch); the state it replaced is
-  kept as ``resume.prev.pt``, so a damaged one has a fallback
+  kept as ``resume.prev.pt``, so a damaged one has a fallback (and is moved to ``resume.damaged.pt``)
 - ``worker.log``     the worker's stdout/stderr
 - ``.lock``          flock held by the live worker: liveness without pids
 
