@@ -10,6 +10,7 @@ worker.log (its stdout and stderr) gets one line per evaluation, the resume, and
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -17,6 +18,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,30 +69,28 @@ def work(run_dir: Path) -> int:
         # Even the lock or status.json would be written through the link: say so, write nothing.
         print(f"grok worker: {refused}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        lock = runs.hold_lock(run_dir)
-        lock.__enter__()
-    except BlockingIOError:
-        print(f"grok worker: run {run_dir} already has a live worker", file=sys.stderr)
-        return EXIT_BUSY
-    try:
+    with contextlib.ExitStack() as held:  # closes in reverse: status written, lock released, handlers back
+        stop = {"requested": False}
+
+        def on_signal(signum: int, frame: Any) -> None:
+            stop["requested"] = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            held.callback(signal.signal, sig, signal.signal(sig, on_signal))
+        try:
+            held.enter_context(runs.hold_lock(run_dir))
+        except BlockingIOError:
+            print(f"grok worker: run {run_dir} already has a live worker", file=sys.stderr)
+            return EXIT_BUSY
         if refused:
             update_status(run_dir, state="failed", ended=time.time(), returncode=EXIT_USAGE, error=refused)
             print(f"grok worker: {refused}", file=sys.stderr)
             return EXIT_USAGE
-        return _train(run_dir, spec)
-    finally:
-        lock.__exit__(None, None, None)
+        return _train(run_dir, spec, lambda: stop["requested"])
 
 
-def _train(run_dir: Path, spec: dict[str, Any]) -> int:
+def _train(run_dir: Path, spec: dict[str, Any], should_stop: Callable[[], bool]) -> int:
     """Train under the held lock: status.json says running, then the final state on every path."""
-    stop = {"requested": False}
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop["requested"] = True
-
-    handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     ckpts = run_dir / runs.CKPT_DIR
     try:
         update_status(
@@ -118,7 +118,7 @@ def _train(run_dir: Path, spec: dict[str, Any]) -> int:
 
         device = str(pick_device(os.environ.get("GROK_DEVICE") or spec.get("device", "auto")))
         update_status(run_dir, device=device)
-        state = trainer.run(spec, run_dir, device, lambda: stop["requested"])
+        state = trainer.run(spec, run_dir, device, should_stop)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach status.json
         line = _error_line(exc)
         if isinstance(exc, RunFailure):  # a reason the run can name: one line, no traceback
@@ -138,8 +138,6 @@ def _train(run_dir: Path, spec: dict[str, Any]) -> int:
         return EXIT_FAILED
     finally:
         sys.stdout.flush()
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
     update_status(run_dir, state=state, ended=time.time(), returncode=0)
     print(f"grok worker: {run_dir.name} {state}", flush=True)
     return 0
