@@ -122,6 +122,17 @@ def refusal(run_dir: Path | str) -> str | None:
 # --------------------------------------------------------------------------- resume state
 
 
+def _why(e: BaseException) -> str:
+    """An exception as a fragment of one line: its type and the first line of its message."""
+    text = str(e).strip()
+    return f"{e.__class__.__name__}: {text.splitlines()[0]}" if text else e.__class__.__name__
+
+
+def has_resume_state(run_dir: Path) -> bool:
+    ckpts = Path(run_dir) / runs.CKPT_DIR
+    return (ckpts / runs.RESUME).exists() or (ckpts / runs.RESUME_PREV).exists()
+
+
 def verify_state(path: Path) -> str | None:
     """Why a resume state cannot be trusted, or None when it is intact.
 
@@ -133,13 +144,13 @@ def verify_state(path: Path) -> str | None:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
     except Exception as e:  # BadZipFile, EOFError, NotImplementedError (a flipped method), OSError
-        return f"{e.__class__.__name__}: {e}" if str(e) else e.__class__.__name__
+        return _why(e)
     return None if bad is None else f"CRC mismatch in {bad}"
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
     """Write ``path`` (resume.pt) whole, keeping the state it replaces as resume.prev.pt: a damaged
-    resume.pt then has a fallback one checkpoint older."""
+    resume.pt then has a fallback one save older."""
     import torch
 
     tmp = path.with_name(path.name + ".tmp")
@@ -158,8 +169,7 @@ def load_state(path: Path, map_location: Any) -> dict[str, Any]:
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as e:
-            text = str(e).strip()
-            why = f"{e.__class__.__name__}: {text.splitlines()[0]}" if text else e.__class__.__name__
+            why = _why(e)
         else:
             if isinstance(state, dict):
                 return state
@@ -282,9 +292,6 @@ class Recorder:
     def resume_path(self) -> Path:
         return self.dir / runs.CKPT_DIR / runs.RESUME
 
-    def has_resume_state(self) -> bool:
-        return any((self.dir / runs.CKPT_DIR / n).exists() for n in (runs.RESUME, runs.RESUME_PREV))
-
     def save_resume(self, state: dict[str, Any]) -> None:
         save_state(self.resume_path, state)
 
@@ -304,7 +311,7 @@ class Recorder:
                 problems.append(str(e))
                 continue
             except Exception as e:
-                problems.append(f"{path}: resume state does not fit this run ({e.__class__.__name__}: {e})")
+                problems.append(f"{path}: resume state does not fit this run ({_why(e)})")
                 continue
             if problems:
                 with contextlib.suppress(OSError):

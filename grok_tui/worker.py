@@ -26,7 +26,7 @@ from . import runs
 from .exitcodes import BUSY as EXIT_BUSY
 from .exitcodes import FAILED as EXIT_FAILED
 from .exitcodes import USAGE as EXIT_USAGE
-from .recorder import RunFailure, refusal, update_status
+from .recorder import RunFailure, has_resume_state, refusal, update_status
 
 TRAINERS = {
     "transformer": "grok_tui.training.neural",
@@ -91,7 +91,6 @@ def work(run_dir: Path) -> int:
 
 def _train(run_dir: Path, spec: dict[str, Any], should_stop: Callable[[], bool]) -> int:
     """Train under the held lock: status.json says running, then the final state on every path."""
-    ckpts = run_dir / runs.CKPT_DIR
     try:
         update_status(
             run_dir,
@@ -107,7 +106,7 @@ def _train(run_dir: Path, spec: dict[str, Any], should_stop: Callable[[], bool])
             error=None,
             warning=None,
             traceback=None,
-            resumed=(ckpts / runs.RESUME).exists() or (ckpts / runs.RESUME_PREV).exists(),
+            resumed=has_resume_state(run_dir),
         )
         # Idle OpenMP threads sleep instead of spinning: with more busy threads than cores (several
         # workers, or any other load) spinning threads starve the ones doing work. Measured on 2 cores
