@@ -136,6 +136,17 @@ def test_damaged_state_falls_back_to_the_previous_one_and_ends_exact(
         assert (run_dir / runs.CKPT_DIR / RESUME_DAMAGED).exists()
 
 
+def test_an_unreadable_checkpoint_is_left_out_of_the_final_pass(
+    neural_runs: dict, tmp_path: Path, capfd
+) -> None:
+    run_dir = tmp_path / "exp" / "seed0"
+    shutil.copytree(neural_runs["stopped"], run_dir)
+    (run_dir / runs.CKPT_DIR / runs.ckpt_name(100)).write_bytes(b"not a zip")
+    assert neural.run(neural_runs["spec"], run_dir, "cpu", lambda: False) == "done"
+    assert [r["step"] for r in runs.read_jsonl(run_dir / runs.PROGRESS)] == [0, 200, 300]
+    assert "final pass at step 100 skipped" in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("kind", DAMAGES[:3])
 def test_damaged_state_without_a_previous_one_fails_in_one_line(
     neural_runs: dict, tmp_path: Path, kind: str

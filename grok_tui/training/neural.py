@@ -3,7 +3,8 @@
 One evaluation = one forward pass over every sequence of the dataset (train and test together, split by
 mask, as in Nanda et al.), so train and test numbers describe the same weights. The loss is computed in
 float64 (float32 softmax saturates: Prieto et al. 2025). Checkpoints are dicts: ``step_N.npz`` for readers
-(numpy), ``resume.pt`` for resume.
+(numpy), ``resume.pt`` for resume (verified, with the previous one to fall back to: recorder.py). A NaN or
+infinite training loss fails the run at that step unless the spec says ``on_nan = "continue"``.
 """
 
 from __future__ import annotations
