@@ -10,7 +10,6 @@ fail with one line naming the file. Never ``done`` from garbage.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 import re
@@ -19,12 +18,13 @@ import struct
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_TOML
+from helpers import RFM_TOML, TINY_TOML
 
 from grok_tui import runs
 from grok_tui.config import parse_config
@@ -33,19 +33,10 @@ from grok_tui.recorder import RESUME_DAMAGED, RunFailure
 from grok_tui.training import neural
 from grok_tui.training import rfm as rfm_training
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 DAMAGES = ("flip", "overwrite200", "truncate", "flip-anywhere")
 SEEDS = (0, 1, 2)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Bit-identical runs need the same thread count; one thread is also fastest at this size."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def without_time(rows: list[dict]) -> list[dict]:
@@ -92,84 +83,129 @@ def resume_files(run_dir: Path) -> Path:
     return run_dir / runs.CKPT_DIR / runs.RESUME
 
 
-# --------------------------------------------------------------------------- the neural loop
+# --------------------------------------------------------------------------- both loops
 
 
-@pytest.fixture(scope="module")
-def neural_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """An uninterrupted tiny run, the same run stopped at step 250 (states at 200 and 250), and one
-    stopped at step 50 (one state, nothing to fall back to)."""
+@dataclass(frozen=True)
+class Loop:
+    """A training loop and where its states land: stopped at ``stop`` it holds states at ``prev`` and
+    ``stop``; stopped at ``early`` it holds one state only."""
+
+    name: str
+    toml: str
+    train: Callable[..., str]
+    stop: int
+    prev: int
+    early: int
+
+    def spec(self) -> dict:
+        return parse_config(self.toml, Path("experiments.toml")).runs[0]
+
+
+LOOPS = {
+    "neural": Loop("neural", TINY_TOML.format(steps=300), neural.run, stop=250, prev=200, early=50),
+    # RFM checkpoints every 3 iterations; a state saved at iteration t resumes at t + 1
+    "rfm": Loop("rfm", RFM_TOML.format(p=13, steps=10, every=3), rfm_training.run, stop=8, prev=7, early=0),
+}
+
+
+@pytest.fixture(scope="module", params=list(LOOPS))
+def made(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Loop, dict]:
+    """An uninterrupted run, the same run stopped with two states, and one stopped with a single state."""
+    loop = LOOPS[request.param]
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("neural")
-    spec = parse_config(TINY_TOML.format(steps=300), root / "x.toml").runs[0]
+    root = tmp_path_factory.mktemp(loop.name)
     out = {}
-    for name, stop in (("straight", None), ("stopped", 250), ("early", 50)):
-        run, _ = prepare_run(spec, root / name)
-        should_stop = stop_at(stop) if stop else (lambda: False)
-        expected = "stopped" if stop else "done"
-        assert neural.run(spec, run.path, "cpu", should_stop) == expected
+    for name, stop in (("straight", None), ("stopped", loop.stop), ("early", loop.early)):
+        run, _ = prepare_run(loop.spec(), root / name / "runs")
+        expected = "done" if stop is None else "stopped"
+        assert (
+            loop.train(loop.spec(), run.path, "cpu", (lambda: False) if stop is None else stop_at(stop))
+            == expected
+        )
         out[name] = run.path
     ckpts = out["stopped"] / runs.CKPT_DIR
-    assert torch.load(ckpts / runs.RESUME, weights_only=True)["step"] == 250
-    assert torch.load(ckpts / runs.RESUME_PREV, weights_only=True)["step"] == 200
+    assert torch.load(ckpts / runs.RESUME, weights_only=True)["step"] == loop.stop
+    assert torch.load(ckpts / runs.RESUME_PREV, weights_only=True)["step"] == loop.prev
     assert not (out["early"] / runs.CKPT_DIR / runs.RESUME_PREV).exists()
-    out["spec"] = spec  # type: ignore[assignment]
-    return out
+    return loop, out
+
+
+def copied(src: Path, tmp_path: Path) -> Path:
+    run_dir = tmp_path / src.parent.name / src.name
+    shutil.copytree(src, run_dir)
+    return run_dir
 
 
 @pytest.mark.parametrize("kind", DAMAGES)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_damaged_state_falls_back_to_the_previous_one_and_ends_exact(
-    neural_runs: dict, tmp_path: Path, kind: str, seed: int
+    made, tmp_path: Path, kind: str, seed: int
 ) -> None:
-    run_dir = tmp_path / "exp" / "seed0"
-    shutil.copytree(neural_runs["stopped"], run_dir)
+    loop, out = made
+    run_dir = copied(out["stopped"], tmp_path)
     damage(resume_files(run_dir), kind, seed)
-    assert neural.run(neural_runs["spec"], run_dir, "cpu", lambda: False) == "done"
-    run, straight = runs.RunDir(run_dir), runs.RunDir(neural_runs["straight"])
+    assert loop.train(loop.spec(), run_dir, "cpu", lambda: False) == "done"
+    run, straight = runs.RunDir(run_dir), runs.RunDir(out["straight"])
     assert without_time(run.metrics()) == without_time(straight.metrics())
-    assert (run_dir / runs.PROGRESS).read_text() == (straight.path / runs.PROGRESS).read_text()
+    assert runs.read_jsonl(run_dir / runs.PROGRESS) == runs.read_jsonl(straight.path / runs.PROGRESS)
     warning = run.raw_status().get("warning")
-    if kind != "flip-anywhere":  # a flip in zip padding is harmless, and resumes from 250 exactly
+    if kind != "flip-anywhere":  # a flip in zip padding is harmless: that run resumes exactly from `stop`
         assert warning is not None and "\n" not in warning
-        assert str(resume_files(run_dir)) in warning and "resumed from step 200 (resume.prev.pt)" in warning
+        assert str(resume_files(run_dir)) in warning
+        assert f"resumed from step {loop.prev} (resume.prev.pt)" in warning
         assert (run_dir / runs.CKPT_DIR / RESUME_DAMAGED).exists()
 
 
-def test_an_unreadable_checkpoint_is_left_out_of_the_final_pass(
-    neural_runs: dict, tmp_path: Path, capfd
-) -> None:
-    run_dir = tmp_path / "exp" / "seed0"
-    shutil.copytree(neural_runs["stopped"], run_dir)
-    (run_dir / runs.CKPT_DIR / runs.ckpt_name(100)).write_bytes(b"not a zip")
-    assert neural.run(neural_runs["spec"], run_dir, "cpu", lambda: False) == "done"
-    assert [r["step"] for r in runs.read_jsonl(run_dir / runs.PROGRESS)] == [0, 200, 300]
-    assert "final pass at step 100 skipped" in capfd.readouterr().err
-
-
 @pytest.mark.parametrize("kind", DAMAGES[:3])
-def test_damaged_state_without_a_previous_one_fails_in_one_line(
-    neural_runs: dict, tmp_path: Path, kind: str
-) -> None:
-    run_dir = tmp_path / "exp" / "seed0"
-    shutil.copytree(neural_runs["early"], run_dir)
+def test_damaged_state_without_a_previous_one_fails_in_one_line(made, tmp_path: Path, kind: str) -> None:
+    loop, out = made
+    run_dir = copied(out["early"], tmp_path)
     before = runs.RunDir(run_dir).metrics()
     damage(resume_files(run_dir), kind, 0)
     with pytest.raises(RunFailure) as info:
-        neural.run(neural_runs["spec"], run_dir, "cpu", lambda: False)
+        loop.train(loop.spec(), run_dir, "cpu", lambda: False)
     line = str(info.value)
     assert "\n" not in line and line.startswith(f"{resume_files(run_dir)}: damaged resume state")
     assert "no earlier resume state" in line
     assert runs.RunDir(run_dir).metrics() == before  # nothing dropped, nothing trained
 
 
-def test_the_worker_reports_the_fallback_and_the_failure(neural_runs: dict, tmp_path: Path) -> None:
+def test_a_state_of_another_spec_is_refused_like_a_damaged_one(made, tmp_path: Path) -> None:
+    """An intact state that does not fit the run (wrong shapes) is never applied."""
+    loop, out = made
+    run_dir = copied(out["early"], tmp_path)
+    state = torch.load(resume_files(run_dir), weights_only=True)
+    if loop.name == "rfm":
+        state["M"] = torch.eye(5, dtype=torch.float64)
+    else:
+        state["model"] = {k: v[..., :1] for k, v in state["model"].items()}
+    torch.save(state, resume_files(run_dir))
+    with pytest.raises(RunFailure, match="does not fit this run") as info:
+        loop.train(loop.spec(), run_dir, "cpu", lambda: False)
+    assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- the neural loop's own
+
+
+@pytest.mark.parametrize("made", ["neural"], indirect=True)
+def test_an_unreadable_checkpoint_is_left_out_of_the_final_pass(made, tmp_path: Path, capfd) -> None:
+    run_dir = copied(made[1]["stopped"], tmp_path)
+    (run_dir / runs.CKPT_DIR / runs.ckpt_name(100)).write_bytes(b"not a zip")
+    assert neural.run(LOOPS["neural"].spec(), run_dir, "cpu", lambda: False) == "done"
+    assert [r["step"] for r in runs.read_jsonl(run_dir / runs.PROGRESS)] == [0, 200, 300]
+    assert "final pass at step 100 skipped" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("made", ["neural"], indirect=True)
+def test_the_worker_reports_the_fallback_and_the_failure(made, tmp_path: Path) -> None:
     """Through the real worker: one warning line in worker.log and status.json; a failed run's status
     names the file and carries no traceback."""
+    _, neural_runs = made
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name, expect in (("stopped", "done"), ("early", "failed")):
-        run_dir = tmp_path / name / "seed0"
-        shutil.copytree(neural_runs[name], run_dir)
+        run_dir = copied(neural_runs[name], tmp_path / name)
         damage(resume_files(run_dir), "overwrite200", 7)
         with open(run_dir / runs.LOG, "ab") as log:
             rc = subprocess.run(
@@ -189,71 +225,3 @@ def test_the_worker_reports_the_fallback_and_the_failure(neural_runs: dict, tmp_
             assert rc == 1 and status["error"].startswith(f"{resume_files(run_dir)}: damaged resume state")
             assert status["traceback"] is None and "Traceback" not in log_text
             assert log_text.splitlines()[-1] == f"grok worker: seed0 failed: {status['error']}"
-
-
-# --------------------------------------------------------------------------- the RFM loop
-
-
-def rfm_spec() -> dict:
-    text = """
-[experiments.rfm-small]
-task = "add"
-p = 13
-train_frac = 0.8
-steps = 10
-checkpoint_every = 3
-model = { kind = "rfm", kernel = "gaussian" }
-"""
-    return parse_config(text, Path("x.toml")).runs[0]
-
-
-@pytest.fixture(scope="module")
-def rfm_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("rfm")
-    spec = rfm_spec()
-    out = {}
-    for name, stop in (("straight", None), ("stopped", 8), ("early", 0)):
-        run, _ = prepare_run(spec, root / name)
-        should_stop = stop_at(stop) if stop is not None else (lambda: False)
-        rfm_training.run(spec, run.path, "cpu", should_stop)
-        out[name] = run.path
-    ckpts = out["stopped"] / runs.CKPT_DIR
-    assert torch.load(ckpts / runs.RESUME, weights_only=True)["step"] == 8
-    assert torch.load(ckpts / runs.RESUME_PREV, weights_only=True)["step"] == 7
-    assert not (out["early"] / runs.CKPT_DIR / runs.RESUME_PREV).exists()
-    return out
-
-
-@pytest.mark.parametrize("kind", DAMAGES)
-@pytest.mark.parametrize("seed", SEEDS)
-def test_rfm_damaged_state_falls_back_and_ends_exact(
-    rfm_runs: dict, tmp_path: Path, kind: str, seed: int
-) -> None:
-    run_dir = tmp_path / "rfm-small" / "seed0"
-    shutil.copytree(rfm_runs["stopped"], run_dir)
-    damage(resume_files(run_dir), kind, seed)
-    assert rfm_training.run(rfm_spec(), run_dir, "cpu", lambda: False) == "done"
-    run, straight = runs.RunDir(run_dir), runs.RunDir(rfm_runs["straight"])
-    assert without_time(run.metrics()) == without_time(straight.metrics())
-    assert runs.read_jsonl(run_dir / runs.PROGRESS) == runs.read_jsonl(straight.path / runs.PROGRESS)
-    if kind != "flip-anywhere":
-        assert "resumed from step 7 (resume.prev.pt)" in run.raw_status()["warning"]
-
-
-def test_rfm_damaged_state_without_a_previous_one_fails(rfm_runs: dict, tmp_path: Path) -> None:
-    run_dir = tmp_path / "rfm-small" / "seed0"
-    shutil.copytree(rfm_runs["early"], run_dir)
-    damage(resume_files(run_dir), "truncate", 3)
-    with pytest.raises(RunFailure, match="damaged resume state.*no earlier resume state"):
-        rfm_training.run(rfm_spec(), run_dir, "cpu", lambda: False)
-
-
-def test_a_state_of_another_spec_is_refused_like_a_damaged_one(rfm_runs: dict, tmp_path: Path) -> None:
-    """An intact state that does not fit the run (here: p = 11's matrices for p = 13) is never applied."""
-    run_dir = tmp_path / "rfm-small" / "seed0"
-    shutil.copytree(rfm_runs["early"], run_dir)
-    state = torch.load(resume_files(run_dir), weights_only=True)
-    torch.save({**state, "M": torch.eye(22, dtype=torch.float64)}, resume_files(run_dir))
-    with pytest.raises(RunFailure, match="does not fit this run"):
-        rfm_training.run(rfm_spec(), run_dir, "cpu", lambda: False)
-    json.dumps(runs.RunDir(run_dir).raw_status())

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import grok
+from helpers import RFM_TOML, grok
 
 from grok_tui import runs
 from grok_tui.config import parse_config
@@ -23,19 +23,7 @@ from grok_tui.exitcodes import USAGE
 from grok_tui.launch.local import LaunchError, LinkRefused, prepare_run, spawn_worker
 from grok_tui.training import rfm as rfm_training
 
-TOML = """
-[defaults]
-runs_dir = "runs"
-device = "cpu"
-
-[experiments.rfm-small]
-task = "add"
-p = 11
-train_frac = 0.8
-steps = 6
-checkpoint_every = 2
-model = { kind = "rfm", kernel = "gaussian" }
-"""
+TOML = RFM_TOML.format(p=11, steps=6, every=2)
 
 
 def spec() -> dict:
