@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_TOML
+from helpers import RFM_TOML, TINY_TOML
 
 from grok_tui import runs, worker
 from grok_tui.config import parse_config
 from grok_tui.exitcodes import FAILED, USAGE
 from grok_tui.launch.local import prepare_run
-from grok_tui.recorder import write_json_atomic
+from grok_tui.recorder import RunFailure, write_json_atomic
 from grok_tui.training import neural
+from grok_tui.training import rfm as rfm_training
 
 EVAL_LINE = re.compile(r"^step (\d+)/(\d+)  train loss (\S+) acc (\S+)  test loss (\S+) acc (\S+)$")
 
@@ -99,6 +100,18 @@ def test_on_nan_continue_trains_a_diverged_run_to_the_end(tmp_path: Path) -> Non
     rows = run.metrics()
     assert rows[-1]["step"] == 100 and not math.isfinite(rows[-1]["train_loss"])
     assert run.checkpoint_steps() == [0, 100]
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "laplace", "quadratic"])
+def test_an_rfm_whose_loss_is_nan_fails_before_writing_that_iteration(tmp_path: Path, kernel: str) -> None:
+    """A spec edited by hand (JSON allows NaN): the kernel solve gives NaN at once."""
+    text = RFM_TOML.format(p=11, steps=4, every=2).replace("gaussian", kernel)
+    spec = parse_config(text, tmp_path / "x.toml").runs[0]
+    spec["model"] = {**spec["model"], "bandwidth": math.nan, "ridge": math.nan}
+    run, _ = prepare_run(spec, tmp_path / "runs")
+    with pytest.raises(RunFailure, match=r"^training loss became nan at step 0$"):
+        rfm_training.run(spec, run.path, "cpu", lambda: False)
+    assert run.metrics() == [] and run.checkpoint_steps() == []
 
 
 # --------------------------------------------------------------------------- the lock on every path

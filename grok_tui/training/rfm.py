@@ -244,14 +244,17 @@ class _Run:
         self, t: int, M: torch.Tensor, total: int, every: int, t0: float
     ) -> tuple[torch.Tensor, int]:
         """Evaluate with M_t, record everything, return (M_{t+1}, t + 1)."""
-        fit, M_next = self.engine.step(M)
+        fit = self.engine.fit(M)
+        if self.stop_on_nan:  # before the update (which cannot digest NaN) and before anything is written
+            loss = _split_metrics(fit.preds[: self.n], self.labels[: self.n])["loss"]
+            if not math.isfinite(loss):
+                raise diverged(loss, t)
+        M_next = self.engine.update(M, fit)
         Mn, Mn_next = M.cpu().numpy(), M_next.cpu().numpy()
         self.history.append(Mn.copy())
         self.deviations.append(self.deviation(Mn))
         elapsed = time.perf_counter() - t0
         row = self.metrics_row(t, elapsed, fit, Mn, Mn_next)
-        if self.stop_on_nan and not math.isfinite(row["train_loss"]):
-            raise diverged(row["train_loss"], t)  # before anything of iteration t is written
         spectrum = self.spectrum(Mn)
         is_ckpt = t % every == 0 or t == total
         if is_ckpt:
