@@ -22,6 +22,7 @@ from grok_tui.analysis.progress import progress_measures
 from grok_tui.analysis.structure import detect_structure
 from grok_tui.analysis.synthetic import transformer_arrays
 from grok_tui.tasks import Task, build_dataset
+from grok_tui.training.common import limit_blas_threads
 
 
 def _time(fn, repeat: int) -> tuple[float, float]:
@@ -44,7 +45,7 @@ def main() -> None:
     ap.add_argument("--blas-threads", type=int, default=1)
     args = ap.parse_args()
     if args.blas_threads:
-        prev = live.limit_blas_threads(args.blas_threads)
+        prev = limit_blas_threads(args.blas_threads)
         print(f"numpy OpenBLAS threads: {prev} → {args.blas_threads}" if prev else "numpy BLAS: not OpenBLAS")
     p, d, m = args.p, args.d_model, args.d_mlp
     rng = np.random.default_rng(0)

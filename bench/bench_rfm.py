@@ -2,7 +2,7 @@
 
     /work/venv/bin/python bench/bench_rfm.py [--steps 30] [--task add] [--kernel gaussian] [--threads N]
 
-Runs the real worker entry (``grok_tui.models.rfm``) into a temporary run directory and reports:
+Runs the real RFM training loop (``grok_tui.training.rfm``) into a temporary run directory and reports:
 the iteration where test accuracy first reaches 100 %, wall time to it (from the call, setup included),
 seconds per iteration with the share spent in the feature-matrix (AGOP) update, and the paper's shape:
 test accuracy near chance while train loss is ~0, then the jump; circulant deviation falling from the
@@ -39,8 +39,9 @@ def main() -> int:
 
     from grok_tui.analysis.agop import read_progress
     from grok_tui.config import parse_config
-    from grok_tui.models import rfm
-    from grok_tui.runs import RunDir, write_json_atomic
+    from grok_tui.recorder import write_json_atomic
+    from grok_tui.runs import RunDir
+    from grok_tui.training import rfm
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -62,9 +63,9 @@ model = {{ kind = "rfm", kernel = "{args.kernel}" }}
         write_json_atomic(run_dir / "spec.json", spec)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
-        job = rfm._Run(spec, run_dir, "cpu")
+        job = rfm._Run(spec, run_dir, torch.device("cpu"))
         with rfm._flush_denormals(True):
-            state = job.run(lambda: False, False, t0)
+            state = job.run(lambda: False, t0)
         wall = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         rows = RunDir(run_dir).metrics()

@@ -6,7 +6,7 @@
 Also the share of step time the live analysis takes (issue 3), inside the evaluation share.
 Targets on a 2-core CPU (issue 2): >= 10 steps/s per seed, evaluation <= 3% of wall time, and grokking
 (test acc >= 0.99, near step 9,000 as in the paper) in <= 15 minutes. The measured loop is the worker's
-own (`grok_tui.train.Trainer`), live analysis included.
+own (`grok_tui.training.neural.Trainer`), live analysis included.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import torch
 
 from grok_tui.analysis import live
 from grok_tui.config import load_config
-from grok_tui.train import Trainer, pick_device
+from grok_tui.training.common import pick_device
+from grok_tui.training.neural import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 

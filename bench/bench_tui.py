@@ -47,13 +47,13 @@ WRITER = textwrap.dedent(
     """
     import contextlib, math, os, sys, time
     from pathlib import Path
-    from grok_tui import runs
+    from grok_tui import recorder, runs
     root, n, hz, P = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     dirs = sorted(p for p in root.glob("live/*") if p.is_dir())[:n]
     with contextlib.ExitStack() as stack:
         for d in dirs:
             stack.enter_context(runs.hold_lock(d))
-            runs.update_status(d, state="running", pid=os.getpid(), pgid=os.getpgid(0), step=0,
+            recorder.update_status(d, state="running", pid=os.getpid(), pgid=os.getpgid(0), step=0,
                                total_steps=10**9, device="cpu", started=time.time())
         print("ready", flush=True)
         step, period, nxt = 0, 1.0 / hz, time.monotonic()
@@ -62,14 +62,14 @@ WRITER = textwrap.dedent(
             s = math.log10(step)
             for i, d in enumerate(dirs):
                 acc = 1 / (1 + math.exp(-(s - 3 - 0.1 * i) / 0.05))
-                runs.append_jsonl(d / runs.METRICS, {
+                recorder.append_jsonl(d / runs.METRICS, {
                     "step": step, "time": step / 100, "train_acc": min(1.0, acc * 2),
                     "test_acc": acc, "train_loss": 1 / step, "test_loss": 2 * (1 - acc) + 1e-6,
                     "weight_norm": 100 + 1000 / s, "gini_embed": acc, "ffd_embed": 1 - acc / 2})
-                runs.append_jsonl(d / runs.FOURIER, {
+                recorder.append_jsonl(d / runs.FOURIER, {
                     "step": step, "embed": [1.0 + (3 * acc if k % 7 == 0 else -0.5 * acc)
                                             for k in range(1, P // 2 + 1)]})
-                runs.update_status(d, step=step)
+                recorder.update_status(d, step=step)
             nxt += period
             time.sleep(max(0.0, nxt - time.monotonic()))
     """
@@ -193,13 +193,14 @@ def bare_textual_paint(repeats: int) -> list[float]:
 
 def cpu_share(root: Path, seconds: float, runs: int = 8, hz: float = 10.0) -> list[dict]:
     from grok_tui import runs as R
+    from grok_tui.recorder import write_json_atomic
 
     live = root / "live"
     spec = json.loads((root / "runs" / "add" / "seed0" / R.SPEC).read_text())
     for i in range(runs):
         d = live / f"run{i}"
         d.mkdir(parents=True)
-        R.write_json_atomic(d / R.SPEC, {**spec, "experiment": "live", "name": f"run{i}"})
+        write_json_atomic(d / R.SPEC, {**spec, "experiment": "live", "name": f"run{i}"})
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(root), str(runs), str(hz), str(P)],
         stdout=subprocess.PIPE,

@@ -9,11 +9,13 @@ Layout of ``<runs_dir>/<experiment>/<run>/``:
 - ``progress.jsonl``  measures taken against the final model (restricted/excluded loss with the final key
   frequencies; RFM: alignment with the final feature matrix), one row per checkpoint; replaced whole
 - ``checkpoints/step_NNNNNNN.npz``  weights + precomputed analysis, loadable with numpy alone
-- ``checkpoints/resume.pt``          full training state for exact resume (torch)
+- ``checkpoints/resume.pt``          full training state for exact resume (torch); the state it replaced is
+  kept as ``resume.prev.pt``, so a damaged one has a fallback (and is moved to ``resume.damaged.pt``)
 - ``worker.log``     the worker's stdout/stderr
 - ``.lock``          flock held by the live worker: liveness without pids
 
-Readers never crash on a missing, half-written or older file; this module imports numpy at most.
+Readers never crash on a missing, half-written or older file; this module imports numpy at most. The
+writer side (every function that writes into a run directory) is grok_tui/recorder.py.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ import json
 import math
 import os
 import re
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,7 @@ LOG = "worker.log"
 LOCK = ".lock"
 CKPT_DIR = "checkpoints"
 RESUME = "resume.pt"
+RESUME_PREV = "resume.prev.pt"
 #: Per-runs-directory bookkeeping of the launcher (scheduler lock, inbox, log, staging); never a run.
 STATE_DIR = ".grok"
 
@@ -58,42 +59,6 @@ _CKPT_RE = re.compile(r"^step_(\d+)\.npz$")
 
 def ckpt_name(step: int) -> str:
     return f"step_{step:07d}.npz"
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write-new-then-rename so a reader sees the old or the new file, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def append_jsonl(path: Path, obj: dict[str, Any]) -> None:
-    """Append one line and flush it: a crash loses at most the line being written."""
-    line = json.dumps(obj, separators=(",", ":"), allow_nan=True) + "\n"
-    with open(path, "a") as f:
-        f.write(line)
-        f.flush()
-
-
-def update_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into status.json (atomic replace) and stamp ``updated``."""
-    path = Path(run_dir) / STATUS
-    status = read_json(path) or {}
-    status.update(fields)
-    status["updated"] = time.time()
-    write_json_atomic(path, status)
-    return status
 
 
 # --------------------------------------------------------------------------- reading
@@ -197,10 +162,14 @@ class JsonlTail(LineTail):
                 obj = json.loads(raw)
             except (ValueError, RecursionError):
                 obj = None
-            if isinstance(obj, dict) and is_step(obj.get("step")):
-                out.append(obj)
-            else:
-                self.skipped += 1
+            if isinstance(obj, dict):
+                step = obj.get("step")
+                if isinstance(step, float) and step.is_integer() and step >= 0:
+                    obj["step"] = step = int(step)  # 100.0 from another writer is step 100
+                if is_step(step):
+                    out.append(obj)
+                    continue
+            self.skipped += 1
         return out
 
 
@@ -247,6 +216,26 @@ def hold_lock(run_dir: Path) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)  # closing the last fd releases the flock
+
+
+def symlinks(run_dir: Path | str) -> list[Path]:
+    """Symbolic links where a run directory holds only plain files and directories: the run directory
+    itself, its experiment directory, and every entry of the run directory and of ``checkpoints/``.
+
+    Writers refuse a run that has any: through a link, resuming would write and delete files outside
+    the runs directory. A linked runs directory itself is fine (a runs tree kept on another disk).
+    """
+    run_dir = Path(run_dir)
+    found = [p for p in (run_dir.parent, run_dir) if p.is_symlink()]
+    for d in (run_dir, run_dir / CKPT_DIR):
+        if d.is_symlink():
+            continue  # already named; never listed through
+        try:
+            with os.scandir(d) as it:
+                found.extend(sorted(Path(e.path) for e in it if e.is_symlink()))
+        except OSError:
+            continue
+    return found
 
 
 # --------------------------------------------------------------------------- the run

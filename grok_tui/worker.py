@@ -2,11 +2,15 @@
 
 The worker owns its run: it holds the run's flock for its whole life (liveness for every reader), keeps
 status.json current, turns SIGTERM/SIGINT into "checkpoint and exit with state stopped", and on any error
-writes the last lines of the traceback to status.json and exits non-zero. A run with a resume.pt resumes.
+writes one line (and for an unexpected error the last lines of the traceback) to status.json and exits
+non-zero; the lock is released and the final status written on every path. A run with a resume state
+resumes. A run directory holding a symbolic link is refused before anything is written into it.
+worker.log (its stdout and stderr) gets one line per evaluation, the resume, and the final state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -14,6 +18,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +26,13 @@ from . import runs
 from .exitcodes import BUSY as EXIT_BUSY
 from .exitcodes import FAILED as EXIT_FAILED
 from .exitcodes import USAGE as EXIT_USAGE
+from .recorder import RunFailure, has_resume_state, refusal, update_status
 
-TRAINERS = {"transformer": "grok_tui.train", "mlp": "grok_tui.train", "rfm": "grok_tui.models.rfm"}
+TRAINERS = {
+    "transformer": "grok_tui.training.neural",
+    "mlp": "grok_tui.training.neural",
+    "rfm": "grok_tui.training.rfm",
+}
 
 
 #: Messages torch gives when CUDA cannot be used at all (no driver, CPU-only build, no device).
@@ -39,6 +49,8 @@ def _error_line(exc: BaseException) -> str:
     """One line for status.json: CUDA OOM and device problems named as such."""
     name = type(exc).__name__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    if isinstance(exc, RunFailure):
+        return text
     if name == "OutOfMemoryError" or "CUDA out of memory" in text or "CUBLAS_STATUS_ALLOC_FAILED" in text:
         return text if text.startswith("CUDA out of memory") else f"CUDA out of memory: {text}"
     if any(m in text for m in _NO_CUDA) and not text.startswith("CUDA unavailable"):
@@ -51,66 +63,82 @@ def work(run_dir: Path) -> int:
     if spec is None:
         print(f"grok worker: {run_dir}: no readable {runs.SPEC}", file=sys.stderr)
         return EXIT_USAGE
+    refused = refusal(run_dir)
+    unsafe = {run_dir.parent, run_dir, run_dir / runs.LOCK, run_dir / runs.STATUS}
+    if refused and unsafe & set(runs.symlinks(run_dir)):
+        # Even the lock or status.json would be written through the link: say so, write nothing.
+        print(f"grok worker: {refused}", file=sys.stderr)
+        return EXIT_USAGE
+    with contextlib.ExitStack() as held:  # closes in reverse: status written, lock released, handlers back
+        stop = {"requested": False}
+
+        def on_signal(signum: int, frame: Any) -> None:
+            stop["requested"] = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            held.callback(signal.signal, sig, signal.signal(sig, on_signal))
+        try:
+            held.enter_context(runs.hold_lock(run_dir))
+        except BlockingIOError:
+            print(f"grok worker: run {run_dir} already has a live worker", file=sys.stderr)
+            return EXIT_BUSY
+        if refused:
+            update_status(run_dir, state="failed", ended=time.time(), returncode=EXIT_USAGE, error=refused)
+            print(f"grok worker: {refused}", file=sys.stderr)
+            return EXIT_USAGE
+        return _train(run_dir, spec, lambda: stop["requested"])
+
+
+def _train(run_dir: Path, spec: dict[str, Any], should_stop: Callable[[], bool]) -> int:
+    """Train under the held lock: status.json says running, then the final state on every path."""
     try:
-        lock = runs.hold_lock(run_dir)
-        lock.__enter__()
-    except BlockingIOError:
-        print(f"grok worker: run {run_dir} already has a live worker", file=sys.stderr)
-        return EXIT_BUSY
-
-    stop = {"requested": False}
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop["requested"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    resumed = (run_dir / runs.CKPT_DIR / runs.RESUME).exists()
-    runs.update_status(
-        run_dir,
-        state="running",
-        pid=os.getpid(),
-        pgid=os.getpgid(0),
-        host=socket.gethostname(),
-        device=spec.get("device", "auto"),
-        total_steps=spec.get("steps"),
-        started=time.time(),
-        ended=None,
-        returncode=None,
-        error=None,
-        traceback=None,
-        resumed=resumed,
-    )
-    try:
+        update_status(
+            run_dir,
+            state="running",
+            pid=os.getpid(),
+            pgid=os.getpgid(0),
+            host=socket.gethostname(),
+            device=spec.get("device", "auto"),
+            total_steps=spec.get("steps"),
+            started=time.time(),
+            ended=None,
+            returncode=None,
+            error=None,
+            warning=None,
+            traceback=None,
+            resumed=has_resume_state(run_dir),
+        )
         # Idle OpenMP threads sleep instead of spinning: with more busy threads than cores (several
         # workers, or any other load) spinning threads starve the ones doing work. Measured on 2 cores
         # at load 3: nanda-add 2.8 steps/s spinning, 6.3 passive. Must be set before torch loads.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         trainer = importlib.import_module(TRAINERS[spec["model"]["kind"]])
-        device = os.environ.get("GROK_DEVICE") or spec.get("device", "auto")
-        if device == "auto":
-            import torch
+        from .training.common import pick_device
 
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        runs.update_status(run_dir, device=device)
-        state = trainer.run(spec, run_dir, device, lambda: stop["requested"], resumed)
+        device = str(pick_device(os.environ.get("GROK_DEVICE") or spec.get("device", "auto")))
+        update_status(run_dir, device=device)
+        state = trainer.run(spec, run_dir, device, should_stop)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach status.json
-        tb = traceback.format_exc()
-        print(tb, file=sys.stderr, flush=True)
-        runs.update_status(
+        line = _error_line(exc)
+        if isinstance(exc, RunFailure):  # a reason the run can name: one line, no traceback
+            tb = None
+            print(f"grok worker: {run_dir.name} failed: {line}", file=sys.stderr, flush=True)
+        else:
+            tb = traceback.format_exc()
+            print(tb, file=sys.stderr, flush=True)
+        update_status(
             run_dir,
             state="failed",
             ended=time.time(),
             returncode=EXIT_FAILED,
-            error=_error_line(exc),
-            traceback=tb.strip().splitlines()[-12:],
+            error=line,
+            traceback=tb.strip().splitlines()[-12:] if tb else None,
         )
         return EXIT_FAILED
     finally:
         sys.stdout.flush()
-    runs.update_status(run_dir, state=state, ended=time.time(), returncode=0)
+    update_status(run_dir, state=state, ended=time.time(), returncode=0)
     print(f"grok worker: {run_dir.name} {state}", flush=True)
-    lock.__exit__(None, None, None)
     return 0
 
 

@@ -28,6 +28,22 @@ optim = {{ lr = 1e-2, weight_decay = 1.0 }}
 """
 
 
+#: A small RFM run (kernel ridge + AGOP): a few iterations take well under a second.
+RFM_TOML = """
+[defaults]
+runs_dir = "runs"
+device = "cpu"
+
+[experiments.rfm-small]
+task = "add"
+p = {p}
+train_frac = 0.8
+steps = {steps}
+checkpoint_every = {every}
+model = {{ kind = "rfm", kernel = "gaussian" }}
+"""
+
+
 def grok(*args: str, cwd: Path | None = None, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     """Run the real CLI as a user would (``python -m grok_tui`` is the ``grok`` console script)."""
     # Output is piped, as in `grok ls | grep`: no COLUMNS, so tables take the width grok picks for a pipe.

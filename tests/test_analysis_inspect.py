@@ -12,8 +12,8 @@ from grok_tui.analysis import live
 from grok_tui.analysis.synthetic import fourier_logits, neuron_acts, transformer_arrays
 from grok_tui.config import ANALYSIS_DEFAULTS
 from grok_tui.inspect_cmd import inspect, progress_curves, progress_series
-from grok_tui.recorder import Recorder
-from grok_tui.runs import SPEC, write_json_atomic
+from grok_tui.recorder import Recorder, write_json_atomic
+from grok_tui.runs import SPEC
 from grok_tui.tasks import Task, build_dataset
 
 P = 31
@@ -45,8 +45,10 @@ def run_dir(tmp_path_factory):
         amp = float(arrays["amp"])
         return amp * table + (1 - amp) * noise, acts * amp + (1 - amp) * rng.random(acts.shape)
 
+    saved = []
     for step, tr_acc, te_acc, tr_loss, te_loss, amp in HISTORY:
         arrays = {**weights, "amp": np.asarray(amp)}
+        saved.append((step, arrays))
         logits, a = forward(arrays)
         scalars, spectra = live.eval_measures(arrays, spec)
         row = dict(step=step, train_acc=tr_acc, test_acc=te_acc, train_loss=tr_loss, test_loss=te_loss)
@@ -56,7 +58,7 @@ def run_dir(tmp_path_factory):
         rec.checkpoint(step, {**arrays, **{f"analysis/{k}": v for k, v in ck_arrays.items()}}, row)
         rec.metrics(row)
         rec.fourier({"step": step, **spectra})
-    live.final_pass(run, spec, forward, data)
+    rec.progress(live.final_pass(saved[-1][1], saved, spec, forward, data))
     return run
 
 

@@ -11,8 +11,6 @@ import pytest
 from grok_tui.analysis import live
 from grok_tui.analysis.synthetic import fourier_logits, neuron_acts, transformer_arrays
 from grok_tui.config import ANALYSIS_DEFAULTS
-from grok_tui.recorder import Recorder
-from grok_tui.runs import SPEC, write_json_atomic
 from grok_tui.tasks import Task, build_dataset
 
 P = 31
@@ -113,35 +111,35 @@ def test_checkpoint_measures_for_tasks_without_structure_and_mixtures(capsys) ->
     assert "checkpoint measures skipped" in capsys.readouterr().err
 
 
-def _synthetic_run(tmp_path, amps, corrupt_step=None):
-    """A finished run whose model at checkpoint i has logits amp_i·(Fourier table) + (1-amp_i)·noise."""
-    run = tmp_path / "exp" / "seed0"
+def _synthetic_run(amps, failing_step=None):
+    """Checkpoints of a finished run whose model at checkpoint i has logits amp_i·(Fourier table) +
+    (1-amp_i)·noise, as the trainer hands them to final_pass (the last one is the final model)."""
     spec = make_spec()
-    write_json_atomic(run / SPEC, spec)
-    rec = Recorder(run)
     data = make_data()
     rng = np.random.default_rng(5)
     noise = rng.standard_normal((len(data.labels), P + 1)) * 5
     table = fourier_logits(data.a, data.b, P, KEYS)
     acts, _ = neuron_acts(data.a, data.b, P, KEYS, rng)
     weights = transformer_arrays(P, KEYS, rng)
-    for i, amp in enumerate(amps):
-        rec.checkpoint(i * 100, {**weights, "amp": np.asarray(amp), "analysis/key_freqs": np.array([1])}, {})
-    if corrupt_step is not None:
-        (run / "checkpoints" / f"step_{corrupt_step:07d}.npz").write_bytes(b"not a zip")
+    ckpts = [
+        (i * 100, {**weights, "amp": np.asarray(amp), "analysis/key_freqs": np.array([1])})
+        for i, amp in enumerate(amps)
+    ]
 
     def forward(arrays):
         assert not any(k.startswith("analysis/") for k in arrays)
         amp = float(arrays["amp"])
+        if failing_step is not None and amp == amps[failing_step // 100]:
+            raise ValueError("this checkpoint's weights do not fit the model")
         return amp * table + (1 - amp) * noise, acts * amp + (1 - amp)
 
-    return run, spec, forward, data
+    return ckpts, spec, forward, data
 
 
-def test_final_pass_rescores_every_checkpoint_with_the_final_key_frequencies(tmp_path) -> None:
-    run, spec, forward, data = _synthetic_run(tmp_path, [0.0, 0.3, 0.7, 1.0])
-    live.final_pass(run, spec, forward, data)
-    rows = [json.loads(line) for line in (run / live.PROGRESS).read_text().splitlines()]
+def test_final_pass_rescores_every_checkpoint_with_the_final_key_frequencies() -> None:
+    ckpts, spec, forward, data = _synthetic_run([0.0, 0.3, 0.7, 1.0])
+    rows = live.final_pass(ckpts[-1][1], iter(ckpts), spec, forward, data)
+    json.dumps(rows)  # what the trainer writes as progress.jsonl
     assert [r["step"] for r in rows] == [0, 100, 200, 300]
     assert all(r["key_freqs"] == KEYS and r["rule"] == "neuron" for r in rows)
     assert rows[0]["structure"] == "a + b" and rows[0]["split"] == "all"
@@ -152,21 +150,11 @@ def test_final_pass_rescores_every_checkpoint_with_the_final_key_frequencies(tmp
     assert rows[-1]["restricted_acc"] == 1.0
 
 
-def test_final_pass_skips_a_corrupt_checkpoint_and_never_raises(tmp_path, capsys) -> None:
-    run, spec, forward, data = _synthetic_run(tmp_path, [0.0, 0.5, 1.0], corrupt_step=100)
-    live.final_pass(run, spec, forward, data)
-    rows = (run / live.PROGRESS).read_text().splitlines()
-    assert [json.loads(r)["step"] for r in rows] == [0, 200]
+def test_final_pass_skips_a_checkpoint_it_cannot_score_and_never_raises(capsys) -> None:
+    ckpts, spec, forward, data = _synthetic_run([0.0, 0.5, 1.0], failing_step=100)
+    rows = live.final_pass(ckpts[-1][1], iter(ckpts), spec, forward, data)
+    assert [r["step"] for r in rows] == [0, 200]
     assert "step 100" in capsys.readouterr().err
-    live.final_pass(tmp_path / "nowhere", spec, forward, data)  # no checkpoints: nothing, no error
-    assert not (tmp_path / "nowhere" / live.PROGRESS).exists()
-
-
-def test_limit_blas_threads_can_be_undone() -> None:
-    prev = live.limit_blas_threads(1)
-    try:
-        a = np.random.default_rng(0).standard_normal((64, 64))
-        assert np.allclose(a @ np.eye(64), a)
-    finally:
-        if prev is not None:
-            assert live.limit_blas_threads(prev) == 1
+    assert live.final_pass(ckpts[-1][1], iter([]), spec, forward, data) == []  # no checkpoints: no rows
+    mixture = make_spec(["add", "sub"])
+    assert live.final_pass(ckpts[-1][1], iter(ckpts), mixture, forward, make_data(["add", "sub"])) == []

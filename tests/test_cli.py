@@ -118,7 +118,7 @@ def test_export_writes_the_whole_file_and_refuses_a_run_without_evaluations(fx: 
 
 
 def test_ls_at_80_columns_never_cuts_a_run_id(tmp_path: Path) -> None:
-    from grok_tui.runs import write_json_atomic
+    from grok_tui.recorder import write_json_atomic
 
     root = tmp_path / "runs"
     names = ["train_frac=0.3-weight_decay=0.3-seed0", "train_frac=0.35-weight_decay=1-seed12"]

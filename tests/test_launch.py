@@ -509,11 +509,11 @@ def test_two_grok_runs_on_one_runs_dir_start_each_run_once(queue: dict[str, Any]
 IGNORES_TERM = """
 import os, signal, sys, time
 from pathlib import Path
-from grok_tui import runs
+from grok_tui import recorder, runs
 run_dir = Path(sys.argv[1])
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 with runs.hold_lock(run_dir):
-    runs.update_status(run_dir, state="running", pid=os.getpid(), pgid=os.getpgid(0))
+    recorder.update_status(run_dir, state="running", pid=os.getpid(), pgid=os.getpgid(0))
     print("ready", flush=True)
     while True:
         time.sleep(0.05)

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from grok_tui import train
 from grok_tui.config import parse_config
+from grok_tui.training import neural
 
 
 def build(toml: str):
-    return train.build(parse_config(toml, Path("x.toml")).runs[0])
+    return neural.build(parse_config(toml, Path("x.toml")).runs[0])
 
 
 def test_parameter_counts_match_the_papers() -> None:

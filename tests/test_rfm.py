@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +13,12 @@ from grok_tui.analysis import agop as ag
 from grok_tui.analysis.dlog import dlog_table
 from grok_tui.config import parse_config
 from grok_tui.models import rfm
-from grok_tui.recorder import load_checkpoint
-from grok_tui.runs import RunDir, write_json_atomic
+from grok_tui.recorder import load_checkpoint, write_json_atomic
+from grok_tui.runs import RunDir
 from grok_tui.tasks import Task, build_dataset
+from grok_tui.training import rfm as rfm_training
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """These problems are tiny: one torch thread (two spin against each other on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- circulant deviation
@@ -255,7 +248,7 @@ def _run_dir(tmp_path: Path, spec: dict, name: str = "seed0") -> Path:
 def test_gaussian_rfm_groks_small_addition_and_writes_a_readable_run(tmp_path: Path) -> None:
     spec = _spec('kernel = "gaussian"')
     d = _run_dir(tmp_path, spec)
-    assert rfm.run(spec, d, "cpu", lambda: False, False) == "done"
+    assert rfm_training.run(spec, d, "cpu", lambda: False) == "done"
     run = RunDir(d)
     rows = run.metrics()
     assert [r["step"] for r in rows] == list(range(15))  # M₀ = I, then 14 iterations
@@ -282,7 +275,7 @@ def test_gaussian_rfm_groks_small_addition_and_writes_a_readable_run(tmp_path: P
 def test_other_kernels_run(tmp_path: Path, kernel: str) -> None:
     spec = _spec(f'kernel = "{kernel}"', p=11, steps=3)
     d = _run_dir(tmp_path, spec)
-    assert rfm.run(spec, d, "cpu", lambda: False, False) == "done"
+    assert rfm_training.run(spec, d, "cpu", lambda: False) == "done"
     rows = RunDir(d).metrics()
     assert len(rows) == 4 and all(r["train_acc"] == 1.0 for r in rows)
     assert all(np.isfinite(r["test_loss"]) for r in rows)
@@ -291,14 +284,14 @@ def test_other_kernels_run(tmp_path: Path, kernel: str) -> None:
 def test_stop_then_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
     spec = _spec('kernel = "gaussian"', p=13, steps=8)
     full = _run_dir(tmp_path, spec, "full")
-    assert rfm.run(spec, full, "cpu", lambda: False, False) == "done"
+    assert rfm_training.run(spec, full, "cpu", lambda: False) == "done"
 
     part = _run_dir(tmp_path, spec, "part")
     polls = iter(range(100))
-    assert rfm.run(spec, part, "cpu", lambda: next(polls) >= 4, False) == "stopped"
+    assert rfm_training.run(spec, part, "cpu", lambda: next(polls) >= 4) == "stopped"
     assert [r["step"] for r in RunDir(part).metrics()] == [0, 1, 2, 3]
     assert not ag.read_progress(part)[-1]["final"]
-    assert rfm.run(spec, part, "cpu", lambda: False, True) == "done"
+    assert rfm_training.run(spec, part, "cpu", lambda: False) == "done"
 
     def strip(rows: list[dict]) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "time"} for r in rows]
@@ -314,7 +307,7 @@ def test_mixture_adds_a_task_indicator_and_reports_per_task(tmp_path: Path) -> N
     """Mallinar et al. App. E: one machine for x+y and x-y, a task one-hot appended to the input."""
     spec = {**_spec('kernel = "gaussian"', p=7, steps=2), "tasks": ["a + b", "a - b"]}
     d = _run_dir(tmp_path, spec)
-    assert rfm.run(spec, d, "cpu", lambda: False, False) == "done"
+    assert rfm_training.run(spec, d, "cpu", lambda: False) == "done"
     row = RunDir(d).metrics()[-1]
     assert set(row["tasks"]) == {"a + b", "a - b"}
     arrays, _ = load_checkpoint(RunDir(d).checkpoint_path(2))

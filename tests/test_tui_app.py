@@ -22,7 +22,7 @@ from tui_helpers import (  # noqa: F401
     static_text,
 )
 
-from grok_tui import runs
+from grok_tui import recorder, runs
 from grok_tui.series import ema
 from grok_tui.tui import actions
 from grok_tui.tui import format as fmt
@@ -70,8 +70,8 @@ async def test_live_rows_update_in_place(alive: Path) -> None:
         await goto(pilot, "mix/seed0")
         table = app.screen.query_one(RunTable)
         run_dir = alive / "runs" / RUNNING
-        runs.append_jsonl(run_dir / runs.METRICS, {"step": 2550, "train_acc": 1.0, "test_acc": 0.995})
-        runs.update_status(run_dir, step=2550)
+        recorder.append_jsonl(run_dir / runs.METRICS, {"step": 2550, "train_acc": 1.0, "test_acc": 0.995})
+        recorder.update_status(run_dir, step=2550)
         await settled(pilot)
         assert cell_text(table, RUNNING, "test") == "0.995"
         assert cell_text(table, RUNNING, "grok") == "2550"

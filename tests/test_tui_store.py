@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tui_helpers import RUNNING, alive, fixture_src, fx  # noqa: F401
 
-from grok_tui import runs
+from grok_tui import recorder, runs
 from grok_tui.recorder import Recorder
 from grok_tui.tui.store import NEW, LogTail, Store, row_from_summary
 
@@ -69,7 +69,7 @@ def test_appended_rows_update_the_row_incrementally(alive: Path) -> None:
     assert (mid.test_acc, mid.grokked_at) == (0.5, None)
     rec.metrics({"step": 2600, "train_acc": 1.0, "test_acc": 0.995, "train_loss": 0.01, "test_loss": 0.01})
     rec.metrics({"step": 2650, "train_acc": 1.0, "test_acc": 0.999, "train_loss": 0.01, "test_loss": 0.01})
-    runs.update_status(run_dir, step=2650)
+    recorder.update_status(run_dir, step=2650)
     store.poll()
     after = store.row(RUNNING)
     assert after.grokked_at == 2600 and after.step == 2650

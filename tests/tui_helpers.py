@@ -48,16 +48,16 @@ FAKE_WORKER = textwrap.dedent(
     """
     import os, signal, sys, time
     from pathlib import Path
-    from grok_tui import runs
+    from grok_tui import recorder, runs
     run_dir = Path(sys.argv[2])
     with runs.hold_lock(run_dir):
         stop = []
         signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-        runs.update_status(run_dir, state="running", pid=os.getpid(), pgid=os.getpgid(0))
+        recorder.update_status(run_dir, state="running", pid=os.getpid(), pgid=os.getpgid(0))
         print("ready", flush=True)
         while not stop:
             time.sleep(0.02)
-        runs.update_status(run_dir, state="stopped", returncode=0, ended=time.time())
+        recorder.update_status(run_dir, state="stopped", returncode=0, ended=time.time())
     """
 )
 
@@ -112,27 +112,27 @@ REPLAY = textwrap.dedent(
     # pass, keeps status.json current, ends "done".
     import json, os, shutil, sys, time
     from pathlib import Path
-    from grok_tui import runs
+    from grok_tui import recorder, runs
     src, dst, delay = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy(src / runs.SPEC, dst / runs.SPEC)
     with runs.hold_lock(dst):
         rows, spectra = runs.read_jsonl(src / runs.METRICS), runs.read_jsonl(src / runs.FOURIER)
         total = json.loads((src / runs.SPEC).read_text())["steps"]
-        runs.update_status(dst, state="running", pid=os.getpid(), pgid=os.getpgid(0), step=0,
+        recorder.update_status(dst, state="running", pid=os.getpid(), pgid=os.getpgid(0), step=0,
                            total_steps=total, device="cpu", started=time.time())
         print("ready", flush=True)
         (dst / runs.CKPT_DIR).mkdir(exist_ok=True)
         for row, sp in zip(rows, spectra):
-            runs.append_jsonl(dst / runs.METRICS, row)
-            runs.append_jsonl(dst / runs.FOURIER, sp)
+            recorder.append_jsonl(dst / runs.METRICS, row)
+            recorder.append_jsonl(dst / runs.FOURIER, sp)
             ckpt = src / runs.CKPT_DIR / runs.ckpt_name(row["step"])
             if ckpt.exists():
                 shutil.copy(ckpt, dst / runs.CKPT_DIR / (ckpt.name + ".tmp"))
                 os.replace(dst / runs.CKPT_DIR / (ckpt.name + ".tmp"), dst / runs.CKPT_DIR / ckpt.name)
-            runs.update_status(dst, step=row["step"])
+            recorder.update_status(dst, step=row["step"])
             time.sleep(delay)
-        runs.update_status(dst, state="done", returncode=0, ended=time.time())
+        recorder.update_status(dst, state="done", returncode=0, ended=time.time())
     """
 )
 

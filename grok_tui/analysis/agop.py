@@ -25,9 +25,7 @@ from typing import Any
 
 import numpy as np
 
-# runs.PROGRESS for RFM: per iteration, alignment with the final (while running: the latest) feature
-# matrix; rewritten whole (write-new-then-rename) each iteration, since the reference changes.
-from ..runs import PROGRESS, read_jsonl
+from ..runs import PROGRESS, read_jsonl  # read_progress is a reader; the RFM trainer writes the file
 from ..tasks import is_prime
 from .dlog import dlog_perm
 from .fourier import fourier_basis
@@ -305,6 +303,28 @@ def mlp_measures(arrays: dict[str, np.ndarray], dataset: Any, spec: dict[str, An
 
 
 # --------------------------------------------------------------------------- progress.jsonl
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def progress_rows(
+    history: list[np.ndarray], deviations: list[float], reference: np.ndarray, ref_step: int, final: bool
+) -> list[dict[str, Any]]:
+    """RFM rows of progress.jsonl: the alignment of every iterate M_s with ``reference`` (the latest
+    AGOP^s while the run goes on, the final one at its end), and each iterate's circulant deviation.
+    All rows change with the reference, so the trainer replaces the file whole each iteration."""
+    return [
+        {
+            "step": s,
+            "agop_alignment_final": _finite_or_none(agop_alignment(Ms, reference)),
+            "circulant_deviation": _finite_or_none(dev),
+            "reference_step": ref_step,
+            "final": final,
+        }
+        for s, (Ms, dev) in enumerate(zip(history, deviations, strict=True))
+    ]
 
 
 def read_progress(run_dir: Path | str) -> list[dict[str, Any]]:

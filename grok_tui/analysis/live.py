@@ -7,19 +7,16 @@ stderr (the run's worker.log) and returns what it has.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..config import ANALYSIS_DEFAULTS
-from ..runs import PROGRESS  # final_pass writes it: one row per checkpoint, final key freqs
+from ..runs import PROGRESS  # noqa: F401 - readers find final_pass's rows here (the trainer writes them)
 from ..tasks import Task, is_prime
 from . import keyfreq
 from .measures import Spectrum, embed_matrix, logit_spectrum, spectrum
@@ -27,39 +24,6 @@ from .progress import progress_measures
 from .structure import Structure, detect_structure
 
 Forward = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray | None]]
-
-
-def limit_blas_threads(n: int = 1) -> int | None:
-    """Best effort: set numpy's own OpenBLAS (not torch's BLAS) to ``n`` threads; returns the
-    previous count (to restore it), or None where numpy's BLAS is not a bundled OpenBLAS.
-
-    For the worker: torch's thread pool is busy there, and numpy's OpenBLAS threads contend with it
-    (measured on 2 busy cores: eval_measures 23 ms instead of 1.7 ms, checkpoint_measures 6 s
-    instead of 0.7 s, in runs of the same process). The matrices here are small, so one thread
-    loses nothing.
-    """
-    import ctypes
-    import re
-
-    try:
-        with open("/proc/self/maps") as f:
-            libs = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", f.read())))
-    except OSError:
-        return None
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for suffix in ("64_", ""):
-            set_fn = getattr(lib, f"scipy_openblas_set_num_threads{suffix}", None)
-            get_fn = getattr(lib, f"scipy_openblas_get_num_threads{suffix}", None)
-            if set_fn is not None and get_fn is not None:
-                get_fn.restype = ctypes.c_int
-                prev = int(get_fn())
-                set_fn(ctypes.c_int(int(n)))
-                return prev
-    return None
 
 
 def options(spec: dict[str, Any]) -> dict[str, Any]:
@@ -256,35 +220,36 @@ def _weights(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v for k, v in arrays.items() if not k.startswith("analysis/")}
 
 
-def final_pass(run_dir: Path, spec: dict[str, Any], forward: Forward, dataset: Any) -> None:
-    """Key frequencies of the LAST checkpoint, then restricted/excluded loss and accuracy of every
-    checkpoint with them (Nanda's Colab ``get_metrics``), written to ``<run_dir>/progress.jsonl``.
+def final_pass(
+    final: dict[str, np.ndarray],
+    checkpoints: Iterable[tuple[int, dict[str, np.ndarray]]],
+    spec: dict[str, Any],
+    forward: Forward,
+    dataset: Any,
+) -> list[dict[str, Any]]:
+    """Key frequencies of the ``final`` weights, then restricted/excluded loss and accuracy of every
+    checkpoint with them (Nanda's Colab ``get_metrics``): the rows of progress.jsonl, oldest first.
 
-    Rows: step, restricted_loss, restricted_acc, excluded_loss, excluded_acc, key_freqs, rule,
-    structure, split. Nothing is written for mixtures or tasks without Fourier structure.
+    ``checkpoints`` yields (step, arrays) as the trainer loads them, one at a time (the final weights
+    come separately so that one pass suffices). Rows: step, restricted_loss, restricted_acc,
+    excluded_loss, excluded_acc, key_freqs, rule, structure, split. No rows for mixtures or tasks
+    without Fourier structure; a checkpoint whose forward pass fails is skipped with a warning.
     """
-    from ..recorder import load_checkpoint
-    from ..runs import RunDir
-
+    out_rows: list[dict[str, Any]] = []
     try:
-        run = RunDir(run_dir)
-        steps = run.checkpoint_steps()
-        if not steps or len(getattr(dataset, "tasks", [None])) > 1:
-            return
+        if len(getattr(dataset, "tasks", [None])) > 1:
+            return []
         opts, p = options(spec), int(spec["p"])
         rows = np.arange(len(dataset.labels))
         grid = _grid(dataset, rows, p, _basis_option(opts))
         if grid is None or grid.sign == 0:
-            return
-        arrays, _ = load_checkpoint(run.checkpoint_path(steps[-1]))
-        weights = _weights(arrays)
+            return []
+        weights = _weights(final)
         _, acts = forward(weights)
         kf = key_frequencies(weights, acts, grid, p, opts)
         split = str(opts["restricted_split"])
-        out_rows = []
-        for step in steps:
+        for step, arrays in checkpoints:
             try:
-                arrays, _ = load_checkpoint(run.checkpoint_path(step))
                 logits, _ = forward(_weights(arrays))
             except Exception as e:
                 _warn(f"final pass at step {step}", e)
@@ -300,11 +265,7 @@ def final_pass(run_dir: Path, spec: dict[str, Any], forward: Forward, dataset: A
                     "split": split,
                 }
             )
-        path = Path(run_dir) / PROGRESS
-        tmp = path.with_name(f".{PROGRESS}.tmp")
-        with open(tmp, "w") as f:
-            for r in out_rows:
-                f.write(json.dumps(r, separators=(",", ":"), allow_nan=True) + "\n")
-        os.replace(tmp, path)
     except Exception as e:
         _warn("final pass", e)
+        return []  # rows scored with a half-done pass would mislead: none
+    return out_rows

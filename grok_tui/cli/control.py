@@ -33,7 +33,8 @@ def stop(
     from ..launch.inbox import scheduler_info, send
     from ..launch.local import signal_run
     from ..launch.stopping import Stopper
-    from ..runs import ACTIVE_STATES, list_runs, update_status
+    from ..recorder import update_status
+    from ..runs import ACTIVE_STATES, list_runs
 
     if all_runs == bool(run_refs):
         raise fail("grok stop: name runs, or --all (not both)")

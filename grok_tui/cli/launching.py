@@ -151,8 +151,13 @@ def resume(
     detach: DetachOpt = False,
 ) -> None:
     """Continue stopped or failed runs from their last checkpoint (exact on CPU), through the queue."""
+    from ..recorder import refusal
+
     _check_device(device)
     targets = [get_run(runs_dir, ref) for ref in run_refs]
+    for r in targets:  # checked here: the scheduler is handed resolved paths, past any link
+        if line := refusal(r.path):
+            raise fail(line)
     roots = {r.path.resolve().parents[1] for r in targets}
     if len(roots) > 1:
         raise fail("grok resume: the runs are in different runs directories; resume them separately")

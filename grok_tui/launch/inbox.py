@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .. import runs
+from .. import recorder, runs
 
 INBOX = "inbox"
 INFO = "scheduler.json"
@@ -34,13 +34,13 @@ def send(runs_dir: Path, op: str, path: Path, ack: bool = False, **fields: Any) 
     """Leave a request for the scheduler of ``runs_dir``; returns its id (for ``take_ack``)."""
     rid = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     req = {"id": rid, "op": op, "path": str(Path(path).resolve()), "ack": ack, **fields}
-    runs.write_json_atomic(_inbox(runs_dir) / f"{rid}.json", req)
+    recorder.write_json_atomic(_inbox(runs_dir) / f"{rid}.json", req)
     return rid
 
 
 def answer(request_path: Path, action: str, message: str = "") -> None:
     """The scheduler's answer to the request in ``request_path``."""
-    runs.write_json_atomic(request_path.with_suffix(".ack"), {"action": action, "message": message})
+    recorder.write_json_atomic(request_path.with_suffix(".ack"), {"action": action, "message": message})
 
 
 def take_ack(runs_dir: Path, rid: str) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import runs
+from ..recorder import open_log, refusal, update_status, write_json_atomic
 from .base import Slot
 from .gpus import FAKE_ENV
 
@@ -29,6 +30,17 @@ WORKER_MODULE = "grok_tui.worker"
 
 class LaunchError(RuntimeError):
     """A run that cannot be (re)started as asked; the message is one line naming the run."""
+
+
+class LinkRefused(OSError):
+    """A worker was to start in a run directory holding a symbolic link (an OSError, as a failed
+    start is for whoever spawns workers); the message is the one line naming the link."""
+
+
+def _refuse_links(run_dir: Path) -> None:
+    line = refusal(run_dir)
+    if line:
+        raise LaunchError(line)
 
 
 def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -58,11 +70,12 @@ def _create(path: Path, spec: dict[str, Any]) -> bool:
     )
     staging.mkdir(parents=True)
     try:
-        runs.write_json_atomic(staging / runs.SPEC, spec)
-        runs.write_json_atomic(
+        write_json_atomic(staging / runs.SPEC, spec)
+        write_json_atomic(
             staging / runs.STATUS,
             {"state": "queued", "step": 0, "total_steps": spec["steps"], "queued": time.time()},
         )
+        _refuse_links(path)  # a linked experiment directory, or debris holding links
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.rename(staging, path)  # atomic; replaces only an empty directory
@@ -82,12 +95,14 @@ def prepare_run(spec: dict[str, Any], runs_dir: Path, force: bool = False) -> tu
     """Create or reuse ``runs_dir/<experiment>/<name>``; returns (run, action) with action one of
     ``new`` (fresh, state queued), ``resume`` (stopped/failed/queued: continue), ``done`` (finished,
     skip), ``live`` (a worker owns it, skip). ``force`` discards an existing run that no worker owns.
-    Safe against a concurrent caller: a run directory is created exactly once."""
+    Safe against a concurrent caller: a run directory is created exactly once. A run directory holding
+    a symbolic link (runs.symlinks) is a LaunchError: nothing is written or removed through a link."""
     run = runs.RunDir(run_path(spec, runs_dir))
     for _ in range(3):
         if (run.path / runs.SPEC).exists():
             if run.alive():
                 return run, "live"
+            _refuse_links(run.path)
             if force:
                 shutil.rmtree(run.path)
                 force = False  # once: a concurrent creator after this point wins
@@ -123,9 +138,13 @@ def spawn_worker(run_dir: Path, env: dict[str, str] | None = None, note: str = "
     """Start ``python -m grok_tui.worker RUN_DIR`` detached from this process's terminal and session.
 
     A line ``grok: <time> starting worker ...`` is appended to worker.log first, so the log tells every
-    start of the run apart."""
+    start of the run apart. LinkRefused (nothing started, nothing written) for a run directory holding a
+    symbolic link."""
     run_dir = Path(run_dir)
-    with open(run_dir / runs.LOG, "ab", buffering=0) as log:
+    line = refusal(run_dir)
+    if line:
+        raise LinkRefused(line)
+    with open(open_log(run_dir), "ab", buffering=0) as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log.write(f"grok: {stamp} starting worker{' ' + note if note else ''}\n".encode())
         return subprocess.Popen(
@@ -174,7 +193,7 @@ class LocalLauncher:
         else:
             # CPU pool: hide GPUs, so a run here never takes one the scheduler did not hand out.
             env = worker_env(device, threads, "")
-        runs.update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid())
+        update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid())
         return LocalWorker(
             spawn_worker(run.path, env, note=f"on {slot.describe()} (scheduler {os.getpid()})")
         )

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import runs
+from .. import recorder, runs
 from ..exitcodes import BUSY as EXIT_BUSY
 from . import inbox
 from .base import Launcher, Slot, Worker
@@ -104,7 +104,7 @@ class Scheduler:
             "argv": sys.argv,
             **slots.as_dict(),
         }
-        runs.write_json_atomic(sd / inbox.INFO, info)
+        recorder.write_json_atomic(sd / inbox.INFO, info)
         sched = cls(runs_dir, slots, launcher or LocalLauncher(), log or (lambda m: None), stack)
         sched._adopt()
         inbox.drop_stale_acks(runs_dir)
@@ -175,7 +175,7 @@ class Scheduler:
         except ValueError as e:
             self._fail(run, str(e))
             return "error", str(e)
-        runs.update_status(
+        recorder.update_status(
             run.path,
             state="queued",
             queued=time.time(),
@@ -213,19 +213,19 @@ class Scheduler:
         for q in self.queue:
             if q.run.path == path:
                 self.queue.remove(q)
-                runs.update_status(path, state="stopped", ended=now)
+                recorder.update_status(path, state="stopped", ended=now)
                 self.outcomes[path] = "stopped"
                 return True
         run = runs.RunDir(path)
         if run.alive():  # someone else's worker: signal it the same way `grok stop` does
             return signal_run(run, signal.SIGTERM) is not None
         if run.raw_status().get("state") == "queued":
-            runs.update_status(path, state="stopped", ended=now)
+            recorder.update_status(path, state="stopped", ended=now)
             return True
         return False
 
     def _fail(self, run: runs.RunDir, error: str) -> None:
-        runs.update_status(run.path, state="failed", ended=time.time(), error=error)
+        recorder.update_status(run.path, state="failed", ended=time.time(), error=error)
         self.outcomes[run.path] = "failed"
 
     # ------------------------------------------------------------------ the loop
@@ -286,7 +286,7 @@ class Scheduler:
                     state, error = "stopped", None if rc == 0 else describe_exit(rc)
                 else:
                     state, error = "failed", describe_exit(rc)
-                runs.update_status(path, state=state, ended=time.time(), returncode=rc, error=error)
+                recorder.update_status(path, state=state, ended=time.time(), returncode=rc, error=error)
             self.outcomes[path] = str(state)
             err = runs.RunDir(path).raw_status().get("error")
             self.log(f"{a.run.run_id}: {state}" + (f": {err}" if state == "failed" and err else ""))

@@ -3,15 +3,16 @@
 One evaluation = one forward pass over every sequence of the dataset (train and test together, split by
 mask, as in Nanda et al.), so train and test numbers describe the same weights. The loss is computed in
 float64 (float32 softmax saturates: Prieto et al. 2025). Checkpoints are dicts: ``step_N.npz`` for readers
-(numpy), ``resume.pt`` for resume.
+(numpy), ``resume.pt`` for resume (verified, with the previous one to fall back to: recorder.py). A NaN or
+infinite training loss fails the run at that step unless the spec says ``on_nan = "continue"``.
 """
 
 from __future__ import annotations
 
 import copy
-import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +20,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import runs
-from .analysis import agop, live
-from .analysis.fourier import freq_norms
-from .models.mlp import MLP
-from .models.transformer import Transformer
-from .recorder import Recorder
-from .tasks import Dataset, Task, build_dataset, task_tokens
-
-
-class DeviceError(RuntimeError):
-    """The requested device cannot be used (one line for status.json)."""
-
-
-def pick_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(f"CUDA unavailable: the run asks for device '{requested}' but torch sees no GPU")
-    return torch.device(requested)
+from .. import runs
+from ..analysis import agop, live
+from ..analysis.fourier import freq_norms
+from ..models.mlp import MLP
+from ..models.transformer import Transformer
+from ..recorder import Recorder, load_checkpoint
+from ..tasks import Dataset, Task, build_dataset, task_tokens
+from .common import diverged, limit_blas_threads, pick_device, stops_on_nan
 
 
 def build(spec: dict[str, Any]) -> tuple[Dataset, torch.nn.Module]:
@@ -68,6 +58,36 @@ def weight_norm(model: torch.nn.Module) -> float:
     """Total sum of squared weights (Nanda et al.'s progress measure)."""
     with torch.no_grad():
         return float(sum(p.double().pow(2).sum() for p in model.parameters()))
+
+
+class LossWatch:
+    """Finds the first step whose training loss is NaN or ±inf without a device sync per step: the
+    losses gather on the device and are inspected (``check``) before every evaluation and every save,
+    so no evaluation row, checkpoint or resume state is written from a diverged model."""
+
+    def __init__(self, size: int, device: torch.device) -> None:
+        self.buf = torch.empty(max(1, size), dtype=torch.float64, device=device)
+        self.start = 0  # the step of buf[0]
+        self.n = 0
+
+    def record(self, step: int, loss: torch.Tensor) -> None:
+        if self.n == len(self.buf):
+            self.check()
+        if self.n == 0:
+            self.start = step
+        self.buf[self.n] = loss.detach()
+        self.n += 1
+
+    def check(self) -> None:
+        """Diverged naming the first bad step, else forget the losses seen."""
+        if not self.n:
+            return
+        losses = self.buf[: self.n]
+        bad = torch.nonzero(~torch.isfinite(losses))
+        if len(bad):
+            i = int(bad[0, 0])
+            raise diverged(float(losses[i]), self.start + i)
+        self.n = 0
 
 
 class Trainer:
@@ -111,6 +131,7 @@ class Trainer:
         self.perm: torch.Tensor | None = None
         self.pos = 0
         self._scratch: torch.nn.Module | None = None
+        self.watch = LossWatch(spec["eval_every"], device) if stops_on_nan(spec) else None
 
     # ------------------------------------------------------------------ loss
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
@@ -140,6 +161,8 @@ class Trainer:
         idx = self._batch()
         logits = self.model(self.inputs[idx])
         loss = self.loss(logits, self.labels[idx], self.task_ids[idx])
+        if self.watch is not None:
+            self.watch.record(self.step, loss)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -189,52 +212,41 @@ class Trainer:
             meta = {**{k: v for k, v in row.items() if k != "tasks"}}
             arrays.update({f"analysis/{k}": v for k, v in ck_arrays.items()})
             self.rec.checkpoint(self.step, arrays, meta)
-        self.rec.metrics(row)
-        self.rec.fourier(fourier)
-        self.rec.status(step=self.step, total_steps=self.spec["steps"])
+        self.rec.evaluated(row, fourier, self.spec["steps"])
 
     # ------------------------------------------------------------------ resume
-    def _resume_path(self) -> Path:
-        return self.dir / runs.CKPT_DIR / runs.RESUME
-
     def save_resume(self) -> None:
-        state = {
-            "step": self.step,
-            "elapsed": self.elapsed,
-            "model": self.model.state_dict(),
-            "optim": self.opt.state_dict(),
-            "sched": self.sched.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "gen": self.gen.get_state(),
-            "perm": self.perm,
-            "pos": self.pos,
-        }
-        path = self._resume_path()
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        if self.watch is not None:
+            self.watch.check()  # never a resume state of a diverged model
+        self.rec.save_resume(
+            {
+                "step": self.step,
+                "elapsed": self.elapsed,
+                "model": self.model.state_dict(),
+                "optim": self.opt.state_dict(),
+                "sched": self.sched.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "gen": self.gen.get_state(),
+                "perm": self.perm,
+                "pos": self.pos,
+            }
+        )
 
-    def load_resume(self) -> bool:
-        path = self._resume_path()
-        if not path.exists():
-            return False
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as e:
-            raise RuntimeError(f"{path}: corrupt resume state ({e.__class__.__name__})") from None
+    def apply_state(self, state: dict[str, Any]) -> int:
+        """Set the whole training state from a resume state; raises on one that does not fit."""
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optim"])
         self.sched.load_state_dict(state["sched"])
         torch.set_rng_state(state["torch_rng"])
         self.gen.set_state(state["gen"])
-        self.perm, self.pos = state["perm"], state["pos"]
-        self.step, self.elapsed = state["step"], state["elapsed"]
-        return True
+        self.perm, self.pos = state["perm"], int(state["pos"])
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        return self.step
 
     # ------------------------------------------------------------------ loop
     def run(self, should_stop: Callable[[], bool]) -> str:
         spec = self.spec
-        if self.load_resume():
+        if self.rec.resume(self.apply_state, self.device) is not None:
             self.rec.truncate_after(self.step)
         else:
             self.rec.truncate_after(-1)
@@ -251,11 +263,29 @@ class Trainer:
             last = self.step == total
             is_ckpt = self.step % ck == 0 or last
             if self.step % ev == 0 or is_ckpt:
+                if self.watch is not None:
+                    self.watch.check()
                 self.evaluate(checkpoint=is_ckpt)
             if is_ckpt:
                 self.save_resume()
-        live.final_pass(self.dir, spec, self.forward_arrays, self.data)
+        rows = live.final_pass(
+            self.model.export_arrays(), self._checkpoints(), spec, self.forward_arrays, self.data
+        )
+        if rows:
+            self.rec.progress(rows)
         return "done"
+
+    def _checkpoints(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """(step, arrays) of every checkpoint on disk, oldest first; an unreadable one is skipped with a
+        line in worker.log."""
+        run = runs.RunDir(self.dir)
+        for step in run.checkpoint_steps():
+            try:
+                arrays, _ = load_checkpoint(run.checkpoint_path(step))
+            except ValueError as e:
+                print(f"grok analysis: final pass at step {step} skipped ({e})", file=sys.stderr)
+                continue
+            yield step, arrays
 
     @torch.no_grad()
     def forward_arrays(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -269,11 +299,9 @@ class Trainer:
         return logits.double().cpu().numpy(), acts_np
 
 
-def run(
-    spec: dict[str, Any], run_dir: Path, device: str, should_stop: Callable[[], bool], resume: bool
-) -> str:
-    """Worker entry point for the neural models (``resume`` is implied by an existing resume.pt)."""
+def run(spec: dict[str, Any], run_dir: Path, device: str, should_stop: Callable[[], bool]) -> str:
+    """Worker entry point for the neural models: "done" or "stopped"; a run with a resume state resumes."""
     # numpy's own BLAS threads (analysis) would fight torch's for the same cores
-    live.limit_blas_threads(1)
+    limit_blas_threads(1)
     trainer = Trainer(spec, run_dir, pick_device(device))
     return trainer.run(should_stop)
