@@ -20,7 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from malformed_configs import dumps
 
-from grok_tui.config import ANALYSIS_DEFAULTS, ConfigError, load_config, parse_config, valid_device
+from grok_tui.config import (
+    ADDED_SPEC_KEYS,
+    ANALYSIS_DEFAULTS,
+    ConfigError,
+    load_config,
+    parse_config,
+    read_runs_dir,
+    valid_device,
+)
 
 GOLDEN = Path(__file__).parent / "fixtures" / "config_golden.json"
 
@@ -124,3 +132,22 @@ def test_the_file_is_read_with_a_size_limit(tmp_path: Path) -> None:
         load_config(path)
     path.write_bytes(b"[experiments.e]\np = 7\n")
     assert load_config(path).runs[0]["p"] == 7
+
+
+def test_a_spec_from_before_on_nan_reads_as_fail() -> None:
+    spec = parse_config("[experiments.e]\np = 7\n", Path("x.toml")).runs[0]
+    older = {k: v for k, v in spec.items() if k != "on_nan"}
+    assert {**ADDED_SPEC_KEYS, **older} == spec
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [('[defaults]\nruns_dir = "out"\n', "out"), ("[defaults]\nruns_dir = 5\n", None),
+     ("defaults = 1\n", None), ("x = " + "[" * 1000 + "]" * 1000 + "\n", None), ("[defaults\n", None),
+     ("", None)],
+)  # fmt: skip
+def test_read_runs_dir_never_raises(text: str, expected: str | None, tmp_path: Path) -> None:
+    path = tmp_path / "experiments.toml"
+    path.write_text(text)
+    assert read_runs_dir(path) == expected
+    assert read_runs_dir(tmp_path / "missing.toml") is None

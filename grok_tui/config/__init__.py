@@ -10,19 +10,30 @@ from __future__ import annotations
 import msgspec as _msgspec
 
 from .errors import ConfigError
-from .loader import Config, expand_experiment, load_config, parse_config, run_label, valid_device
+from .loader import (
+    ADDED_SPEC_KEYS,
+    Config,
+    expand_experiment,
+    load_config,
+    parse_config,
+    read_runs_dir,
+    run_label,
+    valid_device,
+)
 from .schema import Analysis as _Analysis
 
 #: Analysis options of a spec that sets none (readers fill older specs' missing keys from it).
 ANALYSIS_DEFAULTS: dict = _msgspec.to_builtins(_Analysis())
 
 __all__ = [
+    "ADDED_SPEC_KEYS",
     "ANALYSIS_DEFAULTS",
     "Config",
     "ConfigError",
     "expand_experiment",
     "load_config",
     "parse_config",
+    "read_runs_dir",
     "run_label",
     "valid_device",
 ]

@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 from msgspec import inspect as mi
@@ -58,7 +58,9 @@ class Where:
             hint = f" (did you mean '{close}'?)"
         return ": ".join(parts) + f": {text}{hint}"
 
-    def fail(self, key: str | None, text: str, word: Any = None, choices: Iterable[Any] | None = None):
+    def fail(
+        self, key: str | None, text: str, word: Any = None, choices: Iterable[Any] | None = None
+    ) -> NoReturn:
         raise ConfigError(self.line(key, text, word, choices))
 
     def unknown_line(self, key: str, word: str, allowed: Iterable[str]) -> str:
@@ -68,7 +70,7 @@ class Where:
             return self.line(key, "unknown key", word, allowed)
         return self.line(key, f"unknown key (allowed: {', '.join(allowed)})")
 
-    def unknown(self, key: str, word: str, allowed: Iterable[str]) -> None:
+    def unknown(self, key: str, word: str, allowed: Iterable[str]) -> NoReturn:
         raise ConfigError(self.unknown_line(key, word, allowed))
 
 

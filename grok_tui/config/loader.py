@@ -72,6 +72,25 @@ class Config:
 
 def load_config(path: Path | str) -> Config:
     path = Path(path)
+    return parse_config(_read(path), path)
+
+
+def read_runs_dir(path: Path | str) -> str | None:
+    """[defaults].runs_dir of an experiments file, or None where it has none or cannot be read.
+
+    For commands that only want the runs directory: never raises, and reads with the same limits.
+    """
+    path = Path(path)
+    try:
+        defaults = _toml(_read(path), Where(path)).get("defaults")
+    except ConfigError:
+        return None
+    runs_dir = defaults.get("runs_dir") if isinstance(defaults, dict) else None
+    return runs_dir if isinstance(runs_dir, str) and runs_dir else None
+
+
+def _read(path: Path) -> str:
+    """The file's text, read with a size limit."""
     try:
         with path.open("rb") as f:
             data = f.read(limits.MAX_FILE_BYTES + 1)
@@ -82,24 +101,27 @@ def load_config(path: Path | str) -> Config:
     if len(data) > limits.MAX_FILE_BYTES:
         Where(path).fail(None, f"larger than {limits.MAX_FILE_BYTES:,} bytes (a limit of this tool)")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{shown(str(path), 200)}: cannot read: not UTF-8 text ({e.reason})") from None
-    return parse_config(text, path)
 
 
-def parse_config(text: str, path: Path) -> Config:
-    where = Where(path)
+def _toml(text: str, where: Where) -> dict[str, Any]:
     if len(text) > limits.MAX_FILE_BYTES:
         where.fail(None, f"larger than {limits.MAX_FILE_BYTES:,} bytes (a limit of this tool)")
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except (RecursionError, MemoryError):
         where.fail(None, f"not valid TOML: nested too deeply (at most {limits.MAX_NESTING} levels)")
     except tomllib.TOMLDecodeError as e:
         where.fail(None, f"not valid TOML: {shown(str(e), 200)}")
     except ValueError:  # int() refusing a number of more than 4,300 digits
         where.fail(None, "not valid TOML: a number too long to read (TOML integers are 64-bit)")
+
+
+def parse_config(text: str, path: Path) -> Config:
+    where = Where(path)
+    doc = _toml(text, where)
     scan(doc, path)
     try:
         msgspec.convert(doc, Document)
@@ -214,7 +236,7 @@ def _check_sweep(where: Where, sweep: dict[str, Any]) -> None:
         if head not in SWEEPABLE:
             where.unknown(f"sweep.{key}", head, SWEEPABLE)
         if rest and (head not in TABLE_KEYS or "." in rest):
-            where.fail(f"sweep.{key}", f"a sweep key names a key or one key of {', '.join(TABLE_KEYS)}")
+            where.fail(f"sweep.{key}", f"a sweep key is a key, or TABLE.KEY for {', '.join(TABLE_KEYS)}")
         if not isinstance(values, list) or not values:
             where.fail(f"sweep.{key}", f"must be a non-empty list of values, got {shown(values)}")
 
@@ -428,8 +450,22 @@ def _n_params(m: Transformer | Mlp, p: int, n_tasks: int, vocab: int, n_out: int
     return sum(a * b + (b if m.bias else 0) for a, b in itertools.pairwise(widths))
 
 
+#: Spec keys added since the first release, with the value a spec.json written before them means: a
+#: reader comparing an old spec with a new one (``grok run`` on an existing run) fills them in first.
+ADDED_SPEC_KEYS: dict[str, Any] = {"on_nan": "fail"}
+
+
 def run_label(spec: dict[str, Any]) -> str:
     return f"{spec['experiment']}/{spec['name']}"
 
 
-__all__ = ["Config", "ConfigError", "Model", "load_config", "parse_config", "run_label", "valid_device"]
+__all__ = [
+    "ADDED_SPEC_KEYS",
+    "Config",
+    "ConfigError",
+    "load_config",
+    "parse_config",
+    "read_runs_dir",
+    "run_label",
+    "valid_device",
+]

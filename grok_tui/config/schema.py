@@ -3,7 +3,7 @@
 msgspec checks types strictly (a bool is never an int, a string never a number), ranges and enums, and
 names the failing field; :mod:`.errors` turns that into the one line the user sees, describing what is
 allowed from these declarations. NaN and ±inf are refused for every key before this schema runs
-(:func:`grok_tui.config.expand.scan`). Numbers that may be written either way (``lr = 1`` or ``1e-3``)
+(:func:`grok_tui.config.loader.scan`). Numbers that may be written either way (``lr = 1`` or ``1e-3``)
 keep the type they were written with, so ``spec.json`` holds what the file says.
 """
 
@@ -86,7 +86,6 @@ class Rfm(Table, tag="rfm", tag_field="kind"):
 
 
 Model = Transformer | Mlp | Rfm
-MODEL_KINDS = ("transformer", "mlp", "rfm")
 
 
 class Optim(Table):
