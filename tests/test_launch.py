@@ -634,3 +634,17 @@ def test_a_run_on_a_gpu_slot_that_torch_cannot_use_fails_instead_of_training_on_
     st = status(tmp_path / "runs" / "x" / "seed0")
     assert st["state"] == "failed" and st["error"].startswith("CUDA unavailable"), st
     assert not (tmp_path / "runs" / "x" / "seed0" / runs.METRICS).exists()
+
+
+def test_a_run_made_before_a_spec_key_existed_still_matches_its_experiment(tmp_path: Path) -> None:
+    from grok_tui.config import load_config
+    from grok_tui.recorder import write_json_atomic
+
+    toml = write_toml(tmp_path / "e.toml", experiment("x", 50, [0]))
+    spec = load_config(toml).runs[0]
+    run, _ = prepare_run(spec, tmp_path / "runs")
+    old = {k: v for k, v in spec.items() if k != "on_nan"}  # a spec.json written by an older version
+    write_json_atomic(run.path / runs.SPEC, old)
+    assert prepare_run(spec, tmp_path / "runs")[1] == "resume"
+    with pytest.raises(LaunchError, match="differs from the experiments file in on_nan"):
+        prepare_run({**spec, "on_nan": "continue"}, tmp_path / "runs")

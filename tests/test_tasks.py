@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grok_tui.tasks import ALIASES, Task, TaskError, build_dataset, split_pairs
+from grok_tui.tasks import ALIASES, MAX_EXPR_CHARS, Task, TaskError, build_dataset, is_prime, split_pairs
 
 PRIMES = [2, 3, 5, 7, 11, 13, 97, 113]
 
@@ -127,3 +127,66 @@ def test_mixture_shares_the_split_and_drops_division_by_zero() -> None:
     )
     assert set(ds.inputs[add, 1]) == {7 + 1} and set(ds.inputs[div, 1]) == {7 + 4}  # '+' and '/' tokens
     assert ds.vocab == 12
+
+
+def _sieve(n: int) -> list[bool]:
+    flags = [True] * n
+    flags[:2] = [False, False]
+    for i in range(2, int(n**0.5) + 1):
+        if flags[i]:
+            flags[i * i :: i] = [False] * len(flags[i * i :: i])
+    return flags
+
+
+def test_is_prime_agrees_with_a_sieve() -> None:
+    flags = _sieve(200_000)
+    assert [n for n in range(200_000) if is_prime(n)] == [n for n in range(200_000) if flags[n]]
+
+
+# Carmichael numbers and strong pseudoprimes to the first bases (the cases that fool weaker tests).
+PSEUDOPRIMES = [561, 41041, 825265, 3215031751, 2152302898747, 3474749660383, 341550071728321,
+                3825123056546413051, 318665857834031151167461]  # fmt: skip
+PRIMES_64 = [2**31 - 1, 2**61 - 1, 2**64 - 59, 1_000_000_007, 3825123056546413051 + 2]
+PRIMES_32 = [65_521, 1_000_003, 999_999_937, 2**31 - 1, 4_294_967_291]
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.sampled_from(PRIMES_32), b=st.sampled_from(PRIMES_32), c=st.integers(2, 2**32))
+def test_is_prime_is_exact_for_64_bit_products(a: int, b: int, c: int) -> None:
+    assert is_prime(a) and is_prime(b) and not is_prime(a * b) and not is_prime(a * c)
+
+
+def test_is_prime_known_cases() -> None:
+    assert not any(is_prime(n) for n in PSEUDOPRIMES)
+    assert [is_prime(n) for n in PRIMES_64] == [True, True, True, True, False]
+    with pytest.raises(ValueError, match="too large"):
+        is_prime(10**400 + 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["+".join(["a"] * 300), "-" * 200 + "a", "-(" * 70 + "a" + ")" * 70, "a" * (MAX_EXPR_CHARS + 1),
+     "*".join(["(a+b)"] * 70), "a\x00b"],
+)  # fmt: skip
+def test_oversized_expressions_are_refused_before_any_recursion(text: str) -> None:
+    with pytest.raises(TaskError):
+        Task.parse(text, 7)
+
+
+def test_a_large_expression_inside_the_limits_evaluates_iteratively() -> None:
+    # 250 nodes, 63 levels deep: the evaluator is a stack machine, so depth costs no recursion
+    text = "+".join(["a*b"] * 62)[:MAX_EXPR_CHARS]
+    task = Task.parse(text, 97)
+    assert task(3, 5) == 62 * 15 % 97 and int(task.table[3, 5]) == 62 * 15 % 97
+
+
+def test_p_is_bounded_before_any_table_is_built() -> None:
+    with pytest.raises(TaskError, match="p must be an integer from 2 to"):
+        Task.parse("add", 10**17)
+    with pytest.raises(TaskError):
+        Task.parse("div", 2**61 - 1)  # prime, but a table of 5e36 pairs
+
+
+def test_huge_literal_exponents_cost_nothing() -> None:
+    task = Task.parse("a ** " + "9" * 300, 101)
+    assert task(2, 0) == pow(2, int("9" * 300), 101)

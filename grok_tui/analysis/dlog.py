@@ -14,11 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-
-def _is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    return all(n % d for d in range(2, int(n**0.5) + 1))
+from ..tasks import is_prime
 
 
 def _prime_factors(n: int) -> list[int]:
@@ -40,7 +36,7 @@ def primitive_root(p: int) -> int:
 
     Raises ValueError when p is not prime (the group is then not cyclic in general).
     """
-    if not _is_prime(p):
+    if not is_prime(p):
         raise ValueError(f"p = {p} is not prime: no primitive root / discrete-log basis")
     if p == 2:
         return 1

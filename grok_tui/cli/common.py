@@ -49,13 +49,9 @@ def default_runs_dir(runs_dir: Path | None) -> Path:
         return Path(env)
     toml = Path("experiments.toml")
     if toml.exists():
-        import tomllib
+        from ..config import read_runs_dir
 
-        try:
-            rd = tomllib.loads(toml.read_text()).get("defaults", {}).get("runs_dir")
-        except (OSError, ValueError, RecursionError, AttributeError):
-            rd = None
-        if isinstance(rd, str) and rd:
+        if rd := read_runs_dir(toml):  # never raises: a broken file here is not this command's business
             return Path(rd)
     return Path("runs")
 

@@ -62,9 +62,9 @@ def validate(file: FileArg) -> None:
 
 def _check_device(device: str | None) -> None:
     if device is not None:
-        from ..config import _DEVICE_RE
+        from ..config import valid_device
 
-        if not _DEVICE_RE.match(device):
+        if not valid_device(device):
             raise fail(f"--device '{device}' is not auto, cpu, cuda or cuda:N")
 
 

@@ -1,0 +1,471 @@
+"""experiments.toml → validated, fully resolved run specs.
+
+The file is read with a size limit, parsed by :mod:`tomllib`, scanned once for what no key allows
+(NaN, ±inf, nesting, oversized strings and lists), then each table is converted to its declared schema
+(:mod:`.schema`). Checks that span keys (heads divide d_model, the model fits, every task keeps pairs to
+train and test on, a sweep's size) follow, all before anything is allocated. A run spec is a plain dict
+(it becomes ``spec.json`` verbatim), so workers, readers and the TUI share one representation without
+importing this module's types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ..tasks import Task, TaskError, task_tokens
+from . import limits
+from .errors import ConfigError, Where, explain, shown
+from .schema import (
+    DEVICE_RE,
+    NAME_RE,
+    SWEEPABLE,
+    TABLE_KEYS,
+    Defaults,
+    Document,
+    Experiment,
+    Mlp,
+    Model,
+    Rfm,
+    Settings,
+    Transformer,
+)
+
+
+def valid_device(device: str) -> bool:
+    """True for ``auto``, ``cpu``, ``cuda`` and ``cuda:N`` (the whole string)."""
+    return DEVICE_RE.fullmatch(device) is not None
+
+
+@dataclass
+class Config:
+    """A parsed experiments file: the runs it expands to, in file order."""
+
+    path: Path
+    runs_dir: Path
+    experiments: dict[str, list[dict[str, Any]]]
+
+    @property
+    def runs(self) -> list[dict[str, Any]]:
+        return [r for runs in self.experiments.values() for r in runs]
+
+    def select(self, only: list[str] | None) -> list[dict[str, Any]]:
+        """Runs of the named experiments (all when ``only`` is empty); unknown names raise ConfigError."""
+        if not only:
+            return self.runs
+        out = []
+        for name in only:
+            if name not in self.experiments:
+                Where(self.path).fail(None, f"no experiment '{shown(name)}'", name, self.experiments)
+            out.extend(self.experiments[name])
+        return out
+
+
+def load_config(path: Path | str) -> Config:
+    path = Path(path)
+    return parse_config(_read(path), path)
+
+
+def read_runs_dir(path: Path | str) -> str | None:
+    """[defaults].runs_dir of an experiments file, or None where it has none or cannot be read.
+
+    For commands that only want the runs directory: never raises, and reads with the same limits.
+    """
+    path = Path(path)
+    try:
+        defaults = _toml(_read(path), Where(path)).get("defaults")
+    except ConfigError:
+        return None
+    runs_dir = defaults.get("runs_dir") if isinstance(defaults, dict) else None
+    return runs_dir if isinstance(runs_dir, str) and runs_dir else None
+
+
+def _read(path: Path) -> str:
+    """The file's text, read with a size limit."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(limits.MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{shown(str(path), 200)}: no such file") from None
+    except OSError as e:
+        raise ConfigError(f"{shown(str(path), 200)}: cannot read: {e.strerror or e}") from None
+    if len(data) > limits.MAX_FILE_BYTES:
+        Where(path).fail(None, f"larger than {limits.MAX_FILE_BYTES:,} bytes (a limit of this tool)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{shown(str(path), 200)}: cannot read: not UTF-8 text ({e.reason})") from None
+
+
+def _toml(text: str, where: Where) -> dict[str, Any]:
+    if len(text) > limits.MAX_FILE_BYTES:
+        where.fail(None, f"larger than {limits.MAX_FILE_BYTES:,} bytes (a limit of this tool)")
+    try:
+        return tomllib.loads(text)
+    except (RecursionError, MemoryError):
+        where.fail(None, f"not valid TOML: nested too deeply (at most {limits.MAX_NESTING} levels)")
+    except tomllib.TOMLDecodeError as e:
+        where.fail(None, f"not valid TOML: {shown(str(e), 200)}")
+    except ValueError:  # int() refusing a number of more than 4,300 digits
+        where.fail(None, "not valid TOML: a number too long to read (TOML integers are 64-bit)")
+
+
+def parse_config(text: str, path: Path) -> Config:
+    where = Where(path)
+    doc = _toml(text, where)
+    scan(doc, path)
+    try:
+        msgspec.convert(doc, Document)
+    except msgspec.ValidationError as e:
+        raise explain(e, Document, doc, where) from None
+    defaults = doc.get("defaults", {})
+    try:
+        msgspec.convert(defaults, Defaults)
+    except msgspec.ValidationError as e:
+        raise explain(e, Defaults, defaults, where, prefix="defaults.") from None
+    experiments = doc.get("experiments")
+    if not experiments:
+        where.fail("experiments", "no experiments: add an [experiments.NAME] table")
+    expanded: dict[str, list[dict[str, Any]]] = {}
+    budget = limits.MAX_RUNS
+    for name, table in experiments.items():
+        expanded[name] = expand_experiment(path, name, table, defaults, budget)
+        budget -= len(expanded[name])
+    return Config(path=path, runs_dir=path.parent / defaults.get("runs_dir", "runs"), experiments=expanded)
+
+
+def scan(doc: dict[str, Any], path: Path) -> None:
+    """Refuse, wherever it is, what no key allows: NaN/±inf, integers beyond 64 bits (TOML's own rule),
+    deep nesting, huge strings and lists.
+
+    Iterative, so a hostile document cannot exhaust the stack here either.
+    """
+    todo: list[tuple[tuple[str, ...], Any, int]] = [((), doc, 0)]
+    while todo:
+        keys, value, depth = todo.pop()
+        problem = None
+        if depth > limits.MAX_NESTING:
+            problem = f"nested deeper than {limits.MAX_NESTING} levels"
+        elif isinstance(value, dict):
+            for k, v in reversed(value.items()):
+                if len(k) > limits.MAX_STRING:
+                    problem = f"a key has at most {limits.MAX_STRING} characters"
+                    break
+                todo.append(((*keys, k), v, depth + 1))
+        elif isinstance(value, list):
+            if len(value) > limits.MAX_LIST:
+                problem = f"a list has at most {limits.MAX_LIST:,} entries (got {len(value):,})"
+            todo.extend((keys, v, depth + 1) for v in reversed(value))
+        elif isinstance(value, str) and len(value) > limits.MAX_STRING:
+            problem = f"a string has at most {limits.MAX_STRING} characters (got {len(value):,})"
+        elif isinstance(value, float) and not math.isfinite(value):
+            problem = f"{value} is not a finite number"
+        elif type(value) is int and not -(2**63) <= value < 2**63:
+            problem = f"{shown(value)} is beyond the 64-bit integers TOML allows"
+        if problem is not None:
+            if len(keys) >= 2 and keys[0] == "experiments":
+                Where(path, keys[1]).fail(".".join(keys[2:]) or None, problem)
+            Where(path).fail(".".join(keys) or None, problem)
+
+
+# --------------------------------------------------------------------------- experiments → runs
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _set_path(d: dict[str, Any], path: str, value: Any) -> None:
+    head, _, rest = path.partition(".")
+    if rest:
+        d[head] = dict(d.get(head) or {})
+        _set_path(d[head], rest, value)
+    else:
+        d[head] = value
+
+
+def _slug(value: Any) -> str:
+    if isinstance(value, list):
+        value = "+".join(str(v) for v in value)
+    return re.sub(r"[^A-Za-z0-9_.+=-]+", "_", str(value)).strip("_.") or "_"
+
+
+def _package_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _check_name(where: Where, name: str) -> None:
+    if len(name) > limits.MAX_NAME:
+        where.fail(None, f"a name has at most {limits.MAX_NAME} characters (got {len(name):,})")
+    if not NAME_RE.fullmatch(name) or ".." in name:
+        where.fail(None, "experiment names may hold letters, digits and _ . + = - (no '/', no '..')")
+
+
+def _merge(defaults: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
+    """[defaults] under the experiment's keys; model/optim/analysis merge key by key."""
+    merged = {k: v for k, v in defaults.items() if k != "runs_dir"}
+    for key in TABLE_KEYS:
+        if key in merged or key in table:
+            merged[key] = {**(merged.get(key) or {}), **(table.get(key) or {})}
+    merged.update({k: v for k, v in table.items() if k not in (*TABLE_KEYS, "sweep")})
+    return merged
+
+
+def _check_sweep(where: Where, sweep: dict[str, Any]) -> None:
+    for key, values in sweep.items():
+        head, _, rest = key.partition(".")
+        if head == "seeds":
+            where.fail("sweep.seeds", "list seeds in 'seeds', not in the sweep")
+        if head not in SWEEPABLE:
+            where.unknown(f"sweep.{key}", head, SWEEPABLE)
+        if rest and (head not in TABLE_KEYS or "." in rest):
+            where.fail(f"sweep.{key}", f"a sweep key is a key, or TABLE.KEY for {', '.join(TABLE_KEYS)}")
+        if not isinstance(values, list) or not values:
+            where.fail(f"sweep.{key}", f"must be a non-empty list of values, got {shown(values)}")
+
+
+def expand_experiment(
+    path: Path, name: str, table: Any, defaults: dict[str, Any], budget: int = limits.MAX_RUNS
+) -> list[dict[str, Any]]:
+    """One [experiments.NAME] table → its runs: the sweep's cartesian product × the seeds."""
+    where = Where(path, name)
+    _check_name(where, name)
+    if not isinstance(table, dict):
+        where.fail(None, f"must be a table, got {shown(table)}")
+    try:
+        msgspec.convert(table, Experiment)
+    except msgspec.ValidationError as e:
+        raise explain(e, Experiment, table, where) from None
+    merged = _merge(defaults, table)
+    seeds = merged.get("seeds", [0])
+    if len(set(seeds)) != len(seeds):
+        where.fail("seeds", f"seed listed twice in {shown(seeds)}")
+    sweep = _flatten(table.get("sweep") or {})
+    _check_sweep(where, sweep)
+    n_runs = math.prod(len(v) for v in sweep.values()) * len(seeds)
+    if n_runs > budget:
+        where.fail(
+            "sweep" if sweep else "seeds",
+            f"expands to {n_runs:,} runs; a file holds at most {limits.MAX_RUNS:,} (a limit of this tool)",
+        )
+    runs, seen = [], set()
+    keys = list(sweep)
+    for point in itertools.product(*(sweep[k] for k in keys)):
+        raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in merged.items()}
+        for key, value in zip(keys, point, strict=True):
+            _set_path(raw, key, value)
+        label = "-".join(f"{k.split('.')[-1]}={_slug(v)}" for k, v in zip(keys, point, strict=True))
+        resolved = _Point(where, name, raw, keys)
+        names = [f"{label}-seed{seed}" if label else f"seed{seed}" for seed in seeds]
+        for run_name in names:
+            if len(run_name) > limits.MAX_NAME:
+                where.fail(
+                    "sweep", f"run name '{shown(run_name)}' is longer than {limits.MAX_NAME} characters"
+                )
+            if run_name in seen:
+                where.fail("sweep", f"two runs would both be named '{shown(run_name)}'")
+            seen.add(run_name)
+        runs.extend(resolved.spec(seed, run_name) for seed, run_name in zip(seeds, names, strict=True))
+    return runs
+
+
+@lru_cache(maxsize=1024)
+def _facts(expr: str, p: int) -> tuple[int, bytes]:
+    """Pairs the task keeps at p, and a digest of its label table (equal digests: one function).
+
+    Cached small, so a sweep of thousands of points builds each table once and holds none.
+    """
+    table = Task.parse(expr, p).table
+    return int((table >= 0).sum()), hashlib.sha256(table.tobytes()).digest()
+
+
+class _Point:
+    """One sweep point: its settings checked against the schema and against each other."""
+
+    def __init__(self, where: Where, name: str, raw: dict[str, Any], sweep_keys: list[str]) -> None:
+        self.where, self.name, self.raw = where, name, raw
+
+        def rename(key: str) -> str:
+            hit = any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in sweep_keys)
+            return f"sweep.{key}" if hit else key
+
+        self.rename = rename
+        try:
+            s = msgspec.convert(raw, Settings)
+        except msgspec.ValidationError as e:
+            raise explain(e, Settings, raw, where, rename=rename) from None
+        model_raw = {"kind": "transformer", **s.model}
+        try:
+            model = msgspec.convert(model_raw, Model)
+        except msgspec.ValidationError as e:
+            raise explain(e, Model, model_raw, where, prefix="model.", rename=rename) from None
+        if isinstance(model, Transformer):
+            model = msgspec.structs.replace(
+                model,
+                pos_embed=s.layout == "nanda" if model.pos_embed is None else model.pos_embed,
+                biases=("mlp" if s.layout == "nanda" else "none") if model.biases is None else model.biases,
+                init=s.layout if model.init is None else model.init,
+            )
+            if model.d_model % model.heads:
+                self.fail("model.heads", f"d_model {model.d_model} is not divisible by heads {model.heads}")
+        self.s, self.model = s, model
+        self.tasks = self._tasks()
+        self._check_sizes()
+        self._check_split()
+
+    def fail(self, key: str, text: str) -> None:
+        self.where.fail(self.rename(key), text)
+
+    def _tasks(self) -> list[Task]:
+        s = self.s
+        texts = s.task if isinstance(s.task, list) else [s.task]
+        tasks = []
+        for text in texts:
+            try:
+                tasks.append(Task.parse(text, s.p))
+            except TaskError as e:
+                self.fail("task", str(e))
+        for t in tasks:
+            if self._kept(t) == 0:
+                self.fail("task", f"task '{shown(t.name)}' drops every pair at p = {s.p} (its divisor is 0)")
+        if len(tasks) > 1:  # the same function twice, however it is written ('add', 'a+b', 'b + a')
+            seen: dict[bytes, Task] = {}
+            for t in tasks:
+                first = seen.setdefault(_facts(t.expr, s.p)[1], t)
+                if first is not t:
+                    self.fail(
+                        "task",
+                        f"the mixture lists the same operation twice: '{shown(first.name)}' and "
+                        f"'{shown(t.name)}' are one function mod {s.p}",
+                    )
+        return tasks
+
+    def _kept(self, task: Task) -> int:
+        return _facts(task.expr, self.s.p)[0] if task.divides else self.s.p**2
+
+    def _check_sizes(self) -> None:
+        s, m, p = self.s, self.model, self.s.p
+        rows = sum(self._kept(t) for t in self.tasks)
+        if isinstance(m, Rfm):
+            entries = rows * math.ceil(s.train_frac * rows)
+            if entries > limits.MAX_KERNEL:
+                self.fail(
+                    "p",
+                    f"an RFM at p = {p} with train_frac {s.train_frac} has a kernel of {entries:,} entries; "
+                    f"at most {limits.MAX_KERNEL:,} (a limit of this tool)",
+                )
+            return
+        vocab = task_tokens(self.tasks, p, s.layout)[1]
+        n_out = vocab if isinstance(m, Transformer) else p
+        if rows * n_out > limits.MAX_LOGITS:
+            self.fail(
+                "p",
+                f"evaluating every pair at p = {p} takes {rows * n_out:,} logits; "
+                f"at most {limits.MAX_LOGITS:,} (a limit of this tool)",
+            )
+        n = _n_params(m, p, len(self.tasks), vocab, n_out)
+        if n > limits.MAX_PARAMS:
+            self.fail("model", f"has {n:,} parameters; at most {limits.MAX_PARAMS:,} (a limit of this tool)")
+
+    def _check_split(self) -> None:
+        """Both sides of the split hold pairs of every task, whatever the seed.
+
+        A task that drops pairs (a divisor 0 mod p) is safe when each side has more pairs than it drops;
+        a split that close to empty trains or tests on almost nothing anyway.
+        """
+        s, n_pairs = self.s, self.s.p**2
+        n_train = int(s.train_frac * n_pairs)
+        n_test = n_pairs - n_train
+        at = f"{s.train_frac} of the {n_pairs} pairs at p = {s.p}"
+        if n_train == 0:
+            self.fail("train_frac", f"{at} trains on no pair")
+        if n_test == 0:
+            self.fail("train_frac", f"{at} leaves no pair to test")
+        for t in self.tasks:
+            dropped = n_pairs - self._kept(t)
+            if dropped and min(n_train, n_test) <= dropped:
+                side = "trains" if n_train <= dropped else "tests"
+                self.fail(
+                    "train_frac",
+                    f"{at} {side} on {min(n_train, n_test)}, no more than the {dropped} that task "
+                    f"'{shown(t.name)}' drops: the split may hold none of its pairs",
+                )
+
+    def spec(self, seed: int, run_name: str) -> dict[str, Any]:
+        s = self.s
+        split_seed = s.split_seed if s.split_seed is not None else seed
+        optim = msgspec.to_builtins(s.optim)
+        if optim["warmup"] is None:
+            optim["warmup"] = 0 if s.layout == "furuta" else 10  # Furuta et al.: no schedule
+        return {
+            "experiment": self.name,
+            "name": run_name,
+            "description": s.description,
+            "task": self.raw.get("task", s.task),
+            "tasks": [t.expr for t in self.tasks],
+            "p": s.p,
+            "train_frac": float(s.train_frac),
+            "seed": seed,
+            "split_seed": split_seed,
+            "init_seed": seed,
+            "steps": s.steps,
+            "eval_every": s.eval_every,
+            "checkpoint_every": s.checkpoint_every,
+            "batch_size": s.batch_size,
+            "layout": s.layout,
+            "loss": s.loss if not isinstance(self.model, Rfm) else "mse",
+            "device": s.device,
+            "on_nan": s.on_nan,
+            "model": msgspec.to_builtins(self.model),
+            "optim": optim,
+            "analysis": msgspec.to_builtins(s.analysis),
+            "version": _package_version(),
+        }
+
+
+def _n_params(m: Transformer | Mlp, p: int, n_tasks: int, vocab: int, n_out: int) -> int:
+    """Parameters of the network the spec builds (models/transformer.py, models/mlp.py)."""
+    if isinstance(m, Transformer):
+        d = m.d_model
+        block = 4 * d * d + 2 * d * m.d_mlp + ((m.d_mlp + d) if m.biases == "mlp" else 0)
+        return vocab * d + (3 * d if m.pos_embed else 0) + m.layers * block + d * n_out
+    widths = [2 * p + (n_tasks if n_tasks > 1 else 0), *m.hidden, n_out]
+    return sum(a * b + (b if m.bias else 0) for a, b in itertools.pairwise(widths))
+
+
+#: Spec keys added since the first release, with the value a spec.json written before them means: a
+#: reader comparing an old spec with a new one (``grok run`` on an existing run) fills them in first.
+ADDED_SPEC_KEYS: dict[str, Any] = {"on_nan": "fail"}
+
+
+def run_label(spec: dict[str, Any]) -> str:
+    return f"{spec['experiment']}/{spec['name']}"
+
+
+__all__ = [
+    "ADDED_SPEC_KEYS",
+    "Config",
+    "ConfigError",
+    "load_config",
+    "parse_config",
+    "read_runs_dir",
+    "run_label",
+    "valid_device",
+]

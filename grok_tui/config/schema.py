@@ -1,0 +1,169 @@
+"""The experiments file, declared: one msgspec Struct per table, unknown keys refused.
+
+msgspec checks types strictly (a bool is never an int, a string never a number), ranges and enums, and
+names the failing field; :mod:`.errors` turns that into the one line the user sees, describing what is
+allowed from these declarations. NaN and ±inf are refused for every key before this schema runs
+(:func:`grok_tui.config.loader.scan`). Numbers that may be written either way (``lr = 1`` or ``1e-3``)
+keep the type they were written with, so ``spec.json`` holds what the file says.
+"""
+
+# No ``from __future__ import annotations``: msgspec reads these annotations as live objects.
+
+import re
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta, Struct, field
+
+from .limits import (
+    MAX_BATCH,
+    MAX_D_MLP,
+    MAX_D_MODEL,
+    MAX_EXPR_CHARS,
+    MAX_HEADS,
+    MAX_HIDDEN,
+    MAX_LAYERS,
+    MAX_P,
+    MAX_SEED,
+    MAX_SEEDS,
+    MAX_STEPS,
+    MAX_STRING,
+    MAX_TASKS,
+)
+
+
+def _number(**bounds: float) -> Any:
+    """An int or a float within ``bounds``, kept as written."""
+    return Annotated[int, Meta(**bounds)] | Annotated[float, Meta(**bounds)]
+
+
+Positive = _number(gt=0)
+NonNegative = _number(ge=0)
+Fraction = Annotated[float, Meta(gt=0, lt=1)]
+Count = Annotated[int, Meta(ge=1, le=MAX_STEPS)]
+Seed = Annotated[int, Meta(ge=0, le=MAX_SEED)]
+Text = Annotated[str, Meta(max_length=MAX_STRING)]
+Expression = Annotated[str, Meta(min_length=1, max_length=MAX_EXPR_CHARS)]
+
+#: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whole string: a trailing newline is not a device).
+DEVICE_RE = re.compile(r"\A(auto|cpu|cuda(:[0-9]{1,4})?)\Z")
+Device = Annotated[str, Meta(pattern=DEVICE_RE.pattern, description="auto, cpu, cuda or cuda:N")]
+#: Experiment names are directory names.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
+
+
+class Table(Struct, forbid_unknown_fields=True):
+    """A TOML table whose keys are exactly the declared fields."""
+
+
+# Nanda §3.2 / Furuta §4.3; pos_embed, biases and init follow the layout unless set (None until resolved).
+class Transformer(Table, tag="transformer", tag_field="kind"):
+    layers: Annotated[int, Meta(ge=1, le=MAX_LAYERS)] = 1
+    d_model: Annotated[int, Meta(ge=1, le=MAX_D_MODEL)] = 128
+    heads: Annotated[int, Meta(ge=1, le=MAX_HEADS)] = 4
+    d_mlp: Annotated[int, Meta(ge=1, le=MAX_D_MLP)] = 512
+    act: Literal["relu", "gelu"] = "relu"
+    pos_embed: bool | None = None
+    biases: Literal["mlp", "none"] | None = None
+    init: Literal["nanda", "furuta"] | None = None
+
+
+# Mallinar's quadratic net (hidden=[1024], act x², no bias) or Prieto's ReLU net (hidden=[200, 200]).
+class Mlp(Table, tag="mlp", tag_field="kind"):
+    hidden: Annotated[
+        list[Annotated[int, Meta(ge=1, le=MAX_HIDDEN)]], Meta(min_length=1, max_length=MAX_LAYERS)
+    ] = field(default_factory=lambda: [1024])
+    act: Literal["quadratic", "relu"] = "quadratic"
+    bias: bool = False
+
+
+# Mallinar et al. RFM: kernel ridge regression + AGOP (steps are RFM iterations).
+class Rfm(Table, tag="rfm", tag_field="kind"):
+    kernel: Literal["gaussian", "laplace", "quadratic"] = "gaussian"
+    bandwidth: Positive = 2.5
+    ridge: NonNegative = 0.0
+    agop_power: Positive = 0.5
+    centering: bool = True
+
+
+Model = Transformer | Mlp | Rfm
+
+
+class Optim(Table):
+    kind: Literal["adamw"] = "adamw"
+    lr: Positive = 1e-3
+    weight_decay: NonNegative = 1.0
+    betas: Annotated[list[_number(ge=0, lt=1)], Meta(min_length=2, max_length=2)] = field(
+        default_factory=lambda: [0.9, 0.98]
+    )
+    eps: Positive = 1e-8
+    # 10 steps of linear warm-up (Nanda); 0 with the furuta layout (Furuta et al.: no schedule).
+    warmup: Annotated[int, Meta(ge=0, le=MAX_STEPS)] | None = None
+
+
+class Analysis(Table):
+    # Which published key-frequency rule to use (Nanda et al. 2023 §4.1, App. C.2 and their Colab):
+    # "neuron" (clusters, 0.85 cut), "embed", "logit".
+    key_freq_rule: Literal["neuron", "embed", "logit"] = "neuron"
+    key_freq_threshold: Fraction = 0.85
+    # Furuta's FFD threshold η.
+    ffd_eta: Fraction = 0.5
+    # Gini over per-frequency norms: include the constant component or not (the paper leaves it open).
+    gini_constant: bool = False
+    # For mul/div also report measures in the discrete-log basis.
+    discrete_log: Literal["auto", "on", "off"] = "auto"
+    # Embed/logit key-frequency rules: components above this fraction of the largest (TransformerLens: 1/4).
+    key_freq_frac: Fraction = 0.25
+    # Pairs the restricted loss is scored on (the paper names none; the Colab reports all and train).
+    restricted_split: Literal["all", "train", "test"] = "all"
+
+
+class Settings(Table):
+    """Keys an experiment sets, or [defaults] sets for every experiment."""
+
+    description: Text = ""
+    task: Annotated[
+        Expression | Annotated[list[Expression], Meta(min_length=1, max_length=MAX_TASKS)],
+        Meta(
+            description=f"an operation name, an expression in a and b, or a list of up to {MAX_TASKS} of them"
+        ),
+    ] = "add"
+    p: Annotated[int, Meta(ge=2, le=MAX_P)] = 113
+    train_frac: Fraction = 0.3
+    seeds: Annotated[list[Seed], Meta(min_length=1, max_length=MAX_SEEDS)] = field(
+        default_factory=lambda: [0]
+    )
+    split_seed: Seed | None = None  # None: each run's split follows its seed
+    steps: Count = 10_000
+    eval_every: Count = 100
+    checkpoint_every: Count = 1000
+    batch_size: Annotated[int, Meta(ge=0, le=MAX_BATCH, description="0 (full batch) or a batch size")] = 0
+    layout: Literal["nanda", "furuta"] = "nanda"
+    loss: Literal["ce", "mse"] = "ce"
+    device: Device = "auto"
+    # What a run does when its training loss turns NaN or infinite: stop as failed, or train on.
+    on_nan: Literal["fail", "continue"] = "fail"
+    # Checked as a Model once [defaults] and the experiment are merged: its kind may come from either.
+    model: dict[str, Any] = {}
+    optim: Optim = field(default_factory=Optim)
+    analysis: Analysis = field(default_factory=Analysis)
+
+
+class Experiment(Settings):
+    sweep: Annotated[dict[str, Any], Meta(description="a table of lists")] = {}
+
+
+class Defaults(Settings):
+    runs_dir: Annotated[str, Meta(min_length=1, max_length=MAX_STRING, description="a non-empty path")] = (
+        "runs"
+    )
+
+
+class Document(Table):
+    defaults: dict[str, Any] = {}
+    experiments: dict[str, Any] = {}
+
+
+#: Keys that hold tables merged key by key with [defaults] (the rest replace the default).
+TABLE_KEYS = ("model", "optim", "analysis")
+#: Keys a sweep may list values for.
+SWEEPABLE = tuple(k for k in Settings.__struct_fields__ if k not in ("description", "seeds"))
