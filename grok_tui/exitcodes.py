@@ -6,9 +6,10 @@ The shell conventions: 1 a run failed, 2 a bad input (file, key, option, run nam
 from __future__ import annotations
 
 OK = 0
-#: A run failed, or a command could not do what was asked of an existing run.
+#: A run failed, or a command could not do what was asked of an existing run (a damaged checkpoint, a run
+#: with nothing to export yet): the message names the run or file.
 FAILED = 1
-#: A bad input: experiments file, option, run name, damaged file named in the message.
+#: A bad input: an experiments file, an option, a run name, a link inside a run directory.
 USAGE = 2
 #: The worker found its run owned by another live worker (it started nothing).
 BUSY = 3

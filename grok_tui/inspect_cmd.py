@@ -1,9 +1,10 @@
 """``grok inspect RUN``: the mechanistic picture of one checkpoint, from the run directory alone.
 
-Reads ``checkpoints/step_N.npz`` (weights + ``analysis/*`` arrays + meta), ``metrics.jsonl`` and, when
-the run has finished, ``progress.jsonl`` (restricted/excluded loss with the FINAL key frequencies).
-Whatever a checkpoint lacks (older runs, MLPs) is recomputed from its weights with numpy; nothing
-here imports torch. Also :func:`progress_curves`, the progress-measure panels ``grok show`` draws.
+The checkpoint itself is read by :mod:`grok_tui.checkpoints` (the same view the TUI inspector draws:
+what the worker stored, else recomputed from the weights, saying which); this module adds what belongs
+to the run: the phase at that step (``metrics.jsonl``) and, once the run has finished, restricted and
+excluded loss with the FINAL key frequencies (``progress.jsonl``). Nothing here imports torch. Also
+:func:`progress_curves`, the progress-measure panels ``grok show`` draws.
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from . import checkpoints
 from .analysis import live
-from .analysis.keyfreq import KeyFreqs, from_component_norms
-from .analysis.measures import Spectrum, sum_sq_weights
 from .analysis.phase import phase_boundaries
 from .exitcodes import FAILED as EXIT_CORRUPT
 from .exitcodes import USAGE as EXIT_USAGE
@@ -45,6 +43,11 @@ def _num(v: Any) -> float | None:
     return None
 
 
+def _step_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with an integer step: a damaged row is skipped, as the other readers skip it."""
+    return [r for r in rows if isinstance(r.get("step"), int) and not isinstance(r.get("step"), bool)]
+
+
 def _pick_step(run: RunDir, step: int | None) -> int:
     steps = run.checkpoint_steps()
     if not steps:
@@ -60,79 +63,41 @@ def _pick_step(run: RunDir, step: int | None) -> int:
     return step
 
 
-def _spectra(weights: dict[str, np.ndarray], arrays: dict[str, np.ndarray], p: int):
-    """(name → Spectrum) for W_E and W_L: from the stored analysis arrays, else from the weights."""
-    out: dict[str, Spectrum] = {}
-    computed = live._spectra(weights, p, "standard")
-    for name in ("embed", "logit"):
-        cos, sin = arrays.get(f"analysis/{name}_cos"), arrays.get(f"analysis/{name}_sin")
-        const = arrays.get(f"analysis/{name}_const")
-        if cos is not None and sin is not None and const is not None and len(cos) == p // 2:
-            norms = np.zeros(p)
-            norms[0] = float(const)
-            norms[1 : 2 * (p // 2) : 2] = cos
-            sins = np.asarray(sin)[: (p - 1) // 2]
-            norms[2 : 2 * len(sins) + 1 : 2] = sins
-            out[name] = Spectrum(norms)
-        elif name in computed:
-            out[name] = computed[name]
-    return out
-
-
-def _key_freqs(arrays: dict[str, np.ndarray], spectra: dict[str, Spectrum], spec: dict) -> KeyFreqs:
-    if "analysis/key_freqs" in arrays:
-        rule = str(arrays.get("analysis/key_freq_rule", "?"))
-        kf = KeyFreqs([int(k) for k in np.asarray(arrays["analysis/key_freqs"]).ravel()], rule)
-        if "analysis/neuron_freq" in arrays:
-            kf.neuron_freq = np.asarray(arrays["analysis/neuron_freq"])
-        return kf
-    opts = live.options(spec)
-    for name in ("logit", "embed"):
-        if name in spectra:
-            return KeyFreqs(from_component_norms(spectra[name].norms, opts["key_freq_frac"]), name)
-    return KeyFreqs([], "none")
+def _final(run_dir: Path, step: int, p: int) -> dict[str, Any] | None:
+    """The final pass's row at ``step``, when its key frequencies are a list of frequencies."""
+    row = next((r for r in _step_rows(read_progress(run_dir)) if r["step"] == step), None)
+    if row is None:
+        return None
+    ks = row.get("key_freqs")
+    if not isinstance(ks, list) or not all(isinstance(k, int) and 1 <= k <= p // 2 for k in ks):
+        return None
+    return row
 
 
 def collect(run_dir: Path, step: int | None) -> dict[str, Any]:
-    """Everything ``grok inspect`` shows, as a JSON-able dict. Raises InspectError."""
+    """Everything ``grok inspect`` shows, as a JSON-able dict. Raises InspectError for a damaged
+    input that leaves nothing to show; one that leaves something (non-finite weights) is ``error``."""
     run_dir = Path(run_dir)
     if not (run_dir / SPEC).exists():
         raise InspectError(f"no run at {run_dir} (no {SPEC})")
     run = RunDir(run_dir)
-    spec = run.spec()
-    p = spec.get("p")
-    if not isinstance(p, int) or p < 2:
-        raise InspectError(f"{run_dir / SPEC}: no valid 'p'", EXIT_CORRUPT)
-    step = _pick_step(run, step)
-    from .recorder import load_checkpoint
-
     try:
-        arrays, meta = load_checkpoint(run.checkpoint_path(step))
-    except ValueError as e:
+        spec = checkpoints.read_spec(run_dir)
+    except checkpoints.CheckpointError as e:
         raise InspectError(str(e), EXIT_CORRUPT) from None
-    weights = {k: v for k, v in arrays.items() if not k.startswith("analysis/")}
-    rows = run.metrics()
-    row = next((r for r in reversed(rows) if r.get("step") == step), {})
-    m = {**row, **{k: v for k, v in meta.items() if k != "tasks"}}
-    opts = live.options(spec)
-    spectra = _spectra(weights, arrays, p)
-    kf = _key_freqs(arrays, spectra, spec)
-    eta, const = float(opts["ffd_eta"]), bool(opts["gini_constant"])
-
-    def measure(key: str, name: str, fn) -> float | None:
-        v = _num(m.get(key))
-        if v is None and name in spectra:
-            v = _num(fn(spectra[name]))
-        return v
-
+    step = _pick_step(run, step)
+    rows = _step_rows(run.metrics())
+    row = checkpoints.metrics_row(rows, step)
+    view = checkpoints.view(run.checkpoint_path(step), spec, row, spec_path=run_dir / SPEC)
+    if view.error and not view.readable:
+        raise InspectError(view.error, EXIT_CORRUPT)
     bounds = phase_boundaries(rows)  # first crossings: the phase at `step` only depends on rows ≤ step
-    final = next((r for r in read_progress(run_dir) if r.get("step") == step), None)
-    structure = arrays.get("analysis/structure")
-    out: dict[str, Any] = {
+    final = _final(run_dir, step, spec["p"])
+    return {
         "run": run.run_id,
         "path": str(run_dir),
         "task": spec.get("task"),
-        "p": p,
+        "p": spec["p"],
         "step": step,
         "phase": bounds.phase_at(step),
         "phase_boundaries": {
@@ -140,19 +105,8 @@ def collect(run_dir: Path, step: int | None) -> dict[str, Any]:
             "cleanup": bounds.cleanup,
             "generalised": bounds.generalised,
         },
-        "structure": str(structure) if structure is not None else None,
-        "key_freqs": kf.freqs,
-        "key_freq_rule": kf.rule,
-        "neurons_per_freq": {str(k): c for k, c in kf.cluster_sizes().items()},
-        "train_loss": _num(m.get("train_loss")),
-        "train_acc": _num(m.get("train_acc")),
-        "test_loss": _num(m.get("test_loss")),
-        "test_acc": _num(m.get("test_acc")),
-        "restricted_loss": _num(m.get("restricted_loss")),
-        "restricted_acc": _num(m.get("restricted_acc")),
-        "excluded_loss": _num(m.get("excluded_loss")),
-        "excluded_acc": _num(m.get("excluded_acc")),
-        "restricted_split": opts["restricted_split"],
+        **view.to_json(),
+        "restricted_split": live.options(spec)["restricted_split"],
         "final_key_freqs": final.get("key_freqs") if final else None,
         "final": (
             {
@@ -162,25 +116,7 @@ def collect(run_dir: Path, step: int | None) -> dict[str, Any]:
             if final
             else None
         ),
-        "weight_norm": _num(m.get("weight_norm")) or _num(sum_sq_weights(weights)),
-        "gini_embed": measure("gini_embed", "embed", lambda s: s.gini(const)),
-        "gini_logit": measure("gini_logit", "logit", lambda s: s.gini(const)),
-        "ffd_embed": measure("ffd_embed", "embed", lambda s: s.ffd(eta)),
-        "fcr_embed": measure("fcr_embed", "embed", lambda s: s.fcr()),
-        "ffd_logit": measure("ffd_logit", "logit", lambda s: s.ffd(eta)),
-        "fcr_logit": measure("fcr_logit", "logit", lambda s: s.fcr()),
-        "spectra": {
-            name: {
-                k: [_num(x) for x in v.tolist()]
-                for k, v in (("per_freq", sp.per_freq), ("cos", sp.cos), ("sin", sp.sin))
-            }
-            for name, sp in spectra.items()
-        },
     }
-    for key in ("gini_embed_dlog", "ffd_embed_dlog", "fcr_embed_dlog", "gini_logit_dlog", "ffd_logit_dlog"):
-        if _num(m.get(key)) is not None:
-            out[key] = _num(m.get(key))
-    return out
 
 
 # --------------------------------------------------------------------------- rendering
@@ -221,11 +157,27 @@ def render(info: dict[str, Any], width: int = 100) -> str:
         f" clean-up from {_f(pb['cleanup'])}, generalised from {_f(pb['generalised'])})",
     ]
     ks = " ".join(str(k) for k in info["key_freqs"]) or "none"
-    line = f"key frequencies ({info['key_freq_rule']} rule): {ks}"
+    source = f"   ({info['key_freq_source']})" if info["key_freq_source"] else ""
+    line = f"key frequencies ({info['key_freq_rule']} rule): {ks}{source}"
     if info["neurons_per_freq"]:
         sizes = ", ".join(f"{k}: {c}" for k, c in info["neurons_per_freq"].items() if k != "-1")
-        line += f"   [neurons {sizes}; unexplained {info['neurons_per_freq'].get('-1', 0)}]"
+        unexplained = info["neurons_per_freq"].get("-1", 0)
+        line += (
+            f"   [neurons {sizes}; unexplained {unexplained}]"
+            if sizes
+            else f"   [{unexplained} neurons, none explained]"
+        )
     lines.append(line)
+    per_task = info["key_freqs_per_task"]
+    if len(per_task) > 1:
+        for t in per_task:
+            tk = " ".join(str(k) for k in t["key_freqs"]) or "none"
+            lines.append(f"  {t['task']}: {tk}   ({t['rule']} rule, {t['source']})")
+    if info["recomputed"]:
+        lines.append(
+            f"recomputed from the weights: {', '.join(info['recomputed'])} (the checkpoint lacks them)"
+        )
+    lines += [f"note: {n}" for n in info["notes"]]
     if info["structure"]:
         lines.append(f"structure: c = {info['structure']}")
     lines.append(
@@ -281,17 +233,24 @@ def _json_safe(v: Any) -> Any:
 
 
 def inspect(run_dir: Path, step: int | None, as_json: bool, width: int = 100) -> int:
-    """Print the inspection of ``run_dir`` at ``step`` (None: last checkpoint); return the exit code."""
+    """Print the inspection of ``run_dir`` at ``step`` (None: last checkpoint); return the exit code.
+
+    A damaged input is one line on stderr and a non-zero exit; where the checkpoint still shows
+    something (non-finite weights), that is printed first, with null for every non-finite number.
+    """
     try:
         info = collect(Path(run_dir), step)
     except InspectError as e:
         print(f"grok: error: {e}", file=sys.stderr)
         return e.code
-    text = json.dumps(_json_safe(info), indent=1, default=str) if as_json else render(info, width)
+    text = json.dumps(_json_safe(info), indent=1, allow_nan=False) if as_json else render(info, width)
     try:
         print(text, flush=True)
     except BrokenPipeError:  # `grok inspect RUN | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if info["error"]:
+        print(f"grok: error: {info['error']}", file=sys.stderr)
+        return EXIT_CORRUPT
     return 0
 
 

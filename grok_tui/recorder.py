@@ -318,19 +318,3 @@ class Recorder:
         if len(problems) == 1:
             raise RunFailure(f"{problems[0]}; no earlier resume state to fall back to")
         raise RunFailure(f"{problems[0]}; and the fallback: {problems[1]}")
-
-
-def load_checkpoint(path: Path | str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(arrays, meta) of a checkpoint npz; numpy only. Raises ValueError naming the file if corrupt."""
-    import numpy as np  # noqa: F811 - lazily: this module loads without numpy
-
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k != "meta_json"}
-            meta = json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise ValueError(f"{path}: corrupt or unreadable checkpoint ({e.__class__.__name__}: {e})") from None
-    except Exception as e:  # zipfile.BadZipFile and friends
-        raise ValueError(f"{path}: corrupt or unreadable checkpoint ({e.__class__.__name__})") from None
-    return arrays, meta

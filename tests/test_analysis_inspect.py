@@ -92,9 +92,52 @@ def test_inspect_recomputes_what_an_older_checkpoint_lacks(tmp_path, capsys) -> 
     assert inspect(run, None, True) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["key_freqs"] == KEYS and info["key_freq_rule"] == "logit"
+    assert info["key_freq_source"] == "recomputed" and info["run_key_freq_rule"] == "neuron"
     assert info["ffd_logit"] == pytest.approx(2 * len(KEYS) / (2 * (P // 2)))
     assert info["phase"] == "memorisation" and info["restricted_loss"] is None
-    assert info["weight_norm"] > 0
+    assert info["weight_norm"] > 0 and info["sources"]["weight_norm"] == "recomputed"
+    # never silently another rule: the output says which, and why the run's own could not apply
+    (why,) = [n for n in info["notes"] if n.startswith("logit rule")]
+    assert "not the run's neuron rule" in why and "spec.json has no" in why
+    assert any(n.startswith("restricted/excluded loss and accuracy not recomputed") for n in info["notes"])
+    assert inspect(run, None, False) == 0
+    out = capsys.readouterr().out
+    assert "key frequencies (logit rule): 3 7 12   (recomputed)" in out
+    assert "note: logit rule, not the run's neuron rule" in out
+    assert "recomputed from the weights: key frequencies, spectra, Gini/FFD/FCR, weight norm" in out
+
+
+def test_inspect_shows_a_mixture_per_task_and_their_union(tmp_path, capsys) -> None:
+    run = tmp_path / "mix" / "seed0"
+    tasks = ["a + b", "a - b"]
+    spec = {"p": P, "task": tasks, "tasks": tasks, "analysis": dict(ANALYSIS_DEFAULTS)}
+    write_json_atomic(run / SPEC, spec)
+    data = build_dataset([Task.parse(t, P) for t in tasks], P, 0.3, 0, "nanda")
+    rng = np.random.default_rng(3)
+    acts = np.concatenate(
+        [
+            neuron_acts(data.a[data.task_ids == i], data.b[data.task_ids == i], P, ks, rng)[0]
+            for i, ks in enumerate(([3, 7], [7, 12]))
+        ]
+    )
+    weights = transformer_arrays(P, KEYS, rng, extra_tokens=3)
+    _, out = live.checkpoint_measures(weights, None, acts, data, spec)
+    Recorder(run).checkpoint(10, {**weights, **{f"analysis/{k}": v for k, v in out.items()}}, {})
+    assert inspect(run, None, True) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (
+        info["key_freqs"] == KEYS
+        and info["key_freq_rule"] == "neuron"
+        and info["key_freq_source"] == "stored"
+    )
+    assert [(t["task"], t["key_freqs"], t["rule"]) for t in info["key_freqs_per_task"]] == [
+        ("a + b", [3, 7], "neuron"),
+        ("a - b", [7, 12], "neuron"),
+    ]
+    assert inspect(run, None, False) == 0
+    out = capsys.readouterr().out
+    assert "key frequencies (neuron rule): 3 7 12   (stored)" in out
+    assert "  a + b: 3 7   (neuron rule, stored)" in out and "  a - b: 7 12   (neuron rule, stored)" in out
 
 
 def test_inspect_errors_are_one_line_with_exit_codes(run_dir, tmp_path, capsys) -> None:
@@ -130,14 +173,19 @@ def test_progress_series_prefer_the_final_key_frequencies(run_dir, tmp_path) -> 
     assert progress_series(tmp_path) == {} and progress_curves(tmp_path) == []
 
 
-def test_inspect_survives_a_diverged_checkpoint(tmp_path, capsys) -> None:
+def test_inspect_shows_a_diverged_checkpoint_and_fails(tmp_path, capsys) -> None:
+    """Non-finite weights: what can be shown is (strict JSON, null for NaN), then one error line, exit 1."""
     run = tmp_path / "nan" / "seed0"
     write_json_atomic(run / SPEC, {"p": P, "task": "add"})
     arrays = transformer_arrays(P, KEYS, np.random.default_rng(2))
     arrays["W_E"][3, 0] = np.nan
     Recorder(run).checkpoint(10, arrays, {"train_loss": float("nan")})
-    assert inspect(run, None, True) == 0
-    info = json.loads(capsys.readouterr().out)  # strict JSON: NaN became null
+    assert inspect(run, None, True) == 1
+    out, err = capsys.readouterr()
+    info = json.loads(out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
     assert info["train_loss"] is None and None in info["spectra"]["embed"]["per_freq"]
-    assert inspect(run, None, False) == 0
-    assert "W_E: Fourier norm per frequency" in capsys.readouterr().out
+    assert "non-finite weights in W_E" in info["error"]
+    assert err.count("\n") == 1 and "step_0000010.npz: non-finite weights in W_E" in err
+    assert inspect(run, None, False) == 1
+    out, err = capsys.readouterr()
+    assert "W_E: Fourier norm per frequency" in out and err.count("\n") == 1

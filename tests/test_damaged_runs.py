@@ -117,15 +117,7 @@ def strict(text: str):
 
 
 @pytest.mark.parametrize("how", DAMAGES)
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason="checkpoint view branch", strict=False))
-        if n == "ckpt"
-        else n
-        for n in FILES
-    ],
-)
+@pytest.mark.parametrize("name", FILES)
 def test_every_reader_command_survives_a_damaged_file(
     source: Path, tmp_path: Path, name: str, how: str
 ) -> None:

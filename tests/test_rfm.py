@@ -11,9 +11,10 @@ import torch
 
 from grok_tui.analysis import agop as ag
 from grok_tui.analysis.dlog import dlog_table
+from grok_tui.checkpoints import load_checkpoint
 from grok_tui.config import parse_config
 from grok_tui.models import rfm
-from grok_tui.recorder import load_checkpoint, write_json_atomic
+from grok_tui.recorder import write_json_atomic
 from grok_tui.runs import RunDir
 from grok_tui.tasks import Task, build_dataset
 from grok_tui.training import rfm as rfm_training

@@ -14,9 +14,9 @@ import pytest
 from helpers import grok, wait_for
 
 from grok_tui import runs
+from grok_tui.checkpoints import load_checkpoint
 from grok_tui.config import load_config
 from grok_tui.launch.local import prepare_run
-from grok_tui.recorder import load_checkpoint
 
 
 def without_time(rows: list[dict]) -> list[dict]:

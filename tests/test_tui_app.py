@@ -23,11 +23,11 @@ from tui_helpers import (  # noqa: F401
 )
 
 from grok_tui import recorder, runs
+from grok_tui.checkpoints import run_view
 from grok_tui.series import ema
 from grok_tui.tui import actions
 from grok_tui.tui import format as fmt
 from grok_tui.tui.app import GrokApp
-from grok_tui.tui.ckpt import inspect_checkpoint
 from grok_tui.tui.screens.experiments import RunTable
 
 SIZE = (110, 32)
@@ -160,7 +160,7 @@ async def test_inspector_steps_through_checkpoints_from_the_keyboard(fx: Path) -
         await pilot.press("l", "l")
         await pilot.pause()
         assert screen.step == 1000
-        expected = inspect_checkpoint(runs.RunDir(run_dir).checkpoint_path(1000), 59)
+        expected = run_view(run_dir, 1000)
         bars = screen.query_one("#bars-embed", SpectrumBars)
         assert np.allclose(bars.cos, expected.embed.cos) and bars.key_freqs == expected.key_freqs
         assert np.allclose(screen.query_one("#bars-logit", SpectrumBars).sin, expected.logit.sin)

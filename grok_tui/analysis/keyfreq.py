@@ -30,6 +30,8 @@ class KeyFreqs:
     # neuron rule: best frequency per neuron (-1 below the cut or dead) and its variance share
     neuron_freq: np.ndarray | None = field(default=None, repr=False)
     neuron_frac: np.ndarray | None = field(default=None, repr=False)
+    # why this rule and not the one asked for ("" when it is the one asked for)
+    note: str = ""
 
     def cluster_sizes(self) -> dict[int, int]:
         """Neurons per key frequency (neuron rule), -1 = unexplained."""

@@ -2,7 +2,9 @@
 checkpoint, and a final pass over all checkpoints with the final key frequencies. Numpy only.
 
 The worker must never die of analysis: every entry point catches its own errors, prints one line to
-stderr (the run's worker.log) and returns what it has.
+stderr (the run's worker.log) and returns what it has. The checkpoint view (``grok_tui.checkpoints``)
+recomputes what a checkpoint lacks with the same functions, through the variants that raise instead
+(``weight_measures``, ``checkpoint_analysis``), so that it can say what failed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from .progress import progress_measures
 from .structure import Structure, detect_structure
 
 Forward = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray | None]]
+
+#: Models whose MLP activations the neuron rule reads (Nanda et al.'s Colab clusters the transformer's
+#: MLP neurons); for the others the worker passes none, and the rule falls back, saying so.
+NEURON_RULE_MODELS = ("transformer",)
 
 
 def options(spec: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +59,14 @@ def _basis_option(opts: dict[str, Any]) -> str:
     return "standard" if opts.get("discrete_log") == "off" else "auto"
 
 
+def has_structure(spec: dict[str, Any]) -> bool:
+    """Whether restricted/excluded loss exist for this run: one task, with a Fourier structure."""
+    tasks = _tasks(spec)
+    if len(tasks) != 1:
+        return False
+    return _task_structure(tasks[0], int(spec["p"]), _basis_option(options(spec))) is not None
+
+
 def use_dlog(spec: dict[str, Any]) -> bool:
     """Also report spectra in the discrete-log basis: 'on' (p prime), or 'auto' for mul/div-like."""
     opts, p = options(spec), int(spec["p"])
@@ -68,7 +82,9 @@ def use_dlog(spec: dict[str, Any]) -> bool:
     return any(s is not None and s.basis == "dlog" for s in structs)
 
 
-def _spectra(arrays: dict[str, np.ndarray], p: int, basis: str) -> dict[str, Spectrum]:
+def spectra(arrays: dict[str, np.ndarray], p: int, basis: str = "standard") -> dict[str, Spectrum]:
+    """The spectra of W_E (``embed``) and W_L (``logit``), whichever the weights hold: what every
+    measure here, the stored ``analysis/*_cos|sin|const`` arrays and the checkpoint inspector read."""
     out = {}
     E = embed_matrix(arrays, p)
     if E is not None and E.shape[0] == p:
@@ -86,6 +102,29 @@ def _clean(x: float) -> float:
 # --------------------------------------------------------------------------- every evaluation
 
 
+def weight_measures(
+    arrays: dict[str, np.ndarray],
+    spec: dict[str, Any],
+    scalars: dict[str, float] | None = None,
+    out: dict[str, list[float]] | None = None,
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """:func:`eval_measures` without its safety net: raises on weights it cannot read (the
+    checkpoint view reports that instead of printing it). Fills ``scalars``/``out`` as it goes."""
+    scalars = {} if scalars is None else scalars
+    out = {} if out is None else out
+    opts, p = options(spec), int(spec["p"])
+    eta, const = float(opts["ffd_eta"]), bool(opts["gini_constant"])
+    bases = [("", "standard")] + ([("_dlog", "dlog")] if use_dlog(spec) else [])
+    for suffix, basis in bases:
+        for name, sp in spectra(arrays, p, basis).items():
+            scalars[f"gini_{name}{suffix}"] = _clean(sp.gini(const))
+            scalars[f"ffd_{name}{suffix}"] = _clean(sp.ffd(eta))
+            scalars[f"fcr_{name}{suffix}"] = _clean(sp.fcr())
+            if suffix or name != "embed":
+                out[f"{name}{suffix}"] = [float(x) for x in sp.per_freq]
+    return scalars, out
+
+
 def eval_measures(
     arrays: dict[str, np.ndarray], spec: dict[str, Any]
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
@@ -99,16 +138,7 @@ def eval_measures(
     scalars: dict[str, float] = {}
     spectra: dict[str, list[float]] = {}
     try:
-        opts, p = options(spec), int(spec["p"])
-        eta, const = float(opts["ffd_eta"]), bool(opts["gini_constant"])
-        bases = [("", "standard")] + ([("_dlog", "dlog")] if use_dlog(spec) else [])
-        for suffix, basis in bases:
-            for name, sp in _spectra(arrays, p, basis).items():
-                scalars[f"gini_{name}{suffix}"] = _clean(sp.gini(const))
-                scalars[f"ffd_{name}{suffix}"] = _clean(sp.ffd(eta))
-                scalars[f"fcr_{name}{suffix}"] = _clean(sp.fcr())
-                if suffix or name != "embed":
-                    spectra[f"{name}{suffix}"] = [float(x) for x in sp.per_freq]
+        weight_measures(arrays, spec, scalars, spectra)
     except Exception as e:  # never kill training over a measure
         _warn("eval measures", e)
     return scalars, spectra
@@ -138,19 +168,87 @@ def key_frequencies(
     p: int,
     opts: dict[str, Any],
 ) -> keyfreq.KeyFreqs:
-    """Key frequencies by the run's rule (neuron rule without activations → logit rule)."""
+    """Key frequencies by the run's rule. Where that rule cannot apply (the neuron rule without
+    activations or without an (a, b) grid; a matrix the weights lack) the next rule is used, and
+    ``KeyFreqs.note`` says why: the result always names the rule that gave it."""
     rule = opts["key_freq_rule"]
     basis = grid.basis if grid is not None else "standard"
-    if rule == "neuron" and acts is not None and grid is not None:
-        return keyfreq.neuron_rule(np.asarray(acts)[grid.rows], grid.n, float(opts["key_freq_threshold"]))
+    note = ""
+    if rule == "neuron":
+        if acts is not None and grid is not None:
+            return keyfreq.neuron_rule(np.asarray(acts)[grid.rows], grid.n, float(opts["key_freq_threshold"]))
+        note = (
+            "the neuron rule reads a transformer's MLP activations, and there are none"
+            if acts is None
+            else "the neuron rule needs every (a, b) pair of the task, and some are missing"
+        )
     order = ("embed", "logit") if rule == "embed" else ("logit", "embed")
-    sp = _spectra(arrays, p, basis)
+    sp = spectra(arrays, p, basis)
     for name in order:
         if name in sp:
-            return keyfreq.KeyFreqs(
-                keyfreq.from_component_norms(sp[name].norms, float(opts["key_freq_frac"])), name
-            )
-    return keyfreq.KeyFreqs([], "none")
+            if name != order[0] and rule != "neuron":
+                note = f"no {'W_E' if order[0] == 'embed' else 'W_L'} in these weights"
+            freqs = keyfreq.from_component_norms(sp[name].norms, float(opts["key_freq_frac"]))
+            return keyfreq.KeyFreqs(freqs, name, note=note)
+    return keyfreq.KeyFreqs([], "none", note=note or "no W_E or W_L in these weights")
+
+
+def checkpoint_analysis(
+    arrays: dict[str, np.ndarray],
+    logits: np.ndarray | None,
+    acts: np.ndarray | None,
+    dataset: Any,
+    spec: dict[str, Any],
+    scalars: dict[str, float] | None = None,
+    out: dict[str, np.ndarray] | None = None,
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """:func:`checkpoint_measures` without its safety net (raises; fills ``scalars``/``out`` as it
+    goes); ``logits=None`` leaves out what needs them (restricted/excluded loss and accuracy). The
+    checkpoint view recomputes what a checkpoint lacks with this."""
+    scalars = {} if scalars is None else scalars
+    out = {} if out is None else out
+    opts, p = options(spec), int(spec["p"])
+    bases = ["standard"] + (["dlog"] if use_dlog(spec) else [])
+    for basis in bases:
+        suffix = "" if basis == "standard" else "_dlog"
+        for name, sp in spectra(arrays, p, basis).items():
+            out[f"{name}_cos{suffix}"] = sp.cos.astype(np.float32)
+            out[f"{name}_sin{suffix}"] = sp.sin.astype(np.float32)
+            out[f"{name}_const{suffix}"] = np.asarray(sp.const, dtype=np.float32)
+    tasks = getattr(dataset, "tasks", [None])
+    basis = _basis_option(opts)
+    if len(tasks) > 1:
+        for i in range(len(tasks)):
+            rows = np.flatnonzero(dataset.task_ids == i)
+            grid = _grid(dataset, rows, p, basis)
+            sub = None if acts is None else np.asarray(acts)[rows]
+            kf = key_frequencies(arrays, sub, grid, p, opts)
+            out[f"key_freqs_task{i}"] = np.asarray(kf.freqs, dtype=np.int64)
+            out[f"key_freq_rule_task{i}"] = np.asarray(kf.rule)
+            if kf.note:
+                out[f"key_freq_note_task{i}"] = np.asarray(kf.note)
+        return scalars, out
+    rows = np.arange(len(dataset.labels))
+    grid = _grid(dataset, rows, p, basis)
+    kf = key_frequencies(arrays, acts, grid, p, opts)
+    scalars["n_key_freqs"] = len(kf.freqs)
+    out["key_freqs"] = np.asarray(kf.freqs, dtype=np.int64)
+    out["key_freq_rule"] = np.asarray(kf.rule)
+    if kf.note:
+        out["key_freq_note"] = np.asarray(kf.note)
+    if kf.neuron_freq is not None:
+        out["neuron_freq"] = kf.neuron_freq.astype(np.int16)
+        out["neuron_frac"] = kf.neuron_frac.astype(np.float32)
+    if grid is not None and grid.sign != 0:
+        out["structure"] = np.asarray(grid.describe)
+        if logits is not None:
+            m = progress_measures(
+                np.asarray(logits), dataset.labels, dataset.is_train, grid, kf.freqs,
+                split=str(opts["restricted_split"]), per_freq=True,
+            )  # fmt: skip
+            out["excluded_loss_per_freq"] = np.asarray(m.pop("excluded_loss_per_freq"))
+            scalars.update({k: _clean(float(v)) for k, v in m.items()})  # type: ignore[arg-type]
+    return scalars, out
 
 
 def checkpoint_measures(
@@ -166,48 +264,15 @@ def checkpoint_measures(
     without them) cover every dataset row in dataset order. Returns (scalars: restricted_loss,
     restricted_acc, excluded_loss, excluded_acc, n_key_freqs — the first four only for tasks with a
     Fourier structure, see structure.py; arrays stored as ``analysis/<name>``: key_freqs,
-    key_freq_rule, structure, embed_cos/sin, logit_cos/sin, neuron_freq, neuron_frac,
-    excluded_loss_per_freq, and ``*_dlog`` spectra for mul/div). Mixtures get spectra and per-task
-    key frequencies (``key_freqs_task<i>``) only.
+    key_freq_rule, key_freq_note (why not the run's rule, when another one applied), structure,
+    embed_cos/sin/const, logit_cos/sin/const, neuron_freq, neuron_frac, excluded_loss_per_freq, and
+    ``*_dlog`` spectra for mul/div). Mixtures get spectra and per-task key frequencies
+    (``key_freqs_task<i>``, ``key_freq_rule_task<i>``, ``key_freq_note_task<i>``) only.
     """
     scalars: dict[str, float] = {}
     out: dict[str, np.ndarray] = {}
     try:
-        opts, p = options(spec), int(spec["p"])
-        bases = ["standard"] + (["dlog"] if use_dlog(spec) else [])
-        for basis in bases:
-            suffix = "" if basis == "standard" else "_dlog"
-            for name, sp in _spectra(arrays, p, basis).items():
-                out[f"{name}_cos{suffix}"] = sp.cos.astype(np.float32)
-                out[f"{name}_sin{suffix}"] = sp.sin.astype(np.float32)
-                out[f"{name}_const{suffix}"] = np.asarray(sp.const, dtype=np.float32)
-        tasks = getattr(dataset, "tasks", [None])
-        basis = _basis_option(opts)
-        if len(tasks) > 1:
-            for i in range(len(tasks)):
-                rows = np.flatnonzero(dataset.task_ids == i)
-                grid = _grid(dataset, rows, p, basis)
-                sub = None if acts is None else np.asarray(acts)[rows]
-                kf = key_frequencies(arrays, sub, grid, p, opts)
-                out[f"key_freqs_task{i}"] = np.asarray(kf.freqs, dtype=np.int64)
-            return scalars, out
-        rows = np.arange(len(dataset.labels))
-        grid = _grid(dataset, rows, p, basis)
-        kf = key_frequencies(arrays, acts, grid, p, opts)
-        scalars["n_key_freqs"] = len(kf.freqs)
-        out["key_freqs"] = np.asarray(kf.freqs, dtype=np.int64)
-        out["key_freq_rule"] = np.asarray(kf.rule)
-        if kf.neuron_freq is not None:
-            out["neuron_freq"] = kf.neuron_freq.astype(np.int16)
-            out["neuron_frac"] = kf.neuron_frac.astype(np.float32)
-        if grid is not None and grid.sign != 0:
-            out["structure"] = np.asarray(grid.describe)
-            m = progress_measures(
-                np.asarray(logits), dataset.labels, dataset.is_train, grid, kf.freqs,
-                split=str(opts["restricted_split"]), per_freq=True,
-            )  # fmt: skip
-            out["excluded_loss_per_freq"] = np.asarray(m.pop("excluded_loss_per_freq"))
-            scalars.update({k: _clean(float(v)) for k, v in m.items()})  # type: ignore[arg-type]
+        checkpoint_analysis(arrays, logits, acts, dataset, spec, scalars, out)
     except Exception as e:
         _warn("checkpoint measures", e)
     return scalars, out

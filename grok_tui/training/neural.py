@@ -23,9 +23,10 @@ from torch.nn import functional as F
 from .. import runs
 from ..analysis import agop, live
 from ..analysis.fourier import freq_norms
+from ..checkpoints import load_checkpoint
 from ..models.mlp import MLP
 from ..models.transformer import Transformer
-from ..recorder import Recorder, load_checkpoint
+from ..recorder import Recorder
 from ..tasks import Dataset, Task, build_dataset, task_tokens
 from .common import diverged, limit_blas_threads, pick_device, stops_on_nan
 

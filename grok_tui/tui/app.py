@@ -29,7 +29,7 @@ from grok_tui.tui.screens.experiments import ExperimentsScreen
 from grok_tui.tui.store import Store
 
 if TYPE_CHECKING:
-    from grok_tui.tui.ckpt import CheckpointView
+    from grok_tui.checkpoints import CheckpointView
 
 EMA_STEPS = (0.0, 0.6, 0.9)
 RESUME_SETTLE_S = 0.3
@@ -188,20 +188,28 @@ class GrokApp(App):
             redraw()  # every plot names the smoothing in its legend
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_view(self, run_id: str, step: int, p: int, row: dict | None = None) -> CheckpointView:
-        """Spectra and measures of one checkpoint, cached (stepping back and forth is free)."""
-        from grok_tui.tui.ckpt import inspect_checkpoint
+    def checkpoint_view(self, run_id: str, step: int, row: dict | None = None) -> CheckpointView:
+        """The view of one checkpoint (``grok inspect``'s), cached: stepping back and forth is free.
+        ``row``: the metrics row at ``step`` (the run screen, which only wants key frequencies,
+        passes none). A damaged file is the view's error line, never an exception."""
+        from grok_tui.checkpoints import CheckpointView, run_view
 
-        path = self.store.run_dir(run_id).checkpoint_path(step)
-        try:
-            st = path.stat()
-            sig = (st.st_ino, st.st_mtime_ns)
-        except OSError:
-            sig = None
-        key = (run_id, step, sig, tuple(sorted((row or {}).items())))
+        rd = self.store.run_dir(run_id)
+        path = rd.checkpoint_path(step)
+        sig = []
+        for f in (path, rd.path / "spec.json"):
+            try:
+                st = f.stat()
+                sig.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            except OSError:
+                sig.append(None)
+        key = (run_id, step, tuple(sig), tuple(sorted((row or {}).items())))
         view = self._ckpt_cache.get(key)
         if view is None:
-            view = inspect_checkpoint(path, p, row)
+            try:
+                view = run_view(rd.path, step, row or {})
+            except Exception as e:  # a bug must not take the app down: say what failed, on which file
+                view = CheckpointView(path=path, step=step, error=f"{path}: {e.__class__.__name__}: {e}")
             self._ckpt_cache[key] = view
             while len(self._ckpt_cache) > 64:
                 self._ckpt_cache.popitem(last=False)

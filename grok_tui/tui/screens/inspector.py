@@ -1,7 +1,11 @@
-"""Checkpoint inspector: ←/→ (h/l) walk the checkpoints; spectra and measures follow."""
+"""Checkpoint inspector: ←/→ (h/l) walk the checkpoints; spectra, key frequencies, measures and the
+step's mark on the Fourier heatmap follow. What it shows is ``grok_tui.checkpoints.CheckpointView``,
+the same view ``grok inspect`` prints: stored by the worker, else recomputed from the weights, saying
+which (values recomputed here carry a ``*``)."""
 
 from __future__ import annotations
 
+import numpy as np
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,9 +14,13 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from grok_tui.checkpoints import RECOMPUTED, CheckpointView
 from grok_tui.tui import format as fmt
-from grok_tui.tui.ckpt import MEASURES, CheckpointView
 from grok_tui.tui.widgets.bars import SpectrumBars
+from grok_tui.tui.widgets.heatmap import FourierHeatmap
+from grok_tui.tui.widgets.palette import MARK
+
+ERROR = "#ff5f5f"
 
 LABELS = {
     "train_loss": "train loss",
@@ -30,12 +38,25 @@ LABELS = {
     "ffd_logit": "FFD W_L",
     "fcr_logit": "FCR W_L",
     "weight_norm": "Σ w²",
+    "gini_embed_dlog": "Gini W_E log",
+    "ffd_embed_dlog": "FFD W_E log",
+    "fcr_embed_dlog": "FCR W_E log",
+    "gini_logit_dlog": "Gini W_L log",
+    "ffd_logit_dlog": "FFD W_L log",
+    "fcr_logit_dlog": "FCR W_L log",
 }
+
+
+def measure_value(view: CheckpointView, key: str) -> str:
+    """A measure as shown: ``fmt.num``, with a ``*`` when it was recomputed from the weights."""
+    return fmt.num(view.measures[key]) + ("*" if view.sources.get(key) == RECOMPUTED else "")
 
 
 def measures_table(view: CheckpointView, width: int) -> Table:
     """Measures in as many name/value column pairs as the width allows (3 at 80 columns)."""
-    items = [(LABELS[k], fmt.num(view.measures[k])) for k in MEASURES if k in view.measures]
+    items = [
+        (LABELS[k], measure_value(view, k)) for k in view.shown_measures() if view.measures.get(k) is not None
+    ]
     pairs = max(1, min(4, width // 26))
     t = Table.grid(padding=(0, 1), expand=True)
     for _ in range(pairs):
@@ -51,7 +72,25 @@ def measures_table(view: CheckpointView, width: int) -> Table:
     return t
 
 
+def keys_text(view: CheckpointView) -> Text:
+    """The error line of a damaged input, then key frequencies with the rule that gave them and their
+    source; what was recomputed; notes."""
+    out = Text(f"{view.error}\n", ERROR) if view.error else Text()
+    out.append_text(Text.assemble(("key frequencies ", "dim"), (view.key_freq_line(), f"bold {MARK}")))
+    recomputed = view.recomputed()
+    if recomputed:
+        out.append(f"  *recomputed from the weights: {', '.join(recomputed)}", "dim")
+    for note in view.rule_notes() + view.notes:
+        out.append(f"\n{note}", "dim")
+    return out
+
+
 class InspectorScreen(Screen):
+    DEFAULT_CSS = """
+    InspectorScreen #insp-keys { height: auto; max-height: 4; padding: 0 1; }
+    InspectorScreen #insp-heat { height: 1fr; min-height: 5; padding: 0 1; }
+    """
+
     BINDINGS = [
         Binding("left,h", "step(-1)", "Prev ckpt", key_display="←/h", id="inspector.prev"),
         Binding("right,l", "step(1)", "Next ckpt", key_display="→/l", id="inspector.next"),
@@ -69,16 +108,18 @@ class InspectorScreen(Screen):
     def compose(self) -> ComposeResult:
         with Vertical(id="insp-body"):
             yield Static("", id="insp-head")
+            yield Static("", id="insp-keys")
             yield SpectrumBars("W_E (embedding)", id="bars-embed")
             yield SpectrumBars("W_L (neuron → logit)", id="bars-logit")
+            yield FourierHeatmap("", id="insp-heat")
             yield Static("", id="insp-measures")
         yield Footer()
 
     def on_mount(self) -> None:
         self.series = self.app.store.series(self.run_id)
-        self.p = int(self.app.store.run_dir(self.run_id).spec().get("p") or 0)
         self.index = len(self.series.checkpoints) - 1
         self._n = len(self.series.checkpoints)
+        self._version = self.series.version
         self.show()
 
     def on_unmount(self) -> None:
@@ -97,48 +138,65 @@ class InspectorScreen(Screen):
         step = self.step
         if step is None:
             head.update(Text(f"{self.run_id}: no checkpoints yet", style="bold"))
+            self.draw_heatmap()
             return
-        view = self.app.checkpoint_view(self.run_id, step, self.p, row=self.series.metrics.row_at(step))
+        view = self.app.checkpoint_view(self.run_id, step, row=self.series.metrics.row_at(step))
         self.view = view
-        kf = ", ".join(map(str, view.key_freqs)) if view.key_freqs else fmt.DASH
         head.update(
             Text.assemble(
                 (self.run_id, "bold"),
                 f"  checkpoint {self.index + 1}/{len(self.steps)}",
                 ("  step ", ""),
-                (fmt.step(step), "bold #ffd700"),
-                "  key frequencies: ",
-                (kf, "bold #ffd700"),
-                (f"  {view.error}", "#ff5f5f") if view.error else "",
+                (fmt.step(step), f"bold {MARK}"),
+                ("  damaged", ERROR) if view.error else "",
             )
         )
+        self.query_one("#insp-keys", Static).update(keys_text(view))
         e, lg = view.embed, view.logit
+        why = "" if view.readable else "checkpoint unreadable"
         self.query_one("#bars-embed", SpectrumBars).show(
             e.cos if e else None,
             e.sin if e else None,
             view.key_freqs,
-            "" if e else "no W_E in this checkpoint",
+            "" if e else why or "no W_E in this checkpoint",
         )
         self.query_one("#bars-logit", SpectrumBars).show(
             lg.cos if lg else None,
             lg.sin if lg else None,
             view.key_freqs,
-            "" if lg else "no W_U/W_out in this checkpoint",
+            "" if lg else why or "no W_U/W_out in this checkpoint",
         )
         self.query_one("#insp-measures", Static).update(measures_table(view, self.size.width or 80))
+        self.draw_heatmap()
+
+    def draw_heatmap(self) -> None:
+        """W_E's spectrum over the run, the inspected step marked (▲ under the step axis)."""
+        heat = self.query_one("#insp-heat", FourierHeatmap)
+        title = "‖W_E‖ per frequency k (rows) over steps · ▲ this checkpoint · ◂ key frequencies"
+        got = self.series.fourier.array("embed")
+        if got is None:
+            heat.show(np.zeros(0), np.zeros((0, 0)), title=title)
+            return
+        steps, mat = got
+        keys = self.view.key_freqs if self.view is not None else []
+        heat.show(steps, mat, key_freqs=keys, cursor=self.step, title=title)
 
     def on_resize(self) -> None:
         if self.view is not None:
             self.query_one("#insp-measures", Static).update(measures_table(self.view, self.size.width))
 
     def refresh_data(self, force: bool = False) -> None:
-        """New checkpoints arrived: follow the newest if we were on the last one, else stay put."""
+        """New checkpoints arrived: follow the newest if we were on the last one, else stay put; new
+        evaluations extend the heatmap."""
         n = len(self.steps)
         if n != self._n or force:
             if self.index == self._n - 1 or self.index >= n:
                 self.index = n - 1
             self._n = n
             self.show()
+        elif self.series.version != self._version:
+            self.draw_heatmap()
+        self._version = self.series.version
 
     def action_step(self, delta: int) -> None:
         if not self.steps:

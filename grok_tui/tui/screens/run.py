@@ -177,13 +177,12 @@ class RunScreen(Screen):
         heat.show(steps, mat, key_freqs=self.key_freqs(), title=title)
 
     def key_freqs(self) -> list[int]:
-        """Key frequencies of the last checkpoint (from its meta), if the worker recorded them."""
+        """Key frequencies of the last checkpoint (a mixture: the union of its tasks'), as the
+        inspector shows them: stored by the worker, else recomputed from the weights."""
         cps = self.series.checkpoints
         if not cps:
             return []
-        spec_p = int(self.app.store.run_dir(self.run_id).spec().get("p") or 0)
-        view = self.app.checkpoint_view(self.run_id, cps[-1], spec_p)
-        return view.key_freqs
+        return self.app.checkpoint_view(self.run_id, cps[-1]).key_freqs
 
     # ------------------------------------------------------------------ actions
     def action_tab(self, tab: str) -> None:
