@@ -10,8 +10,9 @@ import pytest
 
 from grok_tui.analysis import live
 from grok_tui.analysis.synthetic import fourier_logits, neuron_acts, transformer_arrays
+from grok_tui.cli.inspecting import inspect
+from grok_tui.cli.progress import progress_curves, progress_series
 from grok_tui.config import ANALYSIS_DEFAULTS
-from grok_tui.inspect_cmd import inspect, progress_curves, progress_series
 from grok_tui.recorder import Recorder, write_json_atomic
 from grok_tui.runs import SPEC
 from grok_tui.tasks import Task, build_dataset

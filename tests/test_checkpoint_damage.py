@@ -28,8 +28,8 @@ from grok_tui import recorder, runs
 from grok_tui.analysis import forward, live
 from grok_tui.analysis.synthetic import fourier_logits, neuron_acts, transformer_arrays
 from grok_tui.checkpoints import CheckpointError, load_checkpoint, run_view
+from grok_tui.cli.inspecting import inspect
 from grok_tui.config import ANALYSIS_DEFAULTS
-from grok_tui.inspect_cmd import inspect
 from grok_tui.recorder import Recorder
 from grok_tui.tasks import Task, build_dataset
 

@@ -124,7 +124,7 @@ READERS = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from grok_tui.inspect_cmd import inspect
+    from grok_tui.cli.inspecting import inspect
     from grok_tui.tui.app import GrokApp
     root = Path(sys.argv[1])
     assert inspect(root / "runs" / "add" / "seed1", None, True) == 0  # recomputes: the numpy forward

@@ -2,7 +2,8 @@
 
 - ``launching``: validate, run, resume (experiments file → queued runs, watched or detached);
 - ``control``: stop, logs;
-- ``reading``: ls, show, export, inspect;
+- ``reading``: ls, show, export, inspect (``inspecting`` renders one checkpoint, ``progress`` the panels of
+  ``show``);
 - ``tui``: the app's entry (``grok tui`` and ``grok-tui`` share its parser);
 - ``tables``, ``common``, ``help``: what the commands share.
 

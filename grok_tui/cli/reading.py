@@ -70,7 +70,7 @@ def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[flo
 def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) -> None:
     """Summary of one run and its curves: accuracy (log-x), loss (log-y), progress measures."""
     from .. import plots
-    from ..inspect_cmd import progress_curves
+    from .progress import progress_curves
 
     r = get_run(runs_dir, run_ref)
     s = r.summary()
@@ -170,7 +170,7 @@ def inspect(
     width: WidthOpt = 100,
 ) -> None:
     """Key frequencies, W_E/W_L spectra, restricted/excluded loss, Gini, FFD/FCR and phase of a checkpoint."""
-    from ..inspect_cmd import inspect as inspect_run
+    from .inspecting import inspect as inspect_run
 
     if step is not None and last:
         raise fail("--step and --last exclude each other")

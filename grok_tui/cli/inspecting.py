@@ -3,25 +3,24 @@
 The checkpoint itself is read by :mod:`grok_tui.checkpoints` (the same view the TUI inspector draws:
 what the worker stored, else recomputed from the weights, saying which); this module adds what belongs
 to the run: the phase at that step (``metrics.jsonl``) and, once the run has finished, restricted and
-excluded loss with the FINAL key frequencies (``progress.jsonl``). Nothing here imports torch. Also
-:func:`progress_curves`, the progress-measure panels ``grok show`` draws.
+excluded loss with the FINAL key frequencies (``progress.jsonl``). Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from . import checkpoints
-from .analysis import live
-from .analysis.phase import phase_boundaries
-from .exitcodes import FAILED as EXIT_CORRUPT
-from .exitcodes import USAGE as EXIT_USAGE
-from .runs import SPEC, RunDir, read_jsonl
+from .. import checkpoints
+from ..analysis import live
+from ..analysis.phase import phase_boundaries
+from ..exitcodes import FAILED as EXIT_CORRUPT
+from ..exitcodes import USAGE as EXIT_USAGE
+from ..runs import PROGRESS, SPEC, RunDir, finite, read_jsonl
+from .common import strict_json
 
 
 class InspectError(Exception):
@@ -34,18 +33,7 @@ class InspectError(Exception):
 
 def read_progress(run_dir: Path | str) -> list[dict[str, Any]]:
     """Rows of ``progress.jsonl`` written by the final pass (restricted/excluded with final K)."""
-    return [r for r in read_jsonl(Path(run_dir) / live.PROGRESS) if "restricted_loss" in r]
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-        return float(v)
-    return None
-
-
-def _step_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows with an integer step: a damaged row is skipped, as the other readers skip it."""
-    return [r for r in rows if isinstance(r.get("step"), int) and not isinstance(r.get("step"), bool)]
+    return [r for r in read_jsonl(Path(run_dir) / PROGRESS) if "restricted_loss" in r]
 
 
 def _pick_step(run: RunDir, step: int | None) -> int:
@@ -65,7 +53,7 @@ def _pick_step(run: RunDir, step: int | None) -> int:
 
 def _final(run_dir: Path, step: int, p: int) -> dict[str, Any] | None:
     """The final pass's row at ``step``, when its key frequencies are a list of frequencies."""
-    row = next((r for r in _step_rows(read_progress(run_dir)) if r["step"] == step), None)
+    row = next((r for r in read_progress(run_dir) if r["step"] == step), None)
     if row is None:
         return None
     ks = row.get("key_freqs")
@@ -86,12 +74,14 @@ def collect(run_dir: Path, step: int | None) -> dict[str, Any]:
     except checkpoints.CheckpointError as e:
         raise InspectError(str(e), EXIT_CORRUPT) from None
     step = _pick_step(run, step)
-    rows = _step_rows(run.metrics())
+    rows = run.metrics()
     row = checkpoints.metrics_row(rows, step)
     view = checkpoints.view(run.checkpoint_path(step), spec, row, spec_path=run_dir / SPEC)
     if view.error and not view.readable:
         raise InspectError(view.error, EXIT_CORRUPT)
-    bounds = phase_boundaries(rows)  # first crossings: the phase at `step` only depends on rows ≤ step
+    # the phase in hindsight (the whole run); an RFM interpolates from iteration 0: no phases to tell
+    rfm = run.summary(rows=[]).model_kind == "rfm"
+    bounds = phase_boundaries(rows)
     final = _final(run_dir, step, spec["p"])
     return {
         "run": run.run_id,
@@ -99,8 +89,10 @@ def collect(run_dir: Path, step: int | None) -> dict[str, Any]:
         "task": spec.get("task"),
         "p": spec["p"],
         "step": step,
-        "phase": bounds.phase_at(step),
-        "phase_boundaries": {
+        "phase": None if rfm else bounds.phase_at(step),
+        "phase_boundaries": None
+        if rfm
+        else {
             "circuit_formation": bounds.circuit_formation,
             "cleanup": bounds.cleanup,
             "generalised": bounds.generalised,
@@ -110,7 +102,7 @@ def collect(run_dir: Path, step: int | None) -> dict[str, Any]:
         "final_key_freqs": final.get("key_freqs") if final else None,
         "final": (
             {
-                k: _num(final.get(k))
+                k: finite(final.get(k))
                 for k in ("restricted_loss", "restricted_acc", "excluded_loss", "excluded_acc")
             }
             if final
@@ -151,11 +143,12 @@ def spectrum_bars(per_freq: list[float], key_freqs: list[int], title: str, width
 
 def render(info: dict[str, Any], width: int = 100) -> str:
     pb = info["phase_boundaries"]
-    lines = [
-        f"run {info['run']}   task {info['task']}   p = {info['p']}   step {info['step']}",
-        f"phase at this step: {info['phase']}   (circuit formation from {_f(pb['circuit_formation'])},"
-        f" clean-up from {_f(pb['cleanup'])}, generalised from {_f(pb['generalised'])})",
-    ]
+    lines = [f"run {info['run']}   task {info['task']}   p = {info['p']}   step {info['step']}"]
+    if pb is not None:
+        lines.append(
+            f"phase at this step: {info['phase']}   (circuit formation from {_f(pb['circuit_formation'])},"
+            f" clean-up from {_f(pb['cleanup'])}, generalised from {_f(pb['generalised'])})"
+        )
     ks = " ".join(str(k) for k in info["key_freqs"]) or "none"
     source = f"   ({info['key_freq_source']})" if info["key_freq_source"] else ""
     line = f"key frequencies ({info['key_freq_rule']} rule): {ks}{source}"
@@ -221,17 +214,6 @@ def render(info: dict[str, Any], width: int = 100) -> str:
     return text
 
 
-def _json_safe(v: Any) -> Any:
-    """Strict JSON: NaN and ±inf become null."""
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
-
-
 def inspect(run_dir: Path, step: int | None, as_json: bool, width: int = 100) -> int:
     """Print the inspection of ``run_dir`` at ``step`` (None: last checkpoint); return the exit code.
 
@@ -243,7 +225,7 @@ def inspect(run_dir: Path, step: int | None, as_json: bool, width: int = 100) ->
     except InspectError as e:
         print(f"grok: error: {e}", file=sys.stderr)
         return e.code
-    text = json.dumps(_json_safe(info), indent=1, allow_nan=False) if as_json else render(info, width)
+    text = json.dumps(strict_json(info), indent=1, allow_nan=False) if as_json else render(info, width)
     try:
         print(text, flush=True)
     except BrokenPipeError:  # `grok inspect RUN | head`: the reader left, which is fine
@@ -252,69 +234,3 @@ def inspect(run_dir: Path, step: int | None, as_json: bool, width: int = 100) ->
         print(f"grok: error: {info['error']}", file=sys.stderr)
         return EXIT_CORRUPT
     return 0
-
-
-# --------------------------------------------------------------------------- grok show
-
-
-def progress_series(run_dir: Path | str) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
-    """Panels of progress-measure curves: title → {label: (steps, values)}.
-
-    Restricted/excluded loss and accuracy come from progress.jsonl (final key frequencies, as in the
-    paper) when the run has finished, else from the per-checkpoint values in metrics.jsonl.
-    """
-    run = RunDir(run_dir)
-    rows = run.metrics()
-    prog = read_progress(run_dir)
-
-    def series(src: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
-        pts = [(r["step"], _num(r.get(key))) for r in src if isinstance(r.get("step"), int)]
-        pts = [(s, v) for s, v in pts if v is not None]
-        return [float(s) for s, _ in pts], [v for _, v in pts]
-
-    src, tag = (prog, " (final key freqs)") if prog else (rows, "")
-    panels: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
-    loss = {k: series(rows, k) for k in ("train_loss", "test_loss")}
-    loss.update({k: series(src, k) for k in ("restricted_loss", "excluded_loss")})
-    panels["restricted / excluded loss" + tag] = loss
-    panels["restricted / excluded accuracy" + tag] = {
-        k: series(src, k) for k in ("restricted_acc", "excluded_acc")
-    }
-    panels["sum of squared weights"] = {"weight_norm": series(rows, "weight_norm")}
-    panels["Gini of Fourier norms"] = {k: series(rows, k) for k in ("gini_embed", "gini_logit")}
-    panels["FFD / FCR"] = {k: series(rows, k) for k in ("ffd_embed", "fcr_embed", "ffd_logit", "fcr_logit")}
-    panels["feature matrix (RFM / MLP)"] = {
-        k: series(rows, k) for k in ("circulant_deviation", "agop_alignment", "nfa_corr")
-    }
-    return {
-        title: {k: v for k, v in ps.items() if v[0]}
-        for title, ps in panels.items()
-        if any(v[0] for k, v in ps.items() if k not in ("train_loss", "test_loss"))
-    }
-
-
-def phase_line(run_dir: Path | str) -> str:
-    """One line: the phase now and the steps where each phase began (see analysis.phase)."""
-    rows = RunDir(run_dir).metrics()
-    b = phase_boundaries(rows)
-    now = b.phase_at(max((r["step"] for r in rows if isinstance(r.get("step"), int)), default=0))
-    return (
-        f"phase: {now}   (circuit formation from {_f(b.circuit_formation)},"
-        f" clean-up from {_f(b.cleanup)}, generalised from {_f(b.generalised)})"
-    )
-
-
-def progress_curves(run_dir: Path | str, width: int = 100) -> list[str]:
-    """The phase line, then rendered plotext panels of :func:`progress_series` (log-y for losses);
-    [] when the run has no progress measures yet."""
-    from .plots import curves
-
-    panels = progress_series(run_dir)
-    if not panels:
-        return []
-    # the phase rule reads a network's memorise/clean-up story; an RFM interpolates from iteration 0
-    rfm = RunDir(run_dir).summary(rows=[]).model_kind == "rfm"
-    out = [] if rfm else [phase_line(run_dir)]
-    for title, series in panels.items():
-        out.append(curves(series, title, width=width, log_y="loss" in title))
-    return out
