@@ -22,10 +22,10 @@ from tui_helpers import (  # noqa: F401
     static_text,
 )
 
+from grok_tui import format as fmt
 from grok_tui import runs
 from grok_tui.series import ema
 from grok_tui.tui import actions
-from grok_tui.tui import format as fmt
 from grok_tui.tui.app import GrokApp, main
 from grok_tui.tui.ckpt import inspect_checkpoint
 from grok_tui.tui.screens.experiments import RunTable
@@ -314,8 +314,15 @@ def test_spawn_detached_gives_the_child_its_own_session_and_no_terminal(tmp_path
     log = tmp_path / "out.log"
     code = "import os, sys; print(os.getsid(0) == os.getpid(), repr(sys.stdin.read()))"
     pid = actions.spawn_detached([sys.executable, "-c", code], log)
-    wait_for(lambda: any(rc == 0 for _, rc in actions.reap()), what="the child to finish")
-    assert log.read_text().split() == ["True", "''"]
+    ended: dict[int, actions.Outcome] = {}  # other tests' children may end here too
+
+    def reaped() -> actions.Outcome | None:
+        ended.update((o.pid, o) for o in actions.reap())
+        return ended.get(pid)
+
+    out = wait_for(reaped, what="the child to finish")
+    assert (out.pid, out.returncode, out.lines) == (pid, 0, ["True ''"])  # what it printed, read back
+    assert log.read_text().splitlines()[0].startswith(actions.HEADER)  # after the line naming it
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # already reaped: no zombie left
 
