@@ -350,3 +350,30 @@ def test_cli_rejects_a_missing_file_in_one_line(tmp_path: Path, capsys: pytest.C
     assert main([str(tmp_path / "nope.toml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope.toml: no such file" in err
+
+
+async def test_colours_follow_the_theme(fx: Path) -> None:
+    """States, axes and markers take the theme's colours: switching the theme recolours them."""
+    from rich.style import Style
+
+    from grok_tui.tui.widgets.palette import TONE_VARIABLES, tone_style
+
+    app = make_app(fx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        table = app.screen.query_one(RunTable)
+        seen = {}
+        for theme in ("textual-dark", "textual-light"):
+            app.theme = theme
+            await pilot.pause()
+            await pilot.pause()  # the theme is applied, then announced
+            done = table.get_cell("add/seed0", "state")
+            assert done.style == tone_style(app, fmt.STATE_TONES["done"]) != Style()
+            assert TONE_VARIABLES["success"] in app.theme_variables
+            app.open_run("add/seed0")
+            await pilot.pause()
+            _, axis, mark = app.screen.query_one("#acc").part_styles()
+            seen[theme] = (done.style.color, axis.color, mark.color)
+            await pilot.press("escape")
+            await pilot.pause()
+        assert all(a != b for a, b in zip(seen["textual-dark"], seen["textual-light"], strict=True))

@@ -135,10 +135,10 @@ class ExperimentsScreen(LiveScreen):
             table.add_column(label, key=key)
         self.query_one("#filter").display = False
         table.focus()
-        self.watch(self.app, "theme", self._restyle, init=False)
+        self.app.theme_changed_signal.subscribe(self, self._restyle)
         self.refresh_data()
 
-    def _restyle(self) -> None:
+    def _restyle(self, _theme: object = None) -> None:
         self._shown = {}  # every state cell takes the new theme's colours
         self.refresh_data()
 

@@ -16,8 +16,8 @@ from textual.widget import Widget
 class FrameWidget(Widget):
     COMPONENT_CLASSES = {"frame--axis", "frame--mark"}
     DEFAULT_CSS = """
-    FrameWidget > .frame--axis { color: $text-muted; }
-    FrameWidget > .frame--mark { color: $foreground; text-style: bold; }
+    FrameWidget > .frame--axis { color: $foreground-muted; }
+    FrameWidget > .frame--mark { color: $text-warning; text-style: bold; }
     """
 
     def __init__(self, title: str = "", *, id: str | None = None, classes: str | None = None) -> None:
@@ -36,12 +36,17 @@ class FrameWidget(Widget):
         super().notify_style_update()
         self._frame = None  # new theme or CSS: the frame's colours are stale
 
+    def _part(self, name: str) -> Style:
+        """A component class as a Rich style over the widget's, its colour's alpha blended over the
+        background (a muted colour is the foreground at some opacity)."""
+        _, background = self.background_colors
+        color = background + self.get_component_styles(name).color
+        part = self.get_component_rich_style(name, partial=True)
+        return self.rich_style + part + Style(color=color.rich_color)
+
     def part_styles(self) -> tuple[Style, Style, Style]:
-        """The widget's own style, then axis and marker styles over it."""
-        base = self.rich_style
-        axis = base + self.get_component_rich_style("frame--axis", partial=True)
-        mark = base + self.get_component_rich_style("frame--mark", partial=True)
-        return base, axis, mark
+        """The widget's own style, then its axis and marker styles."""
+        return self.rich_style, self._part("frame--axis"), self._part("frame--mark")
 
     def render_line(self, y: int) -> Strip:
         w, h = self.size.width, self.size.height
