@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import wait_for
+from textual.widgets import TabbedContent
 from tui_helpers import (  # noqa: F401
     RUNNING,
     alive,
@@ -125,6 +126,31 @@ async def test_run_screen_tabs_heatmap_log_and_back(fx: Path) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen.id == "experiments"
+
+
+async def test_log_x_and_the_spectrum_are_screen_state(fx: Path) -> None:
+    """x and f flip reactive state; its watchers redraw the plots that show it, nothing else."""
+    from grok_tui.tui.widgets.heatmap import FourierHeatmap
+    from grok_tui.tui.widgets.plot import CurvePlot
+
+    app = make_app(fx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        app.open_run("add/seed0")
+        await pilot.pause()
+        screen = app.screen
+        plots = list(screen.query(CurvePlot).results())
+        heat = screen.query_one("#heat", FourierHeatmap)
+        assert screen.logx and all(p.logx for p in plots)
+        await pilot.press("x")
+        await pilot.pause()
+        assert not screen.logx and not any(p.logx for p in plots)
+        built = heat.builds
+        await pilot.press("x", "f")
+        await pilot.pause()
+        assert screen.logx and all(p.logx for p in plots)
+        assert screen.spectrum == "logit" and screen.query_one(TabbedContent).active == "fourier"
+        assert heat.builds == built + 1  # f redrew the heatmap once; x did not touch it
 
 
 async def test_mixture_run_plots_each_task(fx: Path) -> None:

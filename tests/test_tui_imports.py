@@ -51,3 +51,11 @@ def test_headless_modules_do_not_import_textual() -> None:
     code += "print(sorted(m for m in ('textual', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_shared_formatter_is_plain_python() -> None:
+    """grok_tui.format is what `grok ls` imports too: no rich, Textual or numpy behind it."""
+    code = "import sys, grok_tui.format; "
+    code += "print(sorted(m for m in ('rich', 'textual', 'numpy', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
