@@ -237,7 +237,7 @@ class GrokApp(App):
             self.notify(str(e), severity="error")
             return
         self.launched.append(pid)
-        self.notify(f"{what} (pid {pid}) …; log: {actions.LAUNCH_LOG}")
+        self.notify(f"{what}: pid {pid}, output in {actions.LAUNCH_LOG}")
         self._reaper.resume()
         self.poke()
 
