@@ -250,13 +250,6 @@ def first_step_at(rows: list[dict[str, Any]], key: str, threshold: float = FIT_T
     return None
 
 
-def task_label(task: Any) -> str:
-    """A spec's task as one line: a mixture's tasks joined by " | "."""
-    if isinstance(task, list):
-        return " | ".join(str(t) for t in task)
-    return str(task) if isinstance(task, str) else "?"
-
-
 @dataclass
 class RunSummary:
     """What `grok ls` prints and the TUI's table shows: one reader for both, every value validated
@@ -281,35 +274,6 @@ class RunSummary:
     orphaned: bool = False
     #: Lines of metrics.jsonl that were not valid rows (garbled, or without a valid step).
     skipped_rows: int = 0
-
-    @property
-    def label(self) -> str:
-        """The state as shown: ``queued (no scheduler)`` for an orphaned queued run."""
-        return NO_SCHEDULER if self.orphaned else self.state
-
-    @property
-    def task(self) -> str:
-        return task_label(self.spec.get("task", "?"))
-
-    @property
-    def model_kind(self) -> str:
-        model = self.spec.get("model")
-        kind = model.get("kind") if isinstance(model, dict) else None
-        return kind if isinstance(kind, str) else "?"
-
-    @property
-    def p(self) -> int | None:
-        p = self.spec.get("p")
-        return p if is_step(p) and p >= 2 else None
-
-    @property
-    def train_frac(self) -> float | None:
-        return fraction(self.spec.get("train_frac"))
-
-    @property
-    def seed(self) -> int | None:
-        seed = self.spec.get("seed")
-        return seed if is_step(seed) else None
 
 
 class RunDir:

@@ -17,9 +17,9 @@ import pytest
 from helpers import TINY_TOML, grok
 from tui_helpers import static_text
 
+from grok_tui import format as fmt
 from grok_tui import runs
 from grok_tui.checkpoints import MEASURES, PROGRESS, RECOMPUTED, STORED, load_checkpoint, run_view
-from grok_tui.tui import format as fmt
 
 pytestmark = pytest.mark.slow
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import wait_for
+from textual.widgets import TabbedContent
 from tui_helpers import (  # noqa: F401
     RUNNING,
     alive,
@@ -22,11 +23,11 @@ from tui_helpers import (  # noqa: F401
     static_text,
 )
 
+from grok_tui import format as fmt
 from grok_tui import recorder, runs
 from grok_tui.checkpoints import run_view
 from grok_tui.series import ema
 from grok_tui.tui import actions
-from grok_tui.tui import format as fmt
 from grok_tui.tui.app import GrokApp
 from grok_tui.tui.screens.experiments import RunTable
 
@@ -53,7 +54,7 @@ async def test_table_lists_every_run_with_the_numbers_of_grok_ls(alive: Path) ->
         assert table.row_count == 8
         for rd in runs.list_runs(alive / "runs"):
             s = rd.summary()
-            assert cell_text(table, s.run_id, "state") == s.state
+            assert cell_text(table, s.run_id, "state") == fmt.state_label(s).text
             assert cell_text(table, s.run_id, "test") == fmt.acc(s.test_acc)
             assert cell_text(table, s.run_id, "train") == fmt.acc(s.train_acc)
             assert cell_text(table, s.run_id, "mem") == fmt.step(s.memorised_at)
@@ -61,6 +62,8 @@ async def test_table_lists_every_run_with_the_numbers_of_grok_ls(alive: Path) ->
             assert cell_text(table, s.run_id, "progress") == fmt.progress(s.step, s.total_steps)
         assert cell_text(table, "sub/seed0", "state") == "new"
         assert cell_text(table, RUNNING, "state") == "running"
+        # queued, and no scheduler holds the fixture's runs directory: nothing will start it
+        assert cell_text(table, "add/seed3", "state") == "queued (no scheduler)"
 
 
 async def test_live_rows_update_in_place(alive: Path) -> None:
@@ -125,6 +128,31 @@ async def test_run_screen_tabs_heatmap_log_and_back(fx: Path) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen.id == "experiments"
+
+
+async def test_log_x_and_the_spectrum_are_screen_state(fx: Path) -> None:
+    """x and f flip reactive state; its watchers redraw the plots that show it, nothing else."""
+    from grok_tui.tui.widgets.heatmap import FourierHeatmap
+    from grok_tui.tui.widgets.plot import CurvePlot
+
+    app = make_app(fx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        app.open_run("add/seed0")
+        await pilot.pause()
+        screen = app.screen
+        plots = list(screen.query(CurvePlot).results())
+        heat = screen.query_one("#heat", FourierHeatmap)
+        assert screen.logx and all(p.logx for p in plots)
+        await pilot.press("x")
+        await pilot.pause()
+        assert not screen.logx and not any(p.logx for p in plots)
+        built = heat.builds
+        await pilot.press("x", "f")
+        await pilot.pause()
+        assert screen.logx and all(p.logx for p in plots)
+        assert screen.spectrum == "logit" and screen.query_one(TabbedContent).active == "fourier"
+        assert heat.builds == built + 1  # f redrew the heatmap once; x did not touch it
 
 
 async def test_mixture_run_plots_each_task(fx: Path) -> None:
@@ -314,8 +342,15 @@ def test_spawn_detached_gives_the_child_its_own_session_and_no_terminal(tmp_path
     log = tmp_path / "out.log"
     code = "import os, sys; print(os.getsid(0) == os.getpid(), repr(sys.stdin.read()))"
     pid = actions.spawn_detached([sys.executable, "-c", code], log)
-    wait_for(lambda: any(rc == 0 for _, rc in actions.reap()), what="the child to finish")
-    assert log.read_text().split() == ["True", "''"]
+    ended: dict[int, actions.Outcome] = {}  # other tests' children may end here too
+
+    def reaped() -> actions.Outcome | None:
+        ended.update((o.pid, o) for o in actions.reap())
+        return ended.get(pid)
+
+    out = wait_for(reaped, what="the child to finish")
+    assert (out.pid, out.returncode, out.lines) == (pid, 0, ["True ''"])  # what it printed, read back
+    assert log.read_text().splitlines()[0].startswith(actions.HEADER)  # after the line naming it
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # already reaped: no zombie left
 
@@ -337,3 +372,30 @@ def test_launch_runs_the_grok_cli_for_the_selected_experiments(tmp_path: Path) -
     ]
     with pytest.raises(actions.ActionError):
         actions.launch(None, ["add"], tmp_path)
+
+
+async def test_colours_follow_the_theme(fx: Path) -> None:
+    """States, axes and markers take the theme's colours: switching the theme recolours them."""
+    from rich.style import Style
+
+    from grok_tui.tui.widgets.palette import TONE_VARIABLES, tone_style
+
+    app = make_app(fx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        table = app.screen.query_one(RunTable)
+        seen = {}
+        for theme in ("textual-dark", "textual-light"):
+            app.theme = theme
+            await pilot.pause()
+            await pilot.pause()  # the theme is applied, then announced
+            done = table.get_cell("add/seed0", "state")
+            assert done.style == tone_style(app, fmt.STATE_TONES["done"]) != Style()
+            assert TONE_VARIABLES["success"] in app.theme_variables
+            app.open_run("add/seed0")
+            await pilot.pause()
+            _, axis, mark = app.screen.query_one("#acc").part_styles()
+            seen[theme] = (done.style.color, axis.color, mark.color)
+            await pilot.press("escape")
+            await pilot.pause()
+        assert all(a != b for a, b in zip(seen["textual-dark"], seen["textual-light"], strict=True))

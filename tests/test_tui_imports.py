@@ -47,7 +47,15 @@ def test_the_tui_never_imports_torch_on_any_screen(fixture_src: Path) -> None:
 
 
 def test_headless_modules_do_not_import_textual() -> None:
-    code = "import sys, grok_tui.tui.store, grok_tui.tui.actions, grok_tui.tui.format, grok_tui.series; "
+    code = "import sys, grok_tui.tui.store, grok_tui.tui.actions, grok_tui.format, grok_tui.series; "
     code += "print(sorted(m for m in ('textual', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_shared_formatter_is_plain_python() -> None:
+    """grok_tui.format is what `grok ls` imports too: no rich, Textual or numpy behind it."""
+    code = "import sys, grok_tui.format; "
+    code += "print(sorted(m for m in ('rich', 'textual', 'numpy', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_helpers import RUNNING, alive, fixture_src, fx  # noqa: F401
+from tui_helpers import RUNNING, add_schedule, alive, copy_run, fixture_src, fx  # noqa: F401
 
 from grok_tui.tui.app import GrokApp
 from grok_tui.tui.screens.experiments import RunTable
@@ -79,3 +79,16 @@ def test_stop_confirm_and_help(snap_compare, app: GrokApp) -> None:
 
 def test_help_screen(snap_compare, app: GrokApp) -> None:
     assert snap_compare(app, terminal_size=(80, 30), run_before=drive("question_mark"))
+
+
+@pytest.fixture
+def scheduled_app(fx: Path, monkeypatch: pytest.MonkeyPatch) -> GrokApp:
+    """The fixture runs plus one that records the learning rate and the key-frequency count."""
+    add_schedule(copy_run(fx / "runs" / "add" / "seed0", fx / "runs" / "sched" / "seed0"))
+    monkeypatch.chdir(fx)
+    return GrokApp(Path("experiments.toml"), palette="truecolor")
+
+
+def test_run_screen_measures_80x24_one_axis_per_quantity(snap_compare, scheduled_app: GrokApp) -> None:
+    keys = ("enter", "2")
+    assert snap_compare(scheduled_app, terminal_size=(80, 24), run_before=drive(*keys, cursor="sched/seed0"))

@@ -12,7 +12,7 @@ from tui_helpers import RUNNING, alive, fixture_src, fx  # noqa: F401
 
 from grok_tui import recorder, runs
 from grok_tui.recorder import Recorder
-from grok_tui.tui.store import NEW, LogTail, Store, row_from_summary
+from grok_tui.tui.store import NEW, LogTail, Row, Store
 
 
 def _store(root: Path) -> Store:
@@ -27,10 +27,11 @@ def test_rows_are_the_summaries_grok_ls_prints(alive: Path) -> None:
     on_disk = runs.list_runs(alive / "runs")
     assert {r.run_id for r in on_disk} <= set(rows)
     for rd in on_disk:
-        expected = row_from_summary(rd.summary(), rd.experiment != "old")
+        expected = Row(rd.summary(), in_config=rd.experiment != "old", on_disk=True)
         assert rows[rd.run_id] == expected, rd.run_id
     assert rows[RUNNING].state == "running"
-    assert rows["add/seed0"].grokked_at is not None and rows["add/seed0"].memorised_at is not None
+    done = rows["add/seed0"].summary
+    assert done.grokked_at is not None and done.memorised_at is not None
 
 
 def test_config_runs_without_a_directory_are_listed_as_new(fx: Path) -> None:
@@ -48,42 +49,43 @@ def test_config_runs_without_a_directory_are_listed_as_new(fx: Path) -> None:
         "old/seed0",
     ]
     sub = rows[ids.index("sub/seed0")]
-    assert sub.state == NEW and not sub.on_disk and sub.total_steps == 6000 and sub.task == "sub"
+    assert sub.state == NEW and not sub.on_disk
+    assert sub.summary.total_steps == 6000 and sub.summary.spec["task"] == "sub"
     assert rows[-1].in_config is False
 
 
 def test_a_dead_worker_shows_as_failed_within_one_poll(fx: Path) -> None:
     row = next(r for r in _store(fx).rows() if r.run_id == RUNNING)
-    assert row.state == "failed" and row.error == runs.VANISHED
+    assert row.state == "failed" and row.summary.error == runs.VANISHED
 
 
 def test_appended_rows_update_the_row_incrementally(alive: Path) -> None:
     store = _store(alive)
     run_dir = alive / "runs" / RUNNING
     rec = Recorder(run_dir)
-    before = store.row(RUNNING)
+    before = store.row(RUNNING).summary
     assert before.grokked_at is None
     rec.metrics({"step": 2550, "train_acc": 1.0, "test_acc": 0.5, "train_loss": 0.01, "test_loss": 2.0})
     assert store.poll()
-    mid = store.row(RUNNING)
+    mid = store.row(RUNNING).summary
     assert (mid.test_acc, mid.grokked_at) == (0.5, None)
     rec.metrics({"step": 2600, "train_acc": 1.0, "test_acc": 0.995, "train_loss": 0.01, "test_loss": 0.01})
     rec.metrics({"step": 2650, "train_acc": 1.0, "test_acc": 0.999, "train_loss": 0.01, "test_loss": 0.01})
     recorder.update_status(run_dir, step=2650)
     store.poll()
-    after = store.row(RUNNING)
+    after = store.row(RUNNING).summary
     assert after.grokked_at == 2600 and after.step == 2650
-    assert after == row_from_summary(runs.RunDir(run_dir).summary(), True)
-    assert not store.poll() or store.row(RUNNING) == after  # nothing new: nothing changes
+    assert after == runs.RunDir(run_dir).summary()
+    assert not store.poll() or store.row(RUNNING).summary == after  # nothing new: nothing changes
 
 
 def test_rewritten_metrics_start_over(fx: Path) -> None:
     """A resume truncates metrics.jsonl (write-new-then-rename): the row forgets the dropped rows."""
     store = _store(fx)
-    assert store.row("add/seed0").grokked_at is not None
+    assert store.row("add/seed0").summary.grokked_at is not None
     Recorder(fx / "runs" / "add" / "seed0").truncate_after(1000)
     store.poll()
-    row = store.row("add/seed0")
+    row = store.row("add/seed0").summary
     assert row.grokked_at is None and row.test_acc == runs.RunDir(row.path).summary().test_acc
 
 

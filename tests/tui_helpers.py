@@ -148,3 +148,39 @@ def start_replay(src: Path, dst: Path, delay: float) -> subprocess.Popen:
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
+
+
+def toasts(app) -> list[str]:
+    """The text of every notification on screen (title and message), newest last."""
+    return [t.render().plain for t in app.screen.query("Toast")]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Replace a JSONL file whole (write-new-then-rename, as a resume does); test data only."""
+    import json
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A copy of a run directory under another id (``runs/<experiment>/<name>``)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, dst)
+    return dst
+
+
+def add_schedule(run_dir: Path) -> list[dict]:
+    """Give every evaluation the learning rate (warmup, then cosine decay) and the key-frequency count
+    a real transformer run records; returns the rows."""
+    import math
+
+    rows = runs.read_jsonl(run_dir / runs.METRICS)
+    last = max(r["step"] for r in rows) or 1
+    for r in rows:
+        t = r["step"]
+        r["lr"] = 1e-3 * min(1.0, (t + 1) / 100) * (0.1 + 0.45 * (1 + math.cos(math.pi * t / last)))
+        r["n_key_freqs"] = 0 if t < last / 2 else 4
+    write_jsonl(run_dir / runs.METRICS, rows)
+    return rows

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from ..config import ANALYSIS_DEFAULTS
-from ..runs import PROGRESS  # noqa: F401 - readers find final_pass's rows here (the trainer writes them)
 from ..tasks import Task, is_prime
 from . import keyfreq
 from .measures import Spectrum, embed_matrix, logit_spectrum, spectrum

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import checkpoints
+from .. import format as fmt
 from ..analysis import live
 from ..analysis.phase import phase_boundaries
 from ..exitcodes import FAILED as EXIT_CORRUPT
@@ -80,7 +81,7 @@ def collect(run_dir: Path, step: int | None) -> dict[str, Any]:
     if view.error and not view.readable:
         raise InspectError(view.error, EXIT_CORRUPT)
     # the phase in hindsight (the whole run); an RFM interpolates from iteration 0: no phases to tell
-    rfm = run.summary(rows=[]).model_kind == "rfm"
+    rfm = fmt.model_label(spec.get("model")) == "rfm"
     bounds = phase_boundaries(rows)
     final = _final(run_dir, step, spec["p"])
     return {

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import exitcodes
-from ..tui import format as fmt
+from .. import format as fmt
 from .common import RunsDirOpt, fail, get_run, load, say, table_console
 from .tables import runs_table, summary_table
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .. import format as fmt
 from ..analysis.phase import phase_boundaries
 from ..runs import RunDir, finite
 from .inspecting import read_progress
@@ -70,7 +71,7 @@ def progress_curves(run_dir: Path | str, width: int = 100) -> list[str]:
     if not panels:
         return []
     # the phase rule reads a network's memorise/clean-up story; an RFM interpolates from iteration 0
-    rfm = RunDir(run_dir).summary(rows=[]).model_kind == "rfm"
+    rfm = fmt.model_label(RunDir(run_dir).spec().get("model")) == "rfm"
     out = [] if rfm else [phase_line(run_dir)]
     for title, series in panels.items():
         out.append(curves(series, title, width=width, log_y="loss" in title))

@@ -8,37 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..tui import format as fmt
+from .. import format as fmt
 
-#: Summary columns: (header, right-aligned, drop rank: higher goes first when the console is narrow).
+#: Summary columns: (header, key in format.cells, right-aligned, drop rank: higher goes first when narrow).
 SUMMARY_COLUMNS = (
-    ("run", False, 0),
-    ("state", False, 0),
-    ("step", True, 3),
-    ("train acc", True, 4),
-    ("test acc", True, 1),
-    ("memorised at", True, 5),
-    ("grokked at", True, 2),
-    ("task", False, 6),
-    ("device", True, 7),
+    ("run", "run", False, 0),
+    ("state", "state", False, 0),
+    ("step", "step", True, 3),
+    ("train acc", "train_acc", True, 4),
+    ("test acc", "test_acc", True, 1),
+    ("memorised at", "memorised_at", True, 5),
+    ("grokked at", "grokked_at", True, 2),
+    ("task", "task", False, 6),
+    ("device", "device", True, 7),
 )
-STATE_STYLE = {"done": "green", "running": "cyan", "failed": "red", "stopped": "yellow", "queued": "dim"}
-NOTE_STYLE = {"no scheduler)": "yellow"}
-ERROR_NOTE = 40
 
 
 def _cells(s: Any) -> dict[str, str]:
-    return {
-        "run": s.run_id,
-        "state": s.label,
-        "step": fmt.progress(s.step, s.total_steps),
-        "train acc": fmt.acc(s.train_acc),
-        "test acc": fmt.acc(s.test_acc),
-        "memorised at": fmt.step(s.memorised_at),
-        "grokked at": fmt.step(s.grokked_at),
-        "task": s.task,
-        "device": s.device,
-    }
+    """The summary's cells by header: exactly the TUI's text (grok_tui.format)."""
+    c = fmt.cells(s)
+    return {header: c[key] for header, key, _, _ in SUMMARY_COLUMNS}
 
 
 def _width(cols: list[str], rows: list[dict[str, str]]) -> int:
@@ -50,8 +39,8 @@ def _width(cols: list[str], rows: list[dict[str, str]]) -> int:
 def _fit(rows: list[dict[str, str]], width: int) -> tuple[list[str], int]:
     """The columns to show at ``width`` (whole columns go by rank, never the run or its state) and the
     columns to spare for error notes."""
-    keep = [c for c, _, _ in SUMMARY_COLUMNS]
-    ranks = {c: r for c, _, r in SUMMARY_COLUMNS}
+    keep = [c for c, _, _, _ in SUMMARY_COLUMNS]
+    ranks = {c: r for c, _, _, r in SUMMARY_COLUMNS}
     for col in sorted(keep, key=lambda c: -ranks[c]):
         if _width(keep, rows) <= width or ranks[col] == 0:
             break
@@ -65,13 +54,12 @@ def summary_table(summaries: list[Any], title: str | None = None, width: int | N
     from rich.text import Text
 
     rows = [_cells(s) for s in summaries]
-    notes = [f" ({s.error[:ERROR_NOTE]})" if s.error and s.state == "failed" else "" for s in summaries]
-    keep, spare = (
-        _fit(rows, width) if width else ([c for c, _, _ in SUMMARY_COLUMNS], len(max(notes, key=len)))
-    )
+    notes = [f" ({fmt.short_error(s.error)})" if s.error and s.state == "failed" else "" for s in summaries]
+    everything = [c for c, _, _, _ in SUMMARY_COLUMNS]
+    keep, spare = _fit(rows, width) if width else (everything, max(map(len, notes), default=0))
     state_w = max([len("state")] + [len(r["state"]) for r in rows])
     table = Table(title=title, header_style="bold")
-    for col, right, _ in SUMMARY_COLUMNS:
+    for col, _, right, _ in SUMMARY_COLUMNS:
         if col in keep:
             longest = max([len(col)] + [len(r[col]) for r in rows])
             table.add_column(
@@ -84,10 +72,7 @@ def summary_table(summaries: list[Any], title: str | None = None, width: int | N
         out = []
         for col in keep:
             if col == "state":
-                state, _, extra = cells[col].partition(" (")
-                text = Text(state, style=STATE_STYLE.get(s.state, "white"))
-                if extra:
-                    text.append(f" ({extra}", style=NOTE_STYLE.get(extra, "yellow"))
+                text = Text(cells[col], style=fmt.RICH_STYLES[fmt.state_label(s).tone])
                 room = state_w + spare - len(cells[col])  # a note may widen the state column that far
                 if note and room > 4:
                     text.append(note if len(note) <= room else note[: room - 1] + "…", style="dim")
@@ -108,7 +93,7 @@ def runs_table(cfg: Any, title: str):
     for r in cfg.runs:
         m = r["model"]
         model = m["kind"] + (f" L{m['layers']} d{m['d_model']}" if m["kind"] == "transformer" else "")
-        task = " | ".join(r["task"]) if isinstance(r["task"], list) else r["task"]
+        task = fmt.task_label(r["task"])
         table.add_row(
             f"{r['experiment']}/{r['name']}",
             task,

@@ -16,23 +16,29 @@ import subprocess
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
+from textual.reactive import var
 
 from grok_tui.tui import actions
 from grok_tui.tui.commands import GrokCommands
 from grok_tui.tui.messages import PollFailed, RunsChanged
+from grok_tui.tui.screens.base import LiveScreen
 from grok_tui.tui.screens.experiments import ExperimentsScreen
 from grok_tui.tui.store import Store
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+
     from grok_tui.checkpoints import CheckpointView
 
 EMA_STEPS = (0.0, 0.6, 0.9)
 RESUME_SETTLE_S = 0.3
+REAP_INTERVAL_S = 0.25  # how often to look for finished steering commands while some run
 
 
 class Poller(threading.Thread):
@@ -95,6 +101,9 @@ class GrokApp(App):
         Binding("ctrl+p", "command_palette", "Commands", show=False, id="app.palette"),
     ]
 
+    #: Smoothing of every curve (an EMA weight from EMA_STEPS); the screens that draw curves watch it.
+    ema_weight: var[float] = var(0.0)
+
     def __init__(
         self,
         config_path: Path | None = None,
@@ -108,9 +117,8 @@ class GrokApp(App):
         self.poll_interval = poll_interval
         self.palette_request = palette
         self.palette_mode = "truecolor"
-        self.ema_weight = 0.0
         self.handled = 0  # the last poll request whose result was handled
-        self.launched: list[int] = []  # pids of the `grok run` processes this app started
+        self.launched: list[int] = []  # pids of the steering commands (grok run/stop/resume) started here
         self._poller: Poller | None = None
         self._ckpt_cache: OrderedDict[tuple, CheckpointView] = OrderedDict()
 
@@ -125,6 +133,7 @@ class GrokApp(App):
         except Exception as e:  # the poll thread retries and reports
             self.log.warning(f"first poll failed: {e}")
         self.push_screen(ExperimentsScreen())
+        self._reaper = self.set_interval(REAP_INTERVAL_S, self._reap, pause=True)
         self._poller = Poller(self, self.store, self.poll_interval)
         # After the first frame: its first pass parses experiments.toml, which imports numpy
         # (~0.2 s of GIL the first paint should not wait for).
@@ -135,11 +144,22 @@ class GrokApp(App):
             self._poller.stop()
 
     def on_runs_changed(self, message: RunsChanged) -> None:
-        actions.reap()
-        refresh = getattr(self.screen, "refresh_data", None) or getattr(self.screen, "refresh_rows", None)
-        if refresh is not None:
-            refresh()
+        if isinstance(self.screen, LiveScreen):
+            self.screen.refresh_data()
         self.handled = max(self.handled, message.served)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Notifications here are plain text by default: run ids, paths, errors and what a command
+        printed can hold brackets that Rich markup would eat."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.notify(message.error, severity="error")
@@ -183,9 +203,6 @@ class GrokApp(App):
     def action_cycle_ema(self) -> None:
         i = EMA_STEPS.index(self.ema_weight) if self.ema_weight in EMA_STEPS else 0
         self.ema_weight = EMA_STEPS[(i + 1) % len(EMA_STEPS)]
-        redraw = getattr(self.screen, "refresh_curves", None)
-        if redraw is not None:
-            redraw()  # every plot names the smoothing in its legend
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_view(self, run_id: str, step: int, row: dict | None = None) -> CheckpointView:
@@ -218,15 +235,64 @@ class GrokApp(App):
         return view
 
     # ------------------------------------------------------------------ steering
-    def launch(self, experiments: list[str]) -> None:
+    def steer(self, what: str, start: Callable[[], int]) -> None:
+        """Run one steering command (``start`` spawns it, detached): say so now, and say what it did
+        when it ends (``_reap``); a refusal is one error line."""
         try:
-            pid = actions.launch(self.store.config_path, experiments, self.store.runs_dir)
+            pid = start()
         except (actions.ActionError, OSError) as e:
             self.notify(str(e), severity="error")
             return
         self.launched.append(pid)
-        self.notify(f"launched {', '.join(experiments)} (grok run, pid {pid}); log: {actions.LAUNCH_LOG}")
+        self.notify(f"{what}: pid {pid}, output in {actions.LAUNCH_LOG}")
+        self._reaper.resume()
         self.poke()
+
+    def _reap(self) -> None:
+        """Report each finished steering command: its own words and exit code, as a notification."""
+        for out in actions.reap():
+            self.notify(
+                out.report(),
+                title=f"grok {out.command}" + ("" if out.ok else " failed"),
+                severity="information" if out.ok else "error",
+                timeout=8,
+            )
+            self.poke()
+        if not actions.pending():
+            self._reaper.pause()
+
+    def request_launch(self, experiments: list[str]) -> None:
+        """``r``: launch the experiments; when every run they hold has finished (nothing would start),
+        ask whether to start the finished ones over instead (``grok run --force``)."""
+        rows = [r for r in self.store.rows() if r.in_config and r.experiment in experiments]
+        done = [r.run_id for r in rows if r.state == "done"]
+        startable = [r for r in rows if r.state not in ("done", "running")]
+        if startable or not done:
+            self.launch(experiments)
+            return
+        from grok_tui.tui.screens.modals import ConfirmScreen
+
+        names = ", ".join(done[:4]) + (f" and {len(done) - 4} more" if len(done) > 4 else "")
+        question = (
+            f"{names} already finished: nothing to launch.\n"
+            f"Rerun from scratch? grok run --force deletes {'its' if len(done) == 1 else 'their'} run "
+            "directory (metrics, checkpoints, log) and trains again."
+        )
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.launch(experiments, force=True)
+            else:
+                self.notify("nothing launched", severity="warning")
+
+        self.push_screen(ConfirmScreen(question, yes="Rerun"), answer)
+
+    def launch(self, experiments: list[str], force: bool = False) -> None:
+        verb = "rerunning" if force else "launching"
+        self.steer(
+            f"{verb} {', '.join(experiments)} (grok run{' --force' if force else ''})",
+            lambda: actions.launch(self.store.config_path, experiments, self.store.runs_dir, force=force),
+        )
 
     def confirm_stop(self, run_ids: list[str]) -> None:
         from grok_tui.tui.screens.modals import ConfirmScreen
@@ -241,22 +307,16 @@ class GrokApp(App):
         self.push_screen(ConfirmScreen(question, yes="Stop"), done)
 
     def stop_runs(self, run_ids: list[str]) -> None:
-        try:
-            pid = actions.stop([self.store.run_dir(r).path for r in run_ids], self.store.runs_dir)
-        except (actions.ActionError, OSError) as e:
-            self.notify(str(e), severity="error")
-            return
-        self.notify(f"stopping {', '.join(run_ids)} (grok stop, pid {pid}): checkpoint, then exit")
-        self.poke()
+        self.steer(
+            f"stopping {', '.join(run_ids)} (grok stop): checkpoint, then exit",
+            lambda: actions.stop([self.store.run_dir(r).path for r in run_ids], self.store.runs_dir),
+        )
 
     def resume(self, run_ids: list[str]) -> None:
-        try:
-            pid = actions.resume([self.store.run_dir(r).path for r in run_ids], self.store.runs_dir)
-        except (actions.ActionError, OSError) as e:
-            self.notify(str(e), severity="error")
-            return
-        self.notify(f"resuming {', '.join(run_ids)} (grok resume, pid {pid})")
-        self.poke()
+        self.steer(
+            f"resuming {', '.join(run_ids)} (grok resume)",
+            lambda: actions.resume([self.store.run_dir(r).path for r in run_ids], self.store.runs_dir),
+        )
 
     def edit_config(self) -> None:
         """Suspend, run $VISUAL/$EDITOR on experiments.toml, then reload it."""

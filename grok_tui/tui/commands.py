@@ -7,6 +7,8 @@ from functools import partial
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from grok_tui.tui.screens.experiments import ExperimentsScreen
+
 
 class GrokCommands(Provider):
     def _commands(self) -> list[tuple[str, str, object]]:
@@ -21,11 +23,9 @@ class GrokCommands(Provider):
             target = self.app if b.action.startswith("app.") else screen
             action = b.action.removeprefix("app.").removeprefix("screen.")
             out.append((b.description, f"key: {key}", partial(target.run_action, action)))
-        opener = getattr(screen, "open_run", None)
-        rows = getattr(screen, "visible_run_ids", None)
-        if opener is not None and rows is not None:
-            for rid in rows():
-                out.append((f"Open run {rid}", "curves, spectra, checkpoints", partial(opener, rid)))
+        if isinstance(screen, ExperimentsScreen):
+            for rid in screen.visible_run_ids():
+                out.append((f"Open run {rid}", "curves, spectra, checkpoints", partial(screen.open_run, rid)))
         return out
 
     async def discover(self) -> Hits:

@@ -28,73 +28,34 @@ LOG_MAX_LINES = 2000
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the experiments table (a run on disk, or one experiments.toml would create)."""
+    """One line of the experiments table: a run's summary (the reader `grok ls` uses, so every field it
+    gains reaches the table) and where the run comes from."""
 
-    run_id: str
-    experiment: str
-    name: str
-    task: str
-    model: str
-    p: int | None
-    train_frac: float | None
-    seed: int | None
-    state: str
-    step: int
-    total_steps: int
-    train_acc: float | None
-    test_acc: float | None
-    memorised_at: int | None
-    grokked_at: int | None
-    device: str
-    error: str | None
-    path: Path | None
-    in_config: bool
+    summary: RunSummary
+    in_config: bool  # experiments.toml describes it (``r`` can launch it)
+    on_disk: bool  # it has a run directory (a ``new`` run does not yet)
 
     @property
-    def on_disk(self) -> bool:
-        return self.path is not None
+    def run_id(self) -> str:
+        return self.summary.run_id
 
     @property
-    def alive(self) -> bool:
-        return self.state == "running"
+    def experiment(self) -> str:
+        return self.summary.experiment
+
+    @property
+    def state(self) -> str:
+        return self.summary.state
 
 
-def _spec_fields(spec: dict[str, Any]) -> dict[str, Any]:
-    t = spec.get("task", "?")
-    return {
-        "task": " | ".join(map(str, t)) if isinstance(t, list) else str(t),
-        "model": str((spec.get("model") or {}).get("kind", "?")),
-        "p": spec.get("p"),
-        "train_frac": spec.get("train_frac"),
-        "seed": spec.get("seed"),
-    }
-
-
-def row_from_summary(s: RunSummary, in_config: bool) -> Row:
-    return Row(
-        run_id=s.run_id,
-        experiment=s.experiment,
-        name=s.name,
-        state=s.state,
-        step=s.step,
-        total_steps=s.total_steps,
-        train_acc=s.train_acc,
-        test_acc=s.test_acc,
-        memorised_at=s.memorised_at,
-        grokked_at=s.grokked_at,
-        device=s.device,
-        error=s.error,
-        path=s.path,
-        in_config=in_config,
-        **_spec_fields(s.spec),
-    )
-
-
-def row_from_spec(spec: dict[str, Any]) -> Row:
-    return Row(
-        run_id=f"{spec['experiment']}/{spec['name']}",
-        experiment=spec["experiment"],
-        name=spec["name"],
+def planned_summary(spec: dict[str, Any], runs_dir: Path) -> RunSummary:
+    """The summary of a run experiments.toml describes but nobody has launched yet (state ``new``)."""
+    exp, name = str(spec["experiment"]), str(spec["name"])
+    return RunSummary(
+        run_id=f"{exp}/{name}",
+        path=runs_dir / exp / name,
+        experiment=exp,
+        name=name,
         state=NEW,
         step=0,
         total_steps=int(spec.get("steps") or 0),
@@ -104,9 +65,7 @@ def row_from_spec(spec: dict[str, Any]) -> Row:
         grokked_at=None,
         device=str(spec.get("device", "?")),
         error=None,
-        path=None,
-        in_config=True,
-        **_spec_fields(spec),
+        spec=spec,
     )
 
 
@@ -283,8 +242,6 @@ class RunSeries:
 
     def __init__(self, rd: RunDir) -> None:
         self.rd = rd
-        from grok_tui.analysis.live import PROGRESS
-
         self.metrics = Columns()
         self.fourier = Matrix()
         self.progress = Columns()  # the final pass: restricted/excluded loss with the final key freqs
@@ -293,7 +250,7 @@ class RunSeries:
         self.version = 0
         self._mt = JsonlTail(rd.path / runs.METRICS)
         self._ft = JsonlTail(rd.path / runs.FOURIER)
-        self._pt = JsonlTail(rd.path / PROGRESS)
+        self._pt = JsonlTail(rd.path / runs.PROGRESS)
         self._lt = LogTail(rd.log_path())
         self._ckpt_sig: tuple[int, int, int] | None = None
         self.checkpoints: list[int] = []
@@ -417,14 +374,14 @@ class Store:
                 rid = f"{spec['experiment']}/{spec['name']}"
                 w = self._watches.get(rid)
                 if w is not None and w.summary is not None:
-                    out.append(row_from_summary(w.summary, True))
+                    out.append(Row(w.summary, in_config=True, on_disk=True))
                 else:
-                    out.append(row_from_spec(spec))
+                    out.append(Row(planned_summary(spec, self.runs_dir), in_config=True, on_disk=False))
                 seen.add(rid)
             for rid in sorted(self._watches):
                 w = self._watches[rid]
                 if rid not in seen and w.summary is not None:
-                    out.append(row_from_summary(w.summary, False))
+                    out.append(Row(w.summary, in_config=False, on_disk=True))
             return out
 
     def row(self, run_id: str) -> Row | None:

@@ -1,60 +1,82 @@
 """The experiments screen: every run of experiments.toml and of the runs directory in one table.
 
-Imports nothing heavy (no numpy): it is what the first paint shows.
+Imports nothing heavy (no numpy): it is what the first paint shows. Every cell is the text `grok ls`
+prints for the same run (``grok_tui.format.cells``). The run and state columns are fixed: they stay
+when the table scrolls sideways, and the state is never cut (a run id too long for the width is
+shortened in the middle instead; the line under the table names it in full).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.content import Content
+from textual.reactive import var
+from textual.widgets import DataTable, Input, Static
 
-from grok_tui.tui import format as fmt
+from grok_tui import format as fmt
+from grok_tui.tui.screens.base import LiveScreen, footer
 from grok_tui.tui.store import NEW, Row
+from grok_tui.tui.widgets.filter import FilterInput
+from grok_tui.tui.widgets.palette import tone_style, tone_variable
 
+#: (column key, header, key in ``grok_tui.format.cells``), left to right.
 COLUMNS = [
-    ("run", "run"),
-    ("state", "state"),
-    ("progress", "step"),
-    ("train", "train"),
-    ("test", "test"),
-    ("mem", "mem@"),
-    ("grok", "grok@"),
-    ("task", "task"),
-    ("model", "model"),
-    ("p", "p"),
-    ("frac", "frac"),
-    ("seed", "seed"),
-    ("device", "device"),
+    ("run", "run", "run"),
+    ("state", "state", "state"),
+    ("progress", "step", "step"),
+    ("train", "train", "train_acc"),
+    ("test", "test", "test_acc"),
+    ("mem", "mem@", "memorised_at"),
+    ("grok", "grok@", "grokked_at"),
+    ("task", "task", "task"),
+    ("model", "model", "model"),
+    ("p", "p", "p"),
+    ("frac", "frac", "train_frac"),
+    ("seed", "seed", "seed"),
+    ("device", "device", "device"),
 ]
+FIXED_COLUMNS = 2  # run and state
+STATE_ORDER = ("running", "queued", "done", "failed", "stopped", NEW)
+MIN_RUN_WIDTH = 16
+SCROLL_ROOM = 24  # columns left for the scrolling part when a run id is too long for the width
 
 
-def row_cells(row: Row, selected: bool) -> tuple:
-    mark = "●" if selected else " "
-    state = Text(row.state, style=fmt.STATE_COLORS.get(row.state, ""))
-    return (
-        f"{mark} {row.run_id}",
-        state,
-        fmt.progress(row.step, row.total_steps),
-        fmt.acc(row.train_acc),
-        fmt.acc(row.test_acc),
-        fmt.step(row.memorised_at),
-        fmt.step(row.grokked_at),
-        row.task,
-        row.model,
-        fmt.DASH if row.p is None else str(row.p),
-        fmt.frac(row.train_frac),
-        fmt.DASH if row.seed is None else str(row.seed),
-        row.device if row.on_disk else fmt.DASH,
-    )
+def fit_id(run_id: str, width: int) -> str:
+    """``run_id`` in at most ``width`` characters: whole when it fits, else its two ends around "…"."""
+    if len(run_id) <= width:
+        return run_id
+    keep = max(width - 1, 2)
+    head = keep // 2
+    return run_id[:head] + "…" + run_id[len(run_id) - (keep - head) :]
+
+
+def row_cells(row: Row, selected: bool, style_of: Callable[[str], Style], id_width: int) -> tuple[Text, ...]:
+    """The table's cells for ``row``: the formatter's text (never markup), the state in its tone."""
+    text = fmt.cells(row.summary)
+    if not row.on_disk:
+        text["device"] = fmt.DASH  # where it will run is decided at launch
+    label = fmt.state_label(row.summary)
+    out = []
+    for key, _, name in COLUMNS:
+        if key == "run":
+            out.append(Text(f"{'●' if selected else ' '} {fit_id(text['run'], id_width)}"))
+        elif key == "state":
+            out.append(Text(label.text, style=style_of(label.tone)))
+        else:
+            out.append(Text(text[name]))
+    return tuple(out)
 
 
 def matches(row: Row, query: str) -> bool:
     """Filter: every word must appear in the run id, task, model, state or device."""
-    hay = f"{row.run_id} {row.task} {row.model} {row.state} {row.device}".lower()
+    c = fmt.cells(row.summary)
+    hay = " ".join((c["run"], c["task"], c["model"], c["state"], c["device"])).lower()
     return all(word in hay for word in query.lower().split())
 
 
@@ -70,23 +92,26 @@ class RunTable(DataTable):
     ]
 
 
-class ExperimentsScreen(Screen):
+class ExperimentsScreen(LiveScreen):
     BINDINGS = [
         Binding("enter", "open", "Open run", id="experiments.open", show=False),
-        # priority: the filter takes focus before the keys typed right after "/" are routed
+        # priority: the app runs it as it reads the key, so the keys read with it go to the filter
         Binding("slash", "filter", "Filter", key_display="/", priority=True, id="experiments.filter"),
-        Binding("o", "overlay", "Overlay", id="experiments.overlay"),
         Binding("r", "launch", "Launch", id="experiments.launch"),
         Binding("s", "stop", "Stop", id="experiments.stop"),
         Binding("R", "resume", "Resume", id="experiments.resume"),
-        Binding("E", "edit", "Edit toml", id="experiments.edit"),
+        Binding("o", "overlay", "Overlay", id="experiments.overlay"),
+        Binding("E", "edit", "Edit", id="experiments.edit"),
         Binding("escape", "clear", "Clear filter, then selection", show=False, id="experiments.clear"),
     ]
 
+    #: Runs marked with space (frozen: assign a new set, the watcher redraws the marks).
+    selected: var[frozenset[str]] = var(frozenset(), init=False)
+    #: The filter's words; empty shows every run.
+    query_text: var[str] = var("", init=False)
+
     def __init__(self) -> None:
         super().__init__(id="experiments")
-        self.selected: set[str] = set()
-        self.query_text = ""
         self._rows: list[Row] = []
         self._shown: dict[str, tuple] = {}
         self._order: list[str] = []
@@ -95,49 +120,75 @@ class ExperimentsScreen(Screen):
         with Vertical(id="exp-body"):
             yield Static("", id="exp-title")
             yield Static("", id="config-error")
-            yield RunTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield RunTable(id="runs", cursor_type="row", zebra_stripes=True, fixed_columns=FIXED_COLUMNS)
             yield Static("", id="exp-detail")
-            yield Input(
-                placeholder="filter: words in run, task, model, state (enter: keep, esc: clear)", id="filter"
+            yield FilterInput(
+                placeholder="filter: words in run, task, model, state (enter: keep, esc: clear)",
+                id="filter",
+                hand_back="#runs",
             )
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         table = self.query_one(RunTable)
-        for key, label in COLUMNS:
+        for key, label, _ in COLUMNS:
             table.add_column(label, key=key)
         self.query_one("#filter").display = False
         table.focus()
-        self.refresh_rows()
+        self.app.theme_changed_signal.subscribe(self, self._restyle)
+        self.refresh_data()
 
-    def on_screen_resume(self) -> None:
-        self.refresh_rows()
+    def _restyle(self, _theme: object = None) -> None:
+        self._shown = {}  # every state cell takes the new theme's colours
+        self.refresh_data()
+
+    def watch_selected(self) -> None:
+        self.refresh_data()
+
+    def watch_query_text(self) -> None:
+        self.refresh_data()
+
+    def on_resize(self) -> None:
+        self.refresh_data()
 
     # ------------------------------------------------------------------ data → table
-    @property
-    def store(self):
-        return self.app.store
+    def _id_width(self, table: DataTable) -> int:
+        """Room for a run id: the table's width less the state column, the cells' padding, the mark
+        and some room for the columns that scroll."""
+        state_w = max([len("state"), *(len(fmt.state_label(r.summary).text) for r in self._rows)])
+        room = (table.size.width or self.app.size.width) - state_w - 4 * table.cell_padding - 2 - SCROLL_ROOM
+        return max(MIN_RUN_WIDTH, room)
 
-    def refresh_rows(self) -> None:
+    def refresh_data(self) -> None:
         """Bring the table in line with the store: update cells in place, rebuild only on new order."""
         store = self.store
         self._rows = store.rows()
         counts: dict[str, int] = {}
         for r in self._rows:
             counts[r.state] = counts.get(r.state, 0) + 1
-        title = [("grok-tui", "bold")]
-        for state in ("running", "queued", "done", "failed", "stopped", NEW):
+        title: list = [("grok-tui", "bold")]
+        for state in STATE_ORDER:
             if counts.get(state):
-                title += ["  ", (f"{counts[state]} {state}", fmt.STATE_COLORS[state])]
+                title += ["  ", (f"{counts[state]} {state}", tone_variable(fmt.STATE_TONES[state]))]
         where = f"{store.config_path or '(no experiments file)'} → {store.runs_dir}"
-        self.query_one("#exp-title", Static).update(Text.assemble(*title, "  ", (where, "dim")))
+        title += ["  ", (where, tone_variable("muted"))]
+        self.query_one("#exp-title", Static).update(Content.assemble(*title))
         err = self.query_one("#config-error", Static)
-        err.update(Text(f"✗ {store.config_error}", style="bold #ff5f5f") if store.config_error else "")
+        err.update(Content(f"✗ {store.config_error}") if store.config_error else "")
         err.display = bool(store.config_error)
-        visible = [r for r in self._rows if matches(r, self.query_text)] if self.query_text else self._rows
+        query = self.query_text
+        visible = [r for r in self._rows if matches(r, query)] if query else self._rows
         table = self.query_one(RunTable)
         order = [r.run_id for r in visible]
-        cells = {r.run_id: row_cells(r, r.run_id in self.selected) for r in visible}
+        width = self._id_width(table)
+        style_cache: dict[str, Style] = {}
+
+        def style_of(tone: str) -> Style:
+            if tone not in style_cache:
+                style_cache[tone] = tone_style(self.app, tone)
+            return style_cache[tone]
+
+        cells = {r.run_id: row_cells(r, r.run_id in self.selected, style_of, width) for r in visible}
         if order != self._order:
             cursor_key = self.cursor_run_id()
             table.clear()
@@ -151,11 +202,11 @@ class ExperimentsScreen(Screen):
                 old = self._shown.get(rid)
                 if old == cells[rid]:
                     continue
-                for (key, _), value, prev in zip(
+                for (key, _, _), value, prev in zip(
                     COLUMNS, cells[rid], old or (None,) * len(COLUMNS), strict=True
                 ):
                     if value != prev:
-                        table.update_cell(rid, key, value)
+                        table.update_cell(rid, key, value, update_width=True)
         self._shown = cells
         self.update_detail()
 
@@ -165,22 +216,21 @@ class ExperimentsScreen(Screen):
     def update_detail(self) -> None:
         row = self.cursor_row()
         detail = self.query_one("#exp-detail", Static)
+        muted = tone_variable("muted")
         if row is None:
-            n = len(self._rows)
-            detail.update(
-                Text("no runs match the filter" if n else "no runs yet: r launches the experiment", "dim")
-            )
+            empty = "no runs match the filter" if self._rows else "no runs yet: r launches the experiment"
+            detail.update(Content.styled(empty, muted))
             return
-        bits = [(row.run_id, "bold")]
-        if row.error:
-            bits += ["  ", (row.error, "#ff5f5f")]
+        bits: list = [(row.run_id, "bold")]
+        if row.summary.error:
+            bits += ["  ", (fmt.short_error(row.summary.error, 500), tone_variable("error"))]
         elif row.state == NEW:
-            bits += ["  ", ("not launched yet: r launches its experiment", "dim")]
-        elif row.path is not None:
-            bits += ["  ", (str(row.path), "dim")]
+            bits += ["  ", ("not launched yet: r launches its experiment", muted)]
+        elif row.on_disk:
+            bits += ["  ", (str(row.summary.path), muted)]
         if self.selected:
-            bits += ["  ", (f"[{len(self.selected)} selected]", "#ffd700")]
-        detail.update(Text.assemble(*bits))
+            bits += ["  ", (f"[{len(self.selected)} selected]", tone_variable("accent"))]
+        detail.update(Content.assemble(*bits))
 
     # ------------------------------------------------------------------ helpers
     def cursor_run_id(self) -> str | None:
@@ -223,49 +273,44 @@ class ExperimentsScreen(Screen):
         rid = self.cursor_run_id()
         if rid is None:
             return
-        self.selected.symmetric_difference_update({rid})
-        self.refresh_rows()
+        self.selected = self.selected ^ {rid}
         table = self.query_one(RunTable)
         if table.cursor_row < len(self._order) - 1:
             table.move_cursor(row=table.cursor_row + 1, animate=False)
 
-    def action_clear(self) -> None:
-        if self.query_text:
-            self.query_one("#filter", Input).value = ""
-            self.query_text = ""
-            self.query_one("#filter").display = False
-            self.refresh_rows()
-        elif self.selected:
-            self.selected.clear()
-            self.refresh_rows()
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter":  # "/" typed in the filter is text (run ids have one): the box takes it
+            return self.focused is not self.query_one("#filter", FilterInput)
+        return True
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        if self.focused is box:  # "/" typed inside the filter (run ids have one)
-            box.insert_text_at_cursor("/")
-            return
+        box = self.query_one("#filter", FilterInput)
         box.display = True
         self.set_focus(box)
 
+    def _drop_filter(self) -> None:
+        box = self.query_one("#filter", FilterInput)
+        box.value = ""
+        box.display = False
+        self.query_text = ""
+
+    def action_clear(self) -> None:
+        """Escape on the table: drop the filter, else the selection."""
+        if self.query_text or self.query_one("#filter").display:
+            self._drop_filter()
+        elif self.selected:
+            self.selected = frozenset()
+
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_text = event.value.strip()
-        self.refresh_rows()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        table = self.query_one(RunTable)
-        if self.focused is table:  # a second enter typed ahead: open the run under the cursor
-            self.action_open()
-            return
+        """Enter in the filter: keep it (the box goes when empty); the table has the focus again."""
         if not event.value.strip():
             event.input.display = False
-        self.set_focus(table)
 
-    def on_key(self, event) -> None:
-        box = self.query_one("#filter", Input)
-        if event.key == "escape" and box.has_focus:
-            event.stop()
-            self.query_one(RunTable).focus()
-            self.action_clear()
+    def on_filter_input_cancelled(self, event: FilterInput.Cancelled) -> None:
+        self._drop_filter()
 
     def action_overlay(self) -> None:
         rows = [r for r in self.targets() if r.on_disk]
@@ -281,7 +326,7 @@ class ExperimentsScreen(Screen):
         if skipped and not exps:
             self.app.notify(f"{skipped[0]} is not in the experiments file; R resumes it", severity="warning")
             return
-        self.app.launch(exps)
+        self.app.request_launch(exps)
 
     def action_stop(self) -> None:
         rows = [r for r in self.targets() if r.state in ("running", "queued")]

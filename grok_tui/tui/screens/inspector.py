@@ -6,21 +6,20 @@ which (values recomputed here carry a ``*``)."""
 from __future__ import annotations
 
 import numpy as np
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
+from grok_tui import format as fmt
 from grok_tui.checkpoints import RECOMPUTED, CheckpointView
-from grok_tui.tui import format as fmt
+from grok_tui.tui.screens.base import LiveScreen, footer
 from grok_tui.tui.widgets.bars import SpectrumBars
 from grok_tui.tui.widgets.heatmap import FourierHeatmap
-from grok_tui.tui.widgets.palette import MARK
-
-ERROR = "#ff5f5f"
+from grok_tui.tui.widgets.palette import tone_style
 
 LABELS = {
     "train_loss": "train loss",
@@ -72,11 +71,11 @@ def measures_table(view: CheckpointView, width: int) -> Table:
     return t
 
 
-def keys_text(view: CheckpointView) -> Text:
+def keys_text(view: CheckpointView, error: Style, mark: Style) -> Text:
     """The error line of a damaged input, then key frequencies with the rule that gave them and their
     source; what was recomputed; notes."""
-    out = Text(f"{view.error}\n", ERROR) if view.error else Text()
-    out.append_text(Text.assemble(("key frequencies ", "dim"), (view.key_freq_line(), f"bold {MARK}")))
+    out = Text(f"{view.error}\n", error) if view.error else Text()
+    out.append_text(Text.assemble(("key frequencies ", "dim"), (view.key_freq_line(), mark)))
     recomputed = view.recomputed()
     if recomputed:
         out.append(f"  *recomputed from the weights: {', '.join(recomputed)}", "dim")
@@ -85,7 +84,7 @@ def keys_text(view: CheckpointView) -> Text:
     return out
 
 
-class InspectorScreen(Screen):
+class InspectorScreen(LiveScreen):
     DEFAULT_CSS = """
     InspectorScreen #insp-keys { height: auto; max-height: 4; padding: 0 1; }
     InspectorScreen #insp-heat { height: 1fr; min-height: 5; padding: 0 1; }
@@ -113,7 +112,7 @@ class InspectorScreen(Screen):
             yield SpectrumBars("W_L (neuron → logit)", id="bars-logit")
             yield FourierHeatmap("", id="insp-heat")
             yield Static("", id="insp-measures")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         self.series = self.app.store.series(self.run_id)
@@ -142,16 +141,17 @@ class InspectorScreen(Screen):
             return
         view = self.app.checkpoint_view(self.run_id, step, row=self.series.metrics.row_at(step))
         self.view = view
+        error, mark = tone_style(self.app, "error"), tone_style(self.app, "warning") + Style(bold=True)
         head.update(
             Text.assemble(
                 (self.run_id, "bold"),
                 f"  checkpoint {self.index + 1}/{len(self.steps)}",
                 ("  step ", ""),
-                (fmt.step(step), f"bold {MARK}"),
-                ("  damaged", ERROR) if view.error else "",
+                (fmt.step(step), mark),
+                ("  damaged", error) if view.error else "",
             )
         )
-        self.query_one("#insp-keys", Static).update(keys_text(view))
+        self.query_one("#insp-keys", Static).update(keys_text(view, error, mark))
         e, lg = view.embed, view.logit
         why = "" if view.readable else "checkpoint unreadable"
         self.query_one("#bars-embed", SpectrumBars).show(
@@ -185,11 +185,11 @@ class InspectorScreen(Screen):
         if self.view is not None:
             self.query_one("#insp-measures", Static).update(measures_table(self.view, self.size.width))
 
-    def refresh_data(self, force: bool = False) -> None:
+    def refresh_data(self) -> None:
         """New checkpoints arrived: follow the newest if we were on the last one, else stay put; new
         evaluations extend the heatmap."""
         n = len(self.steps)
-        if n != self._n or force:
+        if n != self._n:
             if self.index == self._n - 1 or self.index >= n:
                 self.index = n - 1
             self._n = n

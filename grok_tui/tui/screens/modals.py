@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -9,6 +10,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Static
+
+from grok_tui.tui.widgets.palette import tone_style
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -47,10 +50,10 @@ def _own(node: object) -> bool:
 
 def bindings_table(screen: Screen) -> Table:
     """The keys of ``screen`` (its own and its grok-tui widgets'), then the app-wide ones."""
-    t = Table(box=None, padding=(0, 2), show_header=False)
-    t.add_column(style="bold #ffd700", no_wrap=True)
-    t.add_column()
     app = screen.app
+    t = Table(box=None, padding=(0, 2), show_header=False)
+    t.add_column(style=tone_style(app, "accent") + Style(bold=True), no_wrap=True)
+    t.add_column()
     here: list[Binding] = []
     for node in [*screen.query("*").results(), screen]:
         if _own(node):

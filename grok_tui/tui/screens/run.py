@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
+from textual.content import Content
+from textual.reactive import var
+from textual.widgets import Log, Static, TabbedContent, TabPane
 
-from grok_tui.series import ema
-from grok_tui.tui import format as fmt
-from grok_tui.tui.store import Columns, Row
+from grok_tui import format as fmt
+from grok_tui.tui.screens.base import LiveScreen, footer
+from grok_tui.tui.store import Row
 from grok_tui.tui.widgets.heatmap import FourierHeatmap
-from grok_tui.tui.widgets.palette import SERIES, TEST, TRAIN
-from grok_tui.tui.widgets.plot import Curve, CurvePlot
+from grok_tui.tui.widgets.palette import TEST, TRAIN, tone_variable
+from grok_tui.tui.widgets.plot import CurvePlot, curve
 
-#: Progress-measure panels: (widget id, title, metric keys, log-y).
+#: Progress-measure panels: (widget id, title, metric keys, log-y). Each other metric the run records
+#: (learning rate, key-frequency count, an RFM's AGOP measures, ...) gets a panel of its own, so no
+#: two quantities of different scale share an axis.
 MEASURE_PANELS = [
     ("m-loss", "loss", ["train_loss", "test_loss", "restricted_loss", "excluded_loss"], True),
     ("m-gini", "Gini", ["gini_embed", "gini_logit"], False),
     ("m-ffd", "FFD / FCR", ["ffd_embed", "fcr_embed", "ffd_logit", "fcr_logit"], False),
-    ("m-norm", "weights", ["weight_norm"], False),
+    ("m-norm", "Σ w²", ["weight_norm"], False),
 ]
+#: Titles and log-y of the panels of the other metrics the workers are known to record.
+EXTRA_PANELS = {"lr": ("learning rate", True), "n_key_freqs": ("key frequencies", False)}
 KNOWN = {"step", "time", "train_acc", "test_acc", "restricted_acc", "excluded_acc"} | {
     k for _, _, keys, _ in MEASURE_PANELS for k in keys
 }
@@ -50,52 +56,56 @@ SPECTRUM_TITLES = {
 }
 
 
-def header_text(row: Row | None, run_id: str) -> Text:
+def header_text(row: Row | None, run_id: str) -> Content:
     """One line, the table's words: state, step, accuracies, memorised/grokked at, error."""
     if row is None:
-        return Text(run_id, style="bold")
-    return Text.assemble(
+        return Content.styled(run_id, "bold")
+    c, label, error = fmt.cells(row.summary), fmt.state_label(row.summary), row.summary.error
+    return Content.assemble(
         (run_id, "bold"),
         " ",
-        (row.state, fmt.STATE_COLORS.get(row.state, "")),
-        f" {fmt.progress(row.step, row.total_steps)}",
-        f" · train {fmt.acc(row.train_acc)} test {fmt.acc(row.test_acc)}",
-        f" · mem@{fmt.step(row.memorised_at)} grok@{fmt.step(row.grokked_at)}",
-        (f" · {row.error}", "#ff5f5f") if row.error else "",
+        (label.text, tone_variable(label.tone)),
+        f" {c['step']}",
+        f" · train {c['train_acc']} test {c['test_acc']}",
+        f" · mem@{c['memorised_at']} grok@{c['grokked_at']}",
+        (f" · {fmt.short_error(error, 500)}", tone_variable("error")) if error else "",
     )
 
 
-def curve(cols: Columns, key: str, label: str, color: str, smooth: float) -> Curve | None:
-    """One metric as a curve over steps (EMA-smoothed at full resolution when ``smooth`` > 0)."""
-    x, y = cols.get("step"), cols.get(key)
-    if x is None or y is None or not np.isfinite(y).any():
-        return None
-    return Curve(label, x, ema(y, smooth) if smooth else y, color)
+#: The footer shows the four tab keys as one entry (the help lists each).
+TABS = Binding.Group("Tabs")
 
 
-class RunScreen(Screen):
+def extra_panel_id(key: str) -> str:
+    """A widget id for the panel of metric ``key`` (ids allow letters, digits, - and _)."""
+    return "m-x-" + re.sub(r"[^A-Za-z0-9_-]", "_", key)
+
+
+class RunScreen(LiveScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="run.back"),
-        Binding("1", "tab('curves')", "Curves", id="run.tab.curves"),
-        Binding("2", "tab('measures')", "Measures", id="run.tab.measures"),
-        Binding("3", "tab('fourier')", "Fourier", id="run.tab.fourier"),
-        Binding("4", "tab('log')", "Log", id="run.tab.log"),
+        Binding("1", "tab('curves')", "Curves", id="run.tab.curves", group=TABS),
+        Binding("2", "tab('measures')", "Measures", id="run.tab.measures", group=TABS),
+        Binding("3", "tab('fourier')", "Fourier", id="run.tab.fourier", group=TABS),
+        Binding("4", "tab('log')", "Log", id="run.tab.log", group=TABS),
         Binding("i", "inspect", "Checkpoints", id="run.inspect"),
         Binding("e", "app.cycle_ema", "EMA", id="run.ema"),
         Binding("x", "toggle_logx", "log-x", id="run.logx"),
         Binding("f", "cycle_spectrum", "Spectrum", id="run.spectrum"),
-        Binding("s", "stop", "Stop", id="run.stop"),
-        Binding("R", "resume", "Resume", id="run.resume"),
+        Binding("s", "stop", "Stop", id="run.stop", show=False),
+        Binding("R", "resume", "Resume", id="run.resume", show=False),
     ]
+
+    #: Log-scaled step axis on every curve.
+    logx: var[bool] = var(True, init=False)
+    #: The spectrum the heatmap shows (a key of fourier.jsonl's rows).
+    spectrum: var[str] = var("embed", init=False)
 
     def __init__(self, run_id: str) -> None:
         super().__init__(id="run")
         self.run_id = run_id
-        self.logx = True
-        self.spectrum = "embed"
         self._version = -1
         self._log_written = 0
-        self._drawn_ema: float | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-head")
@@ -110,28 +120,30 @@ class RunScreen(Screen):
                 yield FourierHeatmap("", id="heat")
             with TabPane("Log", id="log"):
                 yield Log(id="worker-log", max_lines=2000)
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         self.series = self.app.store.series(self.run_id)
-        self.refresh_data(force=True)
+        self.watch(self.app, "ema_weight", self.draw_curves, init=False)
+        self.refresh_data()
 
     def on_unmount(self) -> None:
         self.app.store.release(self.run_id)
 
-    def on_screen_resume(self) -> None:
-        self.refresh_data(force=self._drawn_ema != self.app.ema_weight)
+    def watch_logx(self) -> None:
+        self.draw_curves()
+
+    def watch_spectrum(self) -> None:
+        self.draw_heatmap()
 
     # ------------------------------------------------------------------ data
-    def refresh_data(self, force: bool = False) -> None:
-        """Called on every poll result: redraws only what changed (plots build lazily when shown)."""
-        row = self.app.store.row(self.run_id)
-        self.query_one("#run-head", Static).update(header_text(row, self.run_id))
+    def refresh_data(self) -> None:
+        """On every poll result: the header, then what changed (plots build lazily when shown)."""
+        self.query_one("#run-head", Static).update(header_text(self.app.store.row(self.run_id), self.run_id))
         s = self.series
-        if force or s.version != self._version:
+        if s.version != self._version:
             self._version = s.version
-            self._drawn_ema = self.app.ema_weight
-            self.draw_curves(row)
+            self.draw_curves()
             self.draw_heatmap()
         new = s.log_total - self._log_written
         if new > 0:
@@ -139,30 +151,44 @@ class RunScreen(Screen):
             self.query_one("#worker-log", Log).write_lines(lines[-min(new, len(lines)) :])
             self._log_written = s.log_total
 
-    def draw_curves(self, row: Row | None) -> None:
-        s, w = self.series, self.app.ema_weight
+    def draw_curves(self) -> None:
+        row = self.app.store.row(self.run_id)
+        s, w, logx = self.series, self.app.ema_weight, self.logx
         m = s.metrics
         note = f"EMA {w:g}" if w else ""
         marks = []
-        if row is not None and row.memorised_at:
-            marks.append((row.memorised_at, "memorised"))
-        if row is not None and row.grokked_at:
-            marks.append((row.grokked_at, "grokked"))
+        if row is not None and row.summary.memorised_at:
+            marks.append((row.summary.memorised_at, "memorised"))
+        if row is not None and row.summary.grokked_at:
+            marks.append((row.summary.grokked_at, "grokked"))
         acc = [curve(m, "train_acc", "train", TRAIN, w), curve(m, "test_acc", "test", TEST, w)]
-        tasks = sorted({k.split("/")[1] for k in s.metrics.names() if k.startswith("tasks/")})
+        tasks = sorted({k.split("/")[1] for k in m.names() if k.startswith("tasks/")})
         for i, t in enumerate(tasks):
-            acc.append(curve(m, f"tasks/{t}/test_acc", f"test {t}", SERIES[(i + 2) % len(SERIES)], w))
-        self.query_one("#acc", CurvePlot).plot([c for c in acc if c], logx=self.logx, vlines=marks, note=note)
+            acc.append(curve(m, f"tasks/{t}/test_acc", f"test {t}", i + 2, w))
+        self.query_one("#acc", CurvePlot).plot([c for c in acc if c], logx=logx, vlines=marks, note=note)
         loss = [curve(m, "train_loss", "train", TRAIN, w), curve(m, "test_loss", "test", TEST, w)]
-        self.query_one("#loss", CurvePlot).plot([c for c in loss if c], logx=self.logx, note=note)
-        extra = [k for k in s.metrics.names() if k not in KNOWN and not k.startswith("tasks/")]
+        self.query_one("#loss", CurvePlot).plot([c for c in loss if c], logx=logx, note=note)
         for wid, _title, keys, _logy in MEASURE_PANELS:
-            keys = keys + extra if wid == "m-norm" else keys
-            cs = [curve(m, k, LABELS.get(k, k), SERIES[i % len(SERIES)], w) for i, k in enumerate(keys)]
+            # one curve: the panel's title names it
+            cs = [curve(m, k, LABELS.get(k, k) if len(keys) > 1 else "", i, w) for i, k in enumerate(keys)]
             if wid == "m-loss":  # the final pass (final key frequencies), when the run has one
                 for j, k in enumerate(("restricted_loss", "excluded_loss")):
-                    cs.append(curve(s.progress, k, f"{LABELS[k]} (final K)", SERIES[4 + j], 0))
-            self.query_one(f"#{wid}", CurvePlot).plot([c for c in cs if c], logx=self.logx, note=note)
+                    cs.append(curve(s.progress, k, f"{LABELS[k]} (final K)", 4 + j, 0))
+            self.query_one(f"#{wid}", CurvePlot).plot([c for c in cs if c], logx=logx, note=note)
+        grid = self.query_one("#measure-grid", Grid)
+        for key in (k for k in m.names() if k not in KNOWN and not k.startswith("tasks/")):
+            c = curve(m, key, key, 0, w)
+            if c is None:
+                continue
+            title, logy = EXTRA_PANELS.get(key, (key, False))
+            found = grid.query(f"#{extra_panel_id(key)}")
+            if found:
+                panel = found.first(CurvePlot)
+            else:
+                panel = CurvePlot(title, id=extra_panel_id(key), logx=logx, logy=logy)
+                grid.mount(panel)
+            c.label = ""  # the title names it: one quantity per panel
+            panel.plot([c], logx=logx, note=note)
 
     def draw_heatmap(self) -> None:
         name = self.spectrum
@@ -193,11 +219,9 @@ class RunScreen(Screen):
         i = names.index(self.spectrum) if self.spectrum in names else -1
         self.spectrum = names[(i + 1) % len(names)]
         self.action_tab("fourier")
-        self.draw_heatmap()
 
     def action_toggle_logx(self) -> None:
         self.logx = not self.logx
-        self.refresh_data(force=True)
 
     def action_inspect(self) -> None:
         if not self.series.checkpoints:
@@ -214,6 +238,3 @@ class RunScreen(Screen):
 
     def action_resume(self) -> None:
         self.app.resume([self.run_id])
-
-    def refresh_curves(self) -> None:
-        self.refresh_data(force=True)

@@ -8,13 +8,12 @@ frequencies are labelled under their bar.
 from __future__ import annotations
 
 import numpy as np
-from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
 from .frame import FrameWidget
-from .palette import AXIS, COS, MARK, SIN
+from .palette import COS, SIN, series
 
 _EIGHTHS = " ▁▂▃▄▅▆▇█"
 
@@ -38,10 +37,8 @@ class SpectrumBars(FrameWidget):
         self.redraw()
 
     def _build(self, w: int, h: int) -> list[Strip]:
-        base = self.rich_style
-        axis = base + Style(color=Color.parse(AXIS))
-        cos_s, sin_s = base + Style(color=Color.parse(COS)), base + Style(color=Color.parse(SIN))
-        mark = base + Style(color=Color.parse(MARK), bold=True)
+        base, axis, mark = self.part_styles()
+        cos_s, sin_s = base + Style(color=series(COS)), base + Style(color=series(SIN))
         head = [Segment(self.title, base + Style(bold=True))]
         if self.cos is None or self.sin is None or h < 3:
             head.append(Segment(f"  {self.note or 'not available'}", axis))

@@ -9,7 +9,6 @@ run groks. O(visible cells) per frame, no plotting library involved.
 from __future__ import annotations
 
 import numpy as np
-from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
@@ -17,7 +16,7 @@ from textual.strip import Strip
 from grok_tui.series import nice_ticks, si
 
 from .frame import FrameWidget
-from .palette import AXIS, MARK, ramp
+from .palette import ramp
 
 LEVELS = 64
 
@@ -62,8 +61,7 @@ class FourierHeatmap(FrameWidget):
         return [Style(color=c) for c in ramp(LEVELS, mode)]
 
     def _build(self, w: int, h: int) -> list[Strip]:
-        base = self.rich_style
-        axis = base + Style(color=Color.parse(AXIS))
+        base, axis, mark = self.part_styles()
         title = Strip([Segment(self.title, base + Style(bold=True))]).crop(0, w).extend_cell_length(w, base)
         n, K = self.matrix.shape if self.matrix.size else (0, 0)
         if n == 0 or K == 0 or h < 4 or w < 12:
@@ -95,7 +93,6 @@ class FourierHeatmap(FrameWidget):
         lvl = np.where(np.isfinite(lvl), lvl, 0).astype(np.int64)
         pal = self._palette()
         key_bins = {(k - 1) // pool for k in self.key_freqs if 1 <= k <= K}
-        mark = base + Style(color=Color.parse(MARK), bold=True)
         lines = [title]
         shown: set[int] = set()
         for r in range(ch):

@@ -1,19 +1,38 @@
-"""Colours that survive SSH: every fixed colour is an exact xterm-256 colour, and the heatmap has a
-hand-picked 256-colour ramp for terminals without truecolor (gradients posterize badly
-when left to automatic downgrading)."""
+"""Colours that survive SSH, and the theme's names for the formatter's tones.
+
+Two kinds of colour live here as data, on purpose: the curve series and the heatmap ramp. Curves are
+told apart by hue, so their colours are fixed xterm-256 palette entries (exact on a 256-colour
+terminal, the same on truecolor, whatever the theme); the heatmap is a perceptual ramp (viridis, and a
+hand-picked 256-colour ramp for terminals without truecolor: gradients posterize badly when left to
+automatic downgrading). Everything else (axes, markers, states, errors) comes from the theme, via the
+widgets' component classes in CSS or ``tone_color``.
+"""
 
 from __future__ import annotations
 
-from rich.color import Color
+from typing import TYPE_CHECKING
 
-#: Series colours (exact xterm-256 entries): blue, orange, green, magenta, yellow, red, teal, grey.
-SERIES = ["#00afff", "#ff8700", "#5fd700", "#d75fd7", "#ffd700", "#ff5f5f", "#00d7af", "#afafaf"]
-TRAIN = "#00afff"
-TEST = "#ff8700"
-AXIS = "#808080"
-MARK = "#ffd700"
-COS = "#00afff"
-SIN = "#ff8700"
+from rich.color import Color
+from rich.style import Style
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+#: Curve series as xterm-256 entries: blue, orange, green, magenta, yellow, red, teal, grey.
+SERIES = [39, 208, 76, 170, 220, 203, 43, 145]
+TRAIN = 0  # series index of train curves (blue)
+TEST = 1  # series index of test curves (orange)
+COS, SIN = TRAIN, TEST  # the spectrum bars reuse the pair
+
+#: The theme variable that colours each tone of ``grok_tui.format`` (text on the app's background).
+TONE_VARIABLES = {
+    "primary": "text-primary",
+    "success": "text-success",
+    "error": "text-error",
+    "warning": "text-warning",
+    "accent": "text-accent",
+    "muted": "foreground-muted",
+}
 
 _VIRIDIS = [
     (68, 1, 84),
@@ -29,6 +48,36 @@ _VIRIDIS = [
 ]
 #: A viridis-like ramp in the xterm-256 cube, dark purple → yellow.
 RAMP_256 = [53, 54, 55, 61, 25, 31, 30, 36, 35, 71, 77, 113, 149, 185, 220, 226]
+
+
+def series(i: int) -> Color:
+    """The colour of curve series ``i`` (wrapping around)."""
+    return Color.from_ansi(SERIES[i % len(SERIES)])
+
+
+def series_style(i: int) -> str:
+    """Series ``i`` as a Content style (text naming a curve in its colour)."""
+    return series(i).get_truecolor().hex
+
+
+def tone_variable(tone: str) -> str:
+    """A tone of ``grok_tui.format`` as a theme variable reference, for Content styles (``$text-error``)."""
+    return "$" + TONE_VARIABLES.get(tone, "foreground")
+
+
+def tone_style(app: App, tone: str) -> Style:
+    """A tone as a Rich style in the app's current theme (for Rich Text, e.g. DataTable cells), its
+    alpha blended over the theme's background."""
+    from textual.color import Color as ThemeColor
+    from textual.color import ColorParseError
+
+    variables = app.theme_variables
+    try:
+        fg = ThemeColor.parse(variables[TONE_VARIABLES.get(tone, "foreground")])
+        bg = ThemeColor.parse(variables["background"])
+    except (KeyError, ColorParseError):  # a theme without the variable: the terminal's own colour
+        return Style()
+    return Style(color=(bg + fg).rich_color)
 
 
 def viridis(v: float) -> tuple[int, int, int]:

@@ -4,23 +4,27 @@ Why not plotext: its log scale breaks on the second build, it keeps a global fig
 ~12 µs a point. Here each curve is smoothed at full resolution by the caller, min/max-downsampled to
 the pane's dot columns, and rasterised with numpy; the frame is built lazily in ``render_line``, so
 a plot in a hidden tab costs nothing and a visible one is rebuilt only when its data or size changes.
+A legend that does not fit the width wraps onto more lines (the plot gives up the rows).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from grok_tui.series import fmt_tick, log_ticks, minmax_downsample, nice_ticks, si
+from grok_tui.series import ema, fmt_tick, log_ticks, minmax_downsample, nice_ticks, si
 
 from .frame import FrameWidget
-from .palette import AXIS, MARK
+from .palette import series
+
+if TYPE_CHECKING:
+    from grok_tui.tui.store import Columns
 
 # Braille dot bits by (row 0..3, column 0..1) inside a cell.
 _BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.uint8)
@@ -31,7 +35,34 @@ class Curve:
     label: str
     x: np.ndarray
     y: np.ndarray
-    color: str
+    series: int  # colour: an index into the palette's series
+
+
+def curve(cols: Columns, key: str, label: str, series: int, smooth: float = 0.0) -> Curve | None:
+    """Metric ``key`` of ``cols`` over steps (EMA-smoothed at full resolution when ``smooth`` > 0),
+    or None when it has no finite value."""
+    x, y = cols.get("step"), cols.get(key)
+    if x is None or y is None or not np.isfinite(y).any():
+        return None
+    return Curve(label, x, ema(y, smooth) if smooth else y, series)
+
+
+def legend_lines(items: list[tuple[str, Style]], w: int, max_lines: int, base: Style) -> list[Strip]:
+    """Pack legend items (text, style) into at most ``max_lines`` lines of width ``w``, two spaces
+    apart; an item that does not fit starts a new line, the last line is cropped."""
+    lines: list[list[Segment]] = [[]]
+    used = 0
+    for text, style in items:
+        n = len(text)
+        if used and used + 2 + n > w and len(lines) < max_lines:
+            lines.append([])
+            used = 0
+        if used:
+            lines[-1].append(Segment("  ", base))
+            used += 2
+        lines[-1].append(Segment(text, style))
+        used += n
+    return [Strip(segs).crop(0, w).extend_cell_length(w, base) for segs in lines]
 
 
 def _rasterise(px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,32 +143,34 @@ class CurvePlot(FrameWidget):
             y = np.log10(y)
         return x, y
 
-    def _title_strip(self, w: int, base: Style) -> Strip:
-        segs = [Segment(self.title, base + Style(bold=True))]
-        for c in self.curves:
-            segs.append(Segment("  ━ ", base + Style(color=Color.parse(c.color))))
-            segs.append(Segment(c.label, base))
+    def _legend(self, w: int, h: int) -> list[Strip]:
+        """Title, one entry per curve, the note: wrapped, leaving at least two plot rows and the axis."""
+        base, axis, _ = self.part_styles()
+        items: list[tuple[str, Style]] = [(self.title, base + Style(bold=True))] if self.title else []
+        items += [(f"━ {c.label}", base + Style(color=series(c.series))) for c in self.curves if c.label]
         if self.note:
-            segs.append(Segment(f"  {self.note}", base + Style(color=Color.parse(AXIS))))
-        return Strip(segs).crop(0, w).extend_cell_length(w, base)
+            items.append((self.note, axis))
+        return legend_lines(items, w, max(1, h - 3), base)
 
-    def _message(self, w: int, h: int, base: Style, text: str) -> list[Strip]:
-        lines = [self._title_strip(w, base)]
-        for i in range(1, h):
-            s = text if i == h // 2 else ""
-            lines.append(Strip([Segment(s.center(w)[:w], base + Style(color=Color.parse(AXIS)))]))
+    def _message(self, w: int, h: int, text: str) -> list[Strip]:
+        _, axis, _ = self.part_styles()
+        lines = self._legend(w, h)[:h]
+        for i in range(len(lines), h):
+            s = text if i == max(h // 2, len(lines)) else ""
+            lines.append(Strip([Segment(s.center(w)[:w], axis)]))
         return lines
 
     def _build(self, w: int, h: int) -> list[Strip]:
-        base = self.rich_style
+        base, axis, mark_style = self.part_styles()
         if w <= 0 or h <= 0:
             return []
         if h < 4 or w < 16:
-            return self._message(w, h, base, "")
+            return self._message(w, h, "")
         data = [(c, *self._transform(c.x, c.y)) for c in self.curves]
         data = [(c, x, y) for c, x, y in data if x.size]
         if not data:
-            return self._message(w, h, base, "no data yet")
+            return self._message(w, h, "no data yet")
+        legend = self._legend(w, h)
         xs = np.concatenate([x for _, x, _ in data])
         ys = np.concatenate([y for _, _, y in data])
         xlo, xhi = float(xs.min()), float(xs.max())
@@ -153,7 +186,7 @@ class CurvePlot(FrameWidget):
             ylo, yhi = ylo - pad, yhi + pad
         if yhi <= ylo:
             ylo, yhi = ylo - 0.5, yhi + 0.5
-        ch = h - 2
+        ch = h - len(legend) - 1
         # y ticks decide the margin width
         if self.logy:
             yt = log_ticks(10**ylo, 10**yhi)
@@ -171,8 +204,7 @@ class CurvePlot(FrameWidget):
         W, H = 2 * cw, 4 * ch
         bits = np.zeros((ch, cw), dtype=np.uint8)
         owner = np.full((ch, cw), -1, dtype=np.int64)
-        styles = [base + Style(color=Color.parse(c.color)) for c, _, _ in data]
-        mark_style = base + Style(color=Color.parse(MARK))
+        styles = [base + Style(color=series(c.series)) for c, _, _ in data]
         # vertical markers first: curves draw over them
         for xv, _label in self.vlines:
             xv = math.log10(xv) if self.logx and xv > 0 else xv
@@ -194,8 +226,7 @@ class CurvePlot(FrameWidget):
             hit = grid > 0
             bits |= grid
             owner[hit] = i
-        axis = base + Style(color=Color.parse(AXIS))
-        lines = [self._title_strip(w, base)]
+        lines = legend
         chars = np.where(bits > 0, bits.astype(np.int64) + 0x2800, 0x20)
         for r in range(ch):
             lab = rows_used.get(r)

@@ -1,0 +1,146 @@
+"""How a run's numbers and words read, in `grok ls` and in grok-tui alike: one formatter for both.
+
+Plain strings only (no rich, no Textual), so the CLI imports it without the TUI's cost and the two can
+never disagree. A value that is missing, not a number or not finite reads as ``-``: a damaged file shows
+as unknown, never as a wrong number. Colours are semantic *tones* (``success``, ``error``, ...): the TUI
+resolves them against its theme, the CLI through ``RICH_STYLES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .runs import NO_SCHEDULER, finite
+
+DASH = "-"
+#: Where `grok ls` cuts an error shown next to the state (the TUI shows the whole line elsewhere).
+ERROR_WIDTH = 40
+
+#: The tone of each state: done green, running cyan, failed red, stopped yellow, queued and new dim.
+STATE_TONES = {
+    "running": "primary",
+    "queued": "muted",
+    "done": "success",
+    "failed": "error",
+    "stopped": "warning",
+    "new": "muted",
+}
+#: Tones as rich styles, for the CLI's tables (`grok ls` has always used these colours).
+RICH_STYLES = {"primary": "cyan", "success": "green", "error": "red", "warning": "yellow", "muted": "dim"}
+
+
+class Summary(Protocol):
+    """What the formatter reads of a run (``grok_tui.runs.RunSummary``)."""
+
+    run_id: str
+    state: str
+    step: int
+    total_steps: int
+    train_acc: float | None
+    test_acc: float | None
+    memorised_at: int | None
+    grokked_at: int | None
+    device: str
+    error: str | None
+    spec: dict[str, Any]
+    orphaned: bool
+
+
+def acc(v: Any) -> str:
+    """Accuracy to three decimals (0.990 is the memorised/grokked threshold)."""
+    f = finite(v)
+    return DASH if f is None else f"{f:.3f}"
+
+
+def step(v: Any) -> str:
+    """A step count (memorised at, grokked at): a whole number or ``-``."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    f = finite(v)
+    return DASH if f is None or not f.is_integer() else str(int(f))
+
+
+def progress(done: Any, total: Any) -> str:
+    """``step/total``, as in the table's step column."""
+    return f"{step(done)}/{step(total)}"
+
+
+def frac(v: Any) -> str:
+    f = finite(v)
+    return DASH if f is None else f"{f:g}"
+
+
+def num(v: Any) -> str:
+    """A measure: 4 significant digits, exponent for tiny or huge values."""
+    f = finite(v)
+    if f is None:
+        return DASH
+    a = abs(f)
+    if a != 0 and (a < 1e-3 or a >= 1e5):
+        return f"{f:.3e}"
+    return f"{f:.4g}"
+
+
+def text(v: Any) -> str:
+    """A plain value of the spec (p, seed, device): as written, or ``-`` when absent."""
+    return DASH if v is None else str(v)
+
+
+def task_label(task: Any) -> str:
+    """The task of a spec: an expression, or a mixture's expressions joined with `` | ``."""
+    if isinstance(task, (list, tuple)):
+        return " | ".join(map(str, task))
+    return "?" if task is None else str(task)
+
+
+def model_label(model: Any) -> str:
+    """The model kind of a spec (``transformer``, ``mlp``, ``rfm``); ``?`` when the spec says none."""
+    kind = model.get("kind") if isinstance(model, dict) else None
+    return kind if isinstance(kind, str) and kind else "?"
+
+
+def short_error(error: Any, width: int = ERROR_WIDTH) -> str:
+    """An error's first line, cut to ``width`` characters with an ellipsis when it is longer."""
+    if not error:
+        return ""
+    line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+@dataclass(frozen=True)
+class StateLabel:
+    """A run's state as shown: the words and their tone (a key of ``RICH_STYLES``)."""
+
+    text: str
+    tone: str
+
+
+def state_label(s: Summary) -> StateLabel:
+    """The state column: the state and its tone; an unknown state reads as it is, dimmed; a queued run
+    that no scheduler will start says so, as a warning."""
+    state = str(s.state)
+    if s.orphaned:
+        return StateLabel(NO_SCHEDULER, "warning")
+    return StateLabel(state, STATE_TONES.get(state, "muted"))
+
+
+def cells(s: Summary) -> dict[str, str]:
+    """Every column `grok ls` and the TUI's table can show, as text, keyed by column name."""
+    spec = s.spec if isinstance(s.spec, dict) else {}
+    return {
+        "run": s.run_id,
+        "state": state_label(s).text,
+        "step": progress(s.step, s.total_steps),
+        "train_acc": acc(s.train_acc),
+        "test_acc": acc(s.test_acc),
+        "memorised_at": step(s.memorised_at),
+        "grokked_at": step(s.grokked_at),
+        "task": task_label(spec.get("task")),
+        "model": model_label(spec.get("model")),
+        "p": text(spec.get("p")),
+        "train_frac": frac(spec.get("train_frac")),
+        "seed": text(spec.get("seed")),
+        "device": text(s.device),
+        "error": short_error(s.error),
+    }
