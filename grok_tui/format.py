@@ -9,9 +9,9 @@ resolves them against its theme, the CLI through ``RICH_STYLES``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from .runs import NO_SCHEDULER, finite
+from .runs import NO_SCHEDULER, RunSummary, finite
 
 DASH = "-"
 #: Where `grok ls` cuts an error shown next to the state (the TUI shows the whole line elsewhere).
@@ -28,23 +28,6 @@ STATE_TONES = {
 }
 #: Tones as rich styles, for the CLI's tables (`grok ls` has always used these colours).
 RICH_STYLES = {"primary": "cyan", "success": "green", "error": "red", "warning": "yellow", "muted": "dim"}
-
-
-class Summary(Protocol):
-    """What the formatter reads of a run (``grok_tui.runs.RunSummary``)."""
-
-    run_id: str
-    state: str
-    step: int
-    total_steps: int
-    train_acc: float | None
-    test_acc: float | None
-    memorised_at: int | None
-    grokked_at: int | None
-    device: str
-    error: str | None
-    spec: dict[str, Any]
-    orphaned: bool
 
 
 def acc(v: Any) -> str:
@@ -116,7 +99,7 @@ class StateLabel:
     tone: str
 
 
-def state_label(s: Summary) -> StateLabel:
+def state_label(s: RunSummary) -> StateLabel:
     """The state column: the state and its tone; an unknown state reads as it is, dimmed; a queued run
     that no scheduler will start says so, as a warning."""
     state = str(s.state)
@@ -125,7 +108,7 @@ def state_label(s: Summary) -> StateLabel:
     return StateLabel(state, STATE_TONES.get(state, "muted"))
 
 
-def cells(s: Summary) -> dict[str, str]:
+def cells(s: RunSummary) -> dict[str, str]:
     """Every column `grok ls` and the TUI's table can show, as text, keyed by column name."""
     spec = s.spec if isinstance(s.spec, dict) else {}
     return {
