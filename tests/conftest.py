@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import TINY_TOML
 
-#: Modules whose every test trains for real, starts real processes or drives tmux: ``-m "not slow"`` skips
-#: them for a fast inner loop (a single slow test elsewhere carries ``@pytest.mark.slow`` itself).
-SLOW_MODULES = {"test_train.py", "test_launch.py", "test_tui_quickrun.py", "test_tui_tmux.py"}
+#: Modules whose every test trains for real, starts real processes or drives tmux, or feeds a generated
+#: class of inputs through them: ``-m "not slow"`` skips them for a fast inner loop (a single slow test
+#: elsewhere carries ``@pytest.mark.slow`` itself).
+SLOW_MODULES = {
+    "test_train.py",
+    "test_launch.py",
+    "test_tui_quickrun.py",
+    "test_tui_tmux.py",
+    "test_tui_imports.py",  # fresh interpreters driving every screen
+    "test_config_malformed.py",  # hundreds of generated files through the real CLI
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -39,3 +48,44 @@ def tiny_toml(tmp_path: Path):
         return path
 
     return make
+
+
+def _processes_under(root: Path) -> list[tuple[int, str]]:
+    """Live processes whose command line names a path under ``root`` (workers, schedulers, launchers)."""
+    import os
+
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            continue
+        if str(root) in cmd and not zombie:
+            out.append((int(entry), cmd.strip()))
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running(tmp_path_factory: pytest.TempPathFactory):
+    """After the suite, no worker, scheduler or `grok` a test started may still run: a test that leaves
+    one behind costs every later test its CPU (and CI a process that outlives it)."""
+    import os
+    import signal
+    import time
+
+    yield
+    root = tmp_path_factory.getbasetemp()
+    left = _processes_under(root)
+    deadline = time.monotonic() + 10  # a worker finishing its last evaluation may take a moment
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = _processes_under(root)
+    for pid, _ in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, "processes left running by the tests:\n" + "\n".join(c for _, c in left)

@@ -70,3 +70,24 @@ def wait_for(cond: Callable[[], Any], what: str = "condition", timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.02)
+
+
+def end_leftovers(root: Path) -> None:
+    """Whatever a test left running in the runs directory ``root``: its scheduler and its workers, ended by
+    pid (only those processes). A test that starts `grok` on a tree with queued runs calls it: the command
+    adopts them (a queue nobody serves is drained by the next command that schedules)."""
+    import contextlib
+    import signal
+
+    from grok_tui import runs
+    from grok_tui.launch.inbox import INFO, state_dir
+
+    info = runs.read_json(state_dir(root) / INFO) or {}
+    if runs.lock_held(state_dir(root)) and info.get("pid"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info["pid"], signal.SIGKILL)
+    for run in runs.list_runs(root):
+        pid = (runs.read_json(run.path / runs.STATUS) or {}).get("pid")
+        if run.alive() and isinstance(pid, int) and pid > 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -463,6 +463,7 @@ async def inspect_in_the_tui(damaged: Path, cases: list[Case], tag: str) -> None
         assert app.screen.id == "experiments"
 
 
+@pytest.mark.slow  # a fresh interpreter or a long generated input
 async def test_the_tui_inspector_shows_the_error_line(damaged: Path) -> None:
     """The fast share: one case of each kind of damaged checkpoint and spec.json (the slow test below
     takes the whole matrix, metrics and progress files included)."""

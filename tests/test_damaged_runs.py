@@ -116,6 +116,7 @@ def strict(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
+@pytest.mark.slow  # the whole generated matrix: 35 damaged directories × 8 commands
 @pytest.mark.parametrize("how", DAMAGES)
 @pytest.mark.parametrize("name", FILES)
 def test_every_reader_command_survives_a_damaged_file(

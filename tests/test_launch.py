@@ -22,6 +22,7 @@ from typing import Any
 
 import helpers
 import pytest
+from helpers import end_leftovers
 
 from grok_tui import runs
 from grok_tui.launch import gpus
@@ -138,19 +139,6 @@ def in_terminal(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen,
     )
     os.close(slave)
     return proc, master
-
-
-def end_leftovers(root: Path) -> None:
-    """Whatever a failed test left running in ``root``: end it (only those processes, by pid)."""
-    info = runs.read_json(state_dir(root) / INFO) or {}
-    if runs.lock_held(state_dir(root)) and info.get("pid"):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(info["pid"], signal.SIGKILL)
-    for run in runs.list_runs(root):
-        pid = status(run.path).get("pid")
-        if run.alive() and pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def zombie_children() -> list[str]:

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tui_helpers import fixture_src, fx, settled, static_text  # noqa: F401
 
 from grok_tui.analysis.fourier import cos_sin_norms
@@ -146,6 +147,7 @@ READERS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a fresh interpreter or a long generated input
 def test_checkpoint_readers_import_neither_the_writer_nor_torch(fixture_src: Path) -> None:
     """grok inspect and the TUI (heatmap, inspector, recomputation included) read checkpoints
     through grok_tui.checkpoints: neither torch nor the writer (recorder.py) is ever loaded."""

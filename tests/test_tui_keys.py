@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 from textual import events
 from tui_helpers import fixture_src, fx, settled  # noqa: F401
 
@@ -54,6 +55,7 @@ def test_the_editor_model() -> None:
     assert typed(list("ab") + ["home", "delete", "end", "c", "left", "left", "backspace"]) == "bc"
 
 
+@pytest.mark.slow  # a fresh interpreter or a long generated input
 async def test_a_burst_of_edits_reads_as_typed(fx: Path) -> None:
     """Generated bursts of typing and editing keys: the filter reads what the model says, and the
     table shows exactly the runs that match it."""

@@ -6,8 +6,11 @@ The commands are the real `grok` CLI in detached subprocesses."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from helpers import end_leftovers
 from tui_helpers import fixture_src, fx, settled, static_text, toasts  # noqa: F401
 
 from grok_tui.tui import actions
@@ -15,6 +18,13 @@ from grok_tui.tui.app import GrokApp
 from grok_tui.tui.screens.experiments import RunTable
 
 SIZE = (110, 32)
+
+
+@pytest.fixture(autouse=True)
+def end_what_a_launch_started(fx: Path) -> Iterator[None]:
+    """A launch in the fixture tree also adopts its queued run (add/seed3): end what it started."""
+    yield
+    end_leftovers(fx / "runs")
 
 
 async def goto(pilot, run_id: str) -> None:

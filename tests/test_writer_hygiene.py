@@ -104,6 +104,7 @@ def loaded_by(statement: str) -> set[str]:
     return set(out.split())
 
 
+@pytest.mark.slow  # a fresh interpreter or a long generated input
 def test_what_each_side_loads() -> None:
     models = loaded_by("import grok_tui.models.rfm, grok_tui.models.transformer, grok_tui.models.mlp")
     assert not {"grok_tui.runs", "grok_tui.recorder"} & models
