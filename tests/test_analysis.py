@@ -310,8 +310,35 @@ def test_phase_boundaries_agree_with_the_verdict_of_grok_ls() -> None:
     check()
 
 
+def test_a_high_plateau_starts_clean_up_halfway_to_1() -> None:
+    """A large train fraction generalises part of the test set while it memorises (0.45 here, as the
+    quick preset does): clean-up starts once test accuracy holds halfway from there to 1, not at 0.5."""
+    accs = [
+        0.03,
+        0.45,
+        0.46,
+        0.48,
+        0.49,
+        0.5,
+        0.51,
+        0.52,
+        0.54,
+        0.59,
+        0.66,
+        0.77,
+        0.88,
+        0.95,
+        0.97,
+        0.98,
+        1.0,
+    ]
+    rows = [_row(100 * i, 0.03 if i == 0 else 1.0, a) for i, a in enumerate(accs)]
+    b = phase_boundaries(rows)
+    assert (b.circuit_formation, b.cleanup, b.generalised) == (100, 1100, 1600)
+
+
 def test_plateau_noise_does_not_start_clean_up() -> None:
-    accs = [0.02, 0.1, 0.55, 0.2, 0.1, 0.6, 0.3, 0.5, 0.8, 0.95, 1.0]  # spikes at 200 and 500, then for real
+    accs = [0.02, 0.1, 0.55, 0.2, 0.1, 0.6, 0.3, 0.6, 0.8, 0.95, 1.0]  # spikes at 200 and 500, then for real
     rows = [_row(100 * i, 1.0, a) for i, a in enumerate(accs)]
     b = phase_boundaries(rows)
     assert (b.circuit_formation, b.cleanup, b.generalised) == (0, 700, 1000)
