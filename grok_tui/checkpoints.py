@@ -27,7 +27,7 @@ from .analysis import live
 from .analysis.keyfreq import RULES
 from .analysis.measures import Spectrum, sum_sq_weights
 from .analysis.progress import SPLITS
-from .runs import SPEC, RunDir
+from .runs import SPEC, RunDir, finite
 
 STORED, RECOMPUTED = "stored", "recomputed"
 
@@ -130,14 +130,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if _is_num(v) else None
-
-
 #: spec.json keys the view reads: key → (check, what is allowed). Missing ones are allowed (older
 #: specs); present ones of the wrong type are a damaged spec.
 _TOP = {
@@ -145,7 +137,7 @@ _TOP = {
              "an operation or a list of them"),
     "tasks": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(t, str) for t in v),
               "a non-empty list of operations"),
-    "train_frac": (lambda v: _is_num(v) and 0 < v < 1, "a number in (0, 1)"),
+    "train_frac": (lambda v: (finite(v) is not None) and 0 < v < 1, "a number in (0, 1)"),
     "split_seed": (_is_int, "an integer"),
     "layout": (lambda v: v in ("nanda", "furuta"), "nanda or furuta"),
     "model": (lambda v: isinstance(v, dict), "a table"),
@@ -170,7 +162,7 @@ _MODEL = {
     },
     "rfm": {},
 }  # fmt: skip
-_UNIT = (lambda v: _is_num(v) and 0 < v < 1, "a number in (0, 1)")
+_UNIT = (lambda v: (finite(v) is not None) and 0 < v < 1, "a number in (0, 1)")
 _ANALYSIS = {
     "key_freq_rule": (lambda v: v in RULES, " | ".join(RULES)),
     "key_freq_threshold": _UNIT,
@@ -452,16 +444,16 @@ class CheckpointView:
             "neurons_per_freq": {str(k): c for k, c in self.neurons_per_freq.items()},
         }
         for k in MEASURES:
-            out[k] = _num(self.measures.get(k))
+            out[k] = finite(self.measures.get(k))
         for k in DLOG_MEASURES:
-            if _num(self.measures.get(k)) is not None:
-                out[k] = _num(self.measures.get(k))
-        out["sources"] = {k: v for k, v in self.sources.items() if _num(self.measures.get(k)) is not None}
+            if finite(self.measures.get(k)) is not None:
+                out[k] = finite(self.measures.get(k))
+        out["sources"] = {k: v for k, v in self.sources.items() if finite(self.measures.get(k)) is not None}
         out["recomputed"] = self.recomputed()
         out["notes"] = self.notes + self.rule_notes()
         out["spectra"] = {
             name: {
-                k: [_num(x) for x in v.tolist()]
+                k: [finite(x) for x in v.tolist()]
                 for k, v in (("per_freq", sp.per_freq), ("cos", sp.cos), ("sin", sp.sin))
             }
             for name, sp in self.spectra.items()
@@ -576,8 +568,8 @@ class _Recompute:
 def _row_measures(v: CheckpointView, row: dict[str, Any]) -> None:
     """The metrics row first: it is the worker's record, and it stays even if the file is damaged."""
     for k in MEASURES + DLOG_MEASURES:
-        if _num(row.get(k)) is not None:
-            v.measures[k], v.sources[k] = _num(row.get(k)), STORED
+        if finite(row.get(k)) is not None:
+            v.measures[k], v.sources[k] = finite(row.get(k)), STORED
 
 
 def view(
@@ -623,8 +615,8 @@ def _fill(
             " (the run had diverged by this step)"
         )
     for k in MEASURES + DLOG_MEASURES:  # then the checkpoint's own copy of the row
-        if k not in v.measures and _num(meta.get(k)) is not None:
-            v.measures[k], v.sources[k] = _num(meta.get(k)), STORED
+        if k not in v.measures and finite(meta.get(k)) is not None:
+            v.measures[k], v.sources[k] = finite(meta.get(k)), STORED
     if (spec.get("model") or {}).get("kind", "rfm" if "M" in weights else None) == "rfm":
         v.notes.append(
             "a Recursive Feature Machine has no network weights: no key frequencies, spectra or"
@@ -653,9 +645,9 @@ def _fill(
         got = attempt("Gini/FFD/FCR", lambda: live.weight_measures(weights, spec)[0]) or {}
         for k, x in got.items():
             if k in MEASURES + DLOG_MEASURES and k not in v.measures:
-                v.measures[k], v.sources[k] = _num(x), RECOMPUTED
+                v.measures[k], v.sources[k] = finite(x), RECOMPUTED
     if "weight_norm" not in v.measures:
-        v.measures["weight_norm"], v.sources["weight_norm"] = _num(sum_sq_weights(weights)), RECOMPUTED
+        v.measures["weight_norm"], v.sources["weight_norm"] = finite(sum_sq_weights(weights)), RECOMPUTED
     # key frequencies, structure, restricted/excluded: the worker's analysis, else recomputed
     v.per_task = _stored_keys(analysis, v.tasks)
     v.structure = _str(analysis.get("structure"))
@@ -687,7 +679,7 @@ def _take_recomputed(v: CheckpointView, rec: _Recompute, need_progress: bool) ->
     if need_progress:
         for k in PROGRESS:
             if k not in v.measures and k in rec.scalars:
-                v.measures[k], v.sources[k] = _num(rec.scalars[k]), RECOMPUTED
+                v.measures[k], v.sources[k] = finite(rec.scalars[k]), RECOMPUTED
         if rec.why_not and any(k not in v.measures for k in PROGRESS):
             v.notes.append(f"restricted/excluded loss and accuracy not recomputed ({rec.why_not})")
 

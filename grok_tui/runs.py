@@ -126,15 +126,23 @@ class LineTail:
         return rest
 
 
+#: Steps beyond this are not steps (a 400-digit integer is valid JSON, and no float holds it).
+MAX_STEP = 2**63 - 1
+
+
 def is_step(v: Any) -> bool:
-    """A step is a non-negative int (JSON's true/false and 1e400 are not)."""
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    """A step is a non-negative int below 2**63 (JSON's true/false, 1e400 and a 400-digit int are not)."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_STEP
 
 
 def finite(v: Any) -> float | None:
-    """A finite number as float, else None (strings, bools, NaN, ±inf: unknown, never a wrong number)."""
+    """A finite number as float, else None (strings, bools, NaN, ±inf and ints too big for a float:
+    unknown, never a wrong number)."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        f = float(v)
+        try:
+            f = float(v)
+        except OverflowError:
+            return None
         return f if math.isfinite(f) else None
     return None
 

@@ -39,9 +39,13 @@ WRONG_ROWS = [
     [1, 2, 3],
     "just a string",
 ]
+HUGE = "1" + "0" * 400  # valid JSON, a Python int no float holds
 NAN_ROWS = [
     '{"step": 30, "train_acc": NaN, "test_acc": Infinity, "train_loss": 1e400, "test_loss": -Infinity}',
     '{"step": 40, "embed": [NaN, 1e400], "restricted_loss": NaN, "key_freqs": [NaN]}',
+    f'{{"step": {HUGE}, "train_acc": 1.0}}',
+    f'{{"step": 45, "test_loss": {HUGE}, "embed": [{HUGE}, 1.0], "restricted_loss": -{HUGE}, '
+    f'"tasks": {{"a": {{"test_acc": {HUGE}}}}}}}',
 ]
 COMMANDS = {
     "ls": ["ls"],
@@ -143,6 +147,15 @@ def test_every_reader_command_survives_a_damaged_file(
         if label == "export-jsonl" and result.exit_code == 0:
             for line in result.stdout.splitlines():
                 strict(line)
+    # the app's reader: every run is still listed, the damaged one's curves load, nothing is unreadable
+    from grok_tui.tui.store import Store
+
+    store = Store(None, root)
+    store.poll()
+    assert store.errors == [] and {r.run_id for r in store.rows()} == {r.run_id for r in runs.list_runs(root)}
+    store.series(RUN)
+    store.poll()
+    assert store.errors == []
 
 
 def test_a_finished_run_without_status_is_unknown_not_queued(source: Path, tmp_path: Path) -> None:
@@ -161,10 +174,9 @@ def test_bad_rows_are_skipped_and_counted_and_good_ones_kept(source: Path, tmp_p
     damage(root / RUN, "metrics.jsonl", "wrong", np.random.default_rng(0))
     damage(root / RUN, "metrics.jsonl", "nan", np.random.default_rng(0))
     after = runs.RunDir(root / RUN).summary()
-    assert (
-        after.skipped_rows == 5
-    )  # of the 7 wrong rows, two ({"step": 10, ...}, {"step": 20, ...}) have a step
+    # of the 7 wrong rows two ({"step": 10, ...}, {"step": 20, ...}) have a step; one NaN row has a huge one
+    assert after.skipped_rows == 6
     assert (after.memorised_at, after.grokked_at) == (before.memorised_at, before.grokked_at)
-    # the last valid row (step 40) has no accuracies: unknown, never NaN or inf
+    # the last valid row (step 45) has no accuracies: unknown, never NaN or inf
     assert after.train_acc is None and after.test_acc is None
     assert not any(isinstance(v, float) and not math.isfinite(v) for v in vars(after).values())

@@ -76,13 +76,18 @@ class Poller(threading.Thread):
                 continue
             try:
                 changed = self.store.poll()
-                failed = None
+                errors = self.store.errors
+                msg = (
+                    errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+                    if errors
+                    else None
+                )
             except Exception as e:  # keep polling: a bad file now may be fine next second
                 changed = False
                 msg = f"poll failed: {e.__class__.__name__}: {e}"
-                if msg != failed:
-                    self.app.post_message(PollFailed(msg))
-                failed = msg
+            if msg is not None and msg != failed:
+                self.app.post_message(PollFailed(msg))
+            failed = msg
             forced = serving > self.served
             self.served = serving
             if changed or forced:

@@ -8,6 +8,7 @@ history, so polling a long run stays O(new rows) and memory stays flat.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import deque
@@ -67,6 +68,12 @@ def planned_summary(spec: dict[str, Any], runs_dir: Path) -> RunSummary:
         error=None,
         spec=spec,
     )
+
+
+def _value(v: float) -> float:
+    """A number as the curves hold it: NaN where it is not a finite float (they draw nothing there)."""
+    f = runs.finite(v)
+    return math.nan if f is None else f
 
 
 def _file_sig(path: Path) -> tuple[int, int, int] | None:
@@ -137,13 +144,13 @@ class Columns:
             if isinstance(v, bool):
                 continue
             if isinstance(v, (int, float)):
-                out[k] = float(v)
+                out[k] = _value(v)
             elif k == "tasks" and isinstance(v, dict):
                 for name, sub in v.items():
                     if isinstance(sub, dict):
                         for kk, vv in sub.items():
                             if isinstance(vv, (int, float)) and not isinstance(vv, bool):
-                                out[f"tasks/{name}/{kk}"] = float(vv)
+                                out[f"tasks/{name}/{kk}"] = _value(vv)
         return out
 
     def extend(self, rows: list[dict[str, Any]]) -> None:
@@ -213,7 +220,7 @@ class Matrix:
                     self.data.setdefault(k, [])
                     col = self.data[k]
                     col.extend([[]] * (len(self.steps) - 1 - len(col)))  # a spectrum that appears late
-                    col.append([float(x) for x in v])
+                    col.append([_value(x) for x in v])
 
     def array(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(steps, matrix) for spectrum ``name``; rows of another length than the last are dropped."""
@@ -302,6 +309,8 @@ class Store:
         self._series: dict[str, RunSeries] = {}
         self._series_refs: dict[str, int] = {}
         self.lock = threading.RLock()
+        #: Runs the last poll could not read, one line each (the app shows the first).
+        self.errors: list[str] = []
         self.generation = 0  # bumped whenever the table's rows change
 
     # config ------------------------------------------------------------------------------------
@@ -352,17 +361,29 @@ class Store:
                     changed = True
             watches = list(self._watches.values())
             series = list(self._series.values())
+        errors: list[str] = []
         for w in watches:
             with self.lock:
-                changed |= w.poll()
+                changed |= self._guarded(w.rd, w.poll, errors)
         series_changed = False
         for s in series:
             with self.lock:
-                series_changed |= s.poll()
+                series_changed |= self._guarded(s.rd, s.poll, errors)
+        self.errors = errors
         if changed:
             with self.lock:
                 self.generation += 1
         return changed or series_changed
+
+    @staticmethod
+    def _guarded(rd: RunDir, poll, errors: list[str]) -> bool:
+        """One run's poll; a run that cannot be read (a reader bug on a file nobody foresaw) is one
+        error line, and every other run is still read."""
+        try:
+            return bool(poll())
+        except Exception as e:
+            errors.append(f"{rd.run_id}: unreadable ({e.__class__.__name__}: {e})")
+            return False
 
     # reading -------------------------------------------------------------------------------------
     def rows(self) -> list[Row]:
