@@ -646,3 +646,30 @@ def test_a_run_made_before_a_spec_key_existed_still_matches_its_experiment(tmp_p
     assert prepare_run(spec, tmp_path / "runs")[1] == "resume"
     with pytest.raises(LaunchError, match="differs from the experiments file in on_nan"):
         prepare_run({**spec, "on_nan": "continue"}, tmp_path / "runs")
+
+
+def test_a_queue_with_damaged_status_files_is_still_served(tmp_path: Path) -> None:
+    """Valid JSON, wrong values in a queued run's status.json (or a device that is not one): the run is
+    started or failed with one line, and the scheduler goes on serving the others."""
+    from grok_tui.config import load_config
+    from grok_tui.recorder import update_status, write_json_atomic
+
+    toml = write_toml(tmp_path / "e.toml", experiment("x", 40, [0, 1, 2]))
+    root = tmp_path / "runs"
+    made = [prepare_run(spec, root)[0] for spec in load_config(toml).runs]
+    update_status(made[0].path, queued="abc", request="not a table")
+    update_status(made[1].path, queued=[1], request={"device": 5})
+    spec = runs.read_json(made[2].path / runs.SPEC)
+    write_json_atomic(made[2].path / runs.SPEC, {**spec, "device": 5})  # a spec.json device that is not one
+    try:
+        r = grok("resume", "x/seed0", "--runs-dir", root, "--detach")
+        assert r.returncode == 0, r.stdout + r.stderr
+        wait_for(lambda: all(status(m.path).get("state") in ("done", "failed") for m in made), "the queue")
+        assert [status(m.path)["state"] for m in made] == ["done", "done", "failed"]
+        assert (
+            status(made[2].path)["error"]
+            == "x/seed2: device '5' in its spec.json is not auto, cpu, cuda or cuda:N"
+        )
+        assert "Traceback" not in (root / ".grok" / "scheduler.log").read_text()
+    finally:
+        end_leftovers(root)

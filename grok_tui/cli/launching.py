@@ -204,6 +204,12 @@ def _launch(root: Path, todo, slots, device: str | None, detach: bool, explicit:
             if info is not None and info.get("pid") == proc.pid:
                 break
             time.sleep(0.05)
+        if proc.poll() not in (None, 0):  # it died before it took the queue: nobody drains it
+            raise fail(
+                f"the detached scheduler exited at once (code {proc.returncode}); "
+                f"the runs stay queued: see `grok logs --scheduler --runs-dir {root}`",
+                exitcodes.FAILED,
+            )
         say(
             f"queued {len(todo)} run(s); a detached scheduler (pid {proc.pid}, {slots.describe()}) "
             "drains the queue"

@@ -56,7 +56,10 @@ def serve(runs_dir: Path, slots: Slots, poll: float = POLL_S) -> int:
     if sched.adopted:
         sched.log(f"adopted {len(sched.adopted)} queued run(s)")
     while True:
-        sched.step()
+        try:
+            sched.step()
+        except Exception as e:  # a bug or a file nobody foresaw: say so and keep serving the others
+            sched.log(f"scheduler error ({e.__class__.__name__}: {e}); carrying on")
         if stop["asked"]:
             sched.log("signalled: stopping every run of this scheduler")
             sched.shutdown()

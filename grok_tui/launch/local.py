@@ -164,7 +164,9 @@ def spawn_worker(run_dir: Path, env: dict[str, str] | None = None, note: str = "
 
 
 def effective_device(run: runs.RunDir, device: str | None) -> str:
-    return device or str(run.spec().get("device") or "auto")
+    """The device a run is started with: the override, else its spec's ("auto" when it names none)."""
+    dev = run.spec().get("device")
+    return device or (dev if isinstance(dev, str) and dev else str(dev or "auto"))
 
 
 class LocalWorker:

@@ -42,6 +42,11 @@ from .stopping import GRACE_S, Stopper
 POLL_S = 0.25
 
 
+def _device(value: Any) -> str | None:
+    """A device override from a request or status.json: a string, else none (a damaged file's value)."""
+    return value if isinstance(value, str) and value else None
+
+
 @dataclass
 class Queued:
     run: runs.RunDir
@@ -128,9 +133,10 @@ class Scheduler:
             if run.alive():
                 self.foreign[run.path] = self._slot_key_of(st)
             elif st.get("state") == "queued":
-                queued.append((float(st.get("queued") or 0.0), run))
+                queued.append((runs.finite(st.get("queued")) or 0.0, run))  # oldest first
         for _, run in sorted(queued, key=lambda x: x[0]):
-            device = (run.raw_status().get("request") or {}).get("device")
+            request = run.raw_status().get("request")
+            device = _device(request.get("device") if isinstance(request, dict) else None)
             try:
                 self.queue.append(Queued(run, device, self._need(run, device)))
             except ValueError as e:
@@ -143,7 +149,15 @@ class Scheduler:
 
     # ------------------------------------------------------------------ requests
     def _need(self, run: runs.RunDir, device: str | None) -> str:
+        """The slot kind the run needs; ValueError (the run's one-line failure) for a device that is
+        not one, or a GPU this scheduler does not hand out."""
+        from ..config import valid_device
+
         dev = effective_device(run, device)
+        if not valid_device(dev):
+            raise ValueError(
+                f"{run.run_id}: device {dev!r} in its spec.json is not auto, cpu, cuda or cuda:N"
+            )
         if dev == "cpu" or not self.slots.gpus:
             return "cpu"
         if dev.startswith("cuda:"):
@@ -252,7 +266,7 @@ class Scheduler:
             if req is not None:
                 op, target = req.get("op"), Path(str(req.get("path")))
                 if op == "queue":
-                    answer = self.submit(target, req.get("device"))
+                    answer = self.submit(target, _device(req.get("device")))
                     if answer[0] == "error":
                         self.log(answer[1])
                 elif op == "stop":
