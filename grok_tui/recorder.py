@@ -201,16 +201,14 @@ def _clean_value(v: Any, np: Any) -> Any:
     return v
 
 
-def _fmt(v: Any, spec: str) -> str:
-    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
-
-
 def eval_line(row: dict[str, Any], total: int) -> str:
-    """One evaluation as worker.log shows it (what `grok logs RUN` prints)."""
+    """One evaluation as worker.log shows it (what `grok logs RUN` prints), in the tables' formats."""
+    from . import format as fmt
+
     return (
-        f"step {row.get('step')}/{total}"
-        f"  train loss {_fmt(row.get('train_loss'), '.4g')} acc {_fmt(row.get('train_acc'), '.3f')}"
-        f"  test loss {_fmt(row.get('test_loss'), '.4g')} acc {_fmt(row.get('test_acc'), '.3f')}"
+        f"step {fmt.progress(row.get('step'), total)}"
+        f"  train loss {fmt.num(row.get('train_loss'))} acc {fmt.acc(row.get('train_acc'))}"
+        f"  test loss {fmt.num(row.get('test_loss'))} acc {fmt.acc(row.get('test_acc'))}"
     )
 
 

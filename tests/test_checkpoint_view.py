@@ -154,7 +154,8 @@ def assert_shown(info: dict, view, shown: dict) -> None:
     for k in MEASURES:
         if info[k] is not None:
             mark = "*" if info["sources"][k] == RECOMPUTED else ""
-            assert fmt.num(info[k]) + mark in shown["measures"], k
+            shown_as = fmt.acc if k.endswith("_acc") else fmt.num  # as grok inspect prints them
+            assert shown_as(info[k]) + mark in shown["measures"], k
     if info["recomputed"]:
         assert "recomputed from the weights: " + ", ".join(info["recomputed"]) in shown["keys"].replace(
             "\n", " "

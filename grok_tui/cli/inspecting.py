@@ -115,10 +115,6 @@ def collect(run_dir: Path, step: int | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- rendering
 
 
-def _f(v: Any, fmt: str = ".4g") -> str:
-    return format(v, fmt) if isinstance(v, (int, float)) else "-"
-
-
 def spectrum_bars(per_freq: list[float], key_freqs: list[int], title: str, width: int = 100) -> str:
     """Bar chart of the norm per frequency k = 1..⌊p/2⌋; the x ticks mark the key frequencies
     (readable without colour), or every 5th/10th k when there are none."""
@@ -144,11 +140,14 @@ def spectrum_bars(per_freq: list[float], key_freqs: list[int], title: str, width
 
 def render(info: dict[str, Any], width: int = 100) -> str:
     pb = info["phase_boundaries"]
-    lines = [f"run {info['run']}   task {info['task']}   p = {info['p']}   step {info['step']}"]
+    lines = [
+        f"run {info['run']}   task {fmt.task_label(info['task'])}   p = {info['p']}   step {info['step']}"
+    ]
     if pb is not None:
         lines.append(
-            f"phase at this step: {info['phase']}   (circuit formation from {_f(pb['circuit_formation'])},"
-            f" clean-up from {_f(pb['cleanup'])}, generalised from {_f(pb['generalised'])})"
+            f"phase at this step: {info['phase']}   (circuit formation from"
+            f" {fmt.step(pb['circuit_formation'])}, clean-up from {fmt.step(pb['cleanup'])},"
+            f" generalised from {fmt.step(pb['generalised'])})"
         )
     ks = " ".join(str(k) for k in info["key_freqs"]) or "none"
     source = f"   ({info['key_freq_source']})" if info["key_freq_source"] else ""
@@ -175,35 +174,35 @@ def render(info: dict[str, Any], width: int = 100) -> str:
     if info["structure"]:
         lines.append(f"structure: c = {info['structure']}")
     lines.append(
-        f"train loss {_f(info['train_loss'])}  acc {_f(info['train_acc'], '.3f')}   "
-        f"test loss {_f(info['test_loss'])}  acc {_f(info['test_acc'], '.3f')}"
+        f"train loss {fmt.num(info['train_loss'])}  acc {fmt.acc(info['train_acc'])}   "
+        f"test loss {fmt.num(info['test_loss'])}  acc {fmt.acc(info['test_acc'])}"
     )
     lines.append(
-        f"restricted loss {_f(info['restricted_loss'])}  acc {_f(info['restricted_acc'], '.3f')}"
+        f"restricted loss {fmt.num(info['restricted_loss'])}  acc {fmt.acc(info['restricted_acc'])}"
         f"  ({info['restricted_split']} pairs)   "
-        f"excluded loss {_f(info['excluded_loss'])}  acc {_f(info['excluded_acc'], '.3f')}  (train pairs)"
+        f"excluded loss {fmt.num(info['excluded_loss'])}  acc {fmt.acc(info['excluded_acc'])}  (train pairs)"
     )
     if info["final"]:
         fk = " ".join(str(k) for k in info["final_key_freqs"] or [])
         fin = info["final"]
         lines.append(
-            f"with the final key frequencies ({fk}): restricted {_f(fin['restricted_loss'])}"
-            f" / acc {_f(fin['restricted_acc'], '.3f')}, excluded {_f(fin['excluded_loss'])}"
-            f" / acc {_f(fin['excluded_acc'], '.3f')}"
+            f"with the final key frequencies ({fk}): restricted {fmt.num(fin['restricted_loss'])}"
+            f" / acc {fmt.acc(fin['restricted_acc'])}, excluded {fmt.num(fin['excluded_loss'])}"
+            f" / acc {fmt.acc(fin['excluded_acc'])}"
         )
     lines.append(
-        f"weight norm (Σθ²) {_f(info['weight_norm'], '.5g')}   "
-        f"Gini W_E {_f(info['gini_embed'], '.3f')}  W_L {_f(info['gini_logit'], '.3f')}"
+        f"weight norm (Σθ²) {fmt.num(info['weight_norm'])}   "
+        f"Gini W_E {fmt.num(info['gini_embed'])}  W_L {fmt.num(info['gini_logit'])}"
     )
     lines.append(
-        f"FFD W_E {_f(info['ffd_embed'], '.3f')}  W_L {_f(info['ffd_logit'], '.3f')}   "
-        f"FCR W_E {_f(info['fcr_embed'], '.3f')}  W_L {_f(info['fcr_logit'], '.3f')}"
+        f"FFD W_E {fmt.num(info['ffd_embed'])}  W_L {fmt.num(info['ffd_logit'])}   "
+        f"FCR W_E {fmt.num(info['fcr_embed'])}  W_L {fmt.num(info['fcr_logit'])}"
     )
     if "ffd_embed_dlog" in info:
         lines.append(
-            f"discrete-log basis: Gini W_E {_f(info.get('gini_embed_dlog'), '.3f')}"
-            f"  FFD W_E {_f(info.get('ffd_embed_dlog'), '.3f')}"
-            f"  FCR W_E {_f(info.get('fcr_embed_dlog'), '.3f')}"
+            f"discrete-log basis: Gini W_E {fmt.num(info.get('gini_embed_dlog'))}"
+            f"  FFD W_E {fmt.num(info.get('ffd_embed_dlog'))}"
+            f"  FCR W_E {fmt.num(info.get('fcr_embed_dlog'))}"
         )
     text = "\n".join(lines)
     labels = {

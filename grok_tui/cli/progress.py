@@ -12,10 +12,6 @@ from ..runs import RunDir, finite
 from .inspecting import read_progress
 
 
-def _f(v: Any) -> str:
-    return "-" if v is None else str(v)
-
-
 def progress_series(run_dir: Path | str) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
     """Panels of progress-measure curves: title → {label: (steps, values)}.
 
@@ -57,8 +53,8 @@ def phase_line(run_dir: Path | str) -> str:
     b = phase_boundaries(rows)
     now = b.phase_at(max((r["step"] for r in rows), default=0))
     return (
-        f"phase: {now}   (circuit formation from {_f(b.circuit_formation)},"
-        f" clean-up from {_f(b.cleanup)}, generalised from {_f(b.generalised)})"
+        f"phase: {now}   (circuit formation from {fmt.step(b.circuit_formation)},"
+        f" clean-up from {fmt.step(b.cleanup)}, generalised from {fmt.step(b.generalised)})"
     )
 
 

@@ -48,7 +48,8 @@ LABELS = {
 
 def measure_value(view: CheckpointView, key: str) -> str:
     """A measure as shown: ``fmt.num``, with a ``*`` when it was recomputed from the weights."""
-    return fmt.num(view.measures[key]) + ("*" if view.sources.get(key) == RECOMPUTED else "")
+    shown = fmt.acc if key.endswith("_acc") else fmt.num  # as `grok inspect` prints them
+    return shown(view.measures[key]) + ("*" if view.sources.get(key) == RECOMPUTED else "")
 
 
 def measures_table(view: CheckpointView, width: int) -> Table:
