@@ -24,9 +24,7 @@ import numpy as np
 
 from .analysis import forward as fwd
 from .analysis import live
-from .analysis.keyfreq import RULES
 from .analysis.measures import Spectrum, sum_sq_weights
-from .analysis.progress import SPLITS
 from .runs import SPEC, RunDir, finite
 
 STORED, RECOMPUTED = "stored", "recomputed"
@@ -130,82 +128,46 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-#: spec.json keys the view reads: key → (check, what is allowed). Missing ones are allowed (older
-#: specs); present ones of the wrong type are a damaged spec.
-_TOP = {
-    "task": (lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(t, str) for t in v)),
-             "an operation or a list of them"),
-    "tasks": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(t, str) for t in v),
-              "a non-empty list of operations"),
-    "train_frac": (lambda v: (finite(v) is not None) and 0 < v < 1, "a number in (0, 1)"),
-    "split_seed": (_is_int, "an integer"),
-    "layout": (lambda v: v in ("nanda", "furuta"), "nanda or furuta"),
-    "model": (lambda v: isinstance(v, dict), "a table"),
-    "analysis": (lambda v: isinstance(v, dict), "a table"),
-}  # fmt: skip
-_POSITIVE = (_is_int, "a positive integer")
-_MODEL = {
-    "transformer": {
-        "layers": _POSITIVE,
-        "d_model": _POSITIVE,
-        "heads": _POSITIVE,
-        "d_mlp": _POSITIVE,
-        "act": (lambda v: v in fwd.TRANSFORMER_ACTS, " or ".join(fwd.TRANSFORMER_ACTS)),
-        "pos_embed": (lambda v: isinstance(v, bool), "true or false"),
-        "biases": (lambda v: v in ("mlp", "none"), "mlp or none"),
-    },
-    "mlp": {
-        "hidden": (lambda v: isinstance(v, list) and bool(v) and all(_is_int(h) and h > 0 for h in v),
-                   "a non-empty list of positive integers"),
-        "act": (lambda v: v in fwd.MLP_ACTS, " or ".join(fwd.MLP_ACTS)),
-        "bias": (lambda v: isinstance(v, bool), "true or false"),
-    },
-    "rfm": {},
-}  # fmt: skip
-_UNIT = (lambda v: (finite(v) is not None) and 0 < v < 1, "a number in (0, 1)")
-_ANALYSIS = {
-    "key_freq_rule": (lambda v: v in RULES, " | ".join(RULES)),
-    "key_freq_threshold": _UNIT,
-    "key_freq_frac": _UNIT,
-    "ffd_eta": _UNIT,
-    "gini_constant": (lambda v: isinstance(v, bool), "true or false"),
-    "discrete_log": (lambda v: v in ("auto", "on", "off"), "auto | on | off"),
-    "restricted_split": (lambda v: v in SPLITS, " | ".join(SPLITS)),
-}
+#: Top-level spec.json keys the view reads, checked by the experiments file's own schema (missing ones are
+#: allowed: older specs; present ones of the wrong type are a damaged spec).
+_SETTINGS = ("task", "p", "train_frac", "split_seed", "layout")
 
 
 def check_spec(spec: Any, where: Path | str) -> dict[str, Any]:
-    """``spec`` if it holds what the view reads with the right types, else CheckpointError naming
-    ``where`` (spec.json) and the key. Only ``p`` is required; without the rest less is recomputed."""
+    """``spec`` if it holds what the view reads with the types the experiments file allows (its schema,
+    grok_tui.config.schema, says what they are), else CheckpointError naming ``where`` (spec.json) and the
+    key. Only ``p`` is required; without the rest less is recomputed."""
+    import msgspec
 
-    def bad(key: str, allowed: str, value: Any) -> CheckpointError:
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        return CheckpointError(f"{where}: key '{key}' must be {allowed}, got {shown}")
+    from .config.errors import Where, explain
+    from .config.schema import Analysis, Model, Settings
+
+    def convert(value: Any, typ: Any, prefix: str = "") -> Any:
+        try:
+            return msgspec.convert(value, typ)
+        except msgspec.ValidationError as e:
+            raise CheckpointError(str(explain(e, typ, value, Where(Path(where)), prefix=prefix))) from None
 
     if not isinstance(spec, dict):
         raise CheckpointError(f"{where}: not a JSON object")
-    p = spec.get("p")
-    if not _is_int(p) or p < 2:
-        raise bad("p", "an integer >= 2", p) if "p" in spec else CheckpointError(f"{where}: no key 'p'")
-    for key, (ok, allowed) in _TOP.items():
-        if key in spec and not ok(spec[key]):
-            raise bad(key, allowed, spec[key])
-    model = spec.get("model")
-    if model is not None:
-        kind = model.get("kind")
-        if kind not in _MODEL:
-            raise bad("model.kind", " | ".join(_MODEL), kind)
-        for key, (ok, allowed) in _MODEL[kind].items():
-            if key not in model:
+    if "p" not in spec:
+        raise CheckpointError(f"{where}: no key 'p'")
+    convert({k: spec[k] for k in _SETTINGS if k in spec}, Settings)
+    tasks = spec.get("tasks")
+    if tasks is not None and not (
+        isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)
+    ):
+        raise CheckpointError(
+            f"{where}: key 'tasks' must be a non-empty list of operations, got {tasks!r:.40}"
+        )
+    if spec.get("model") is not None:
+        model = convert(spec["model"], Model, "model.")
+        for key in model.__struct_fields__:  # the worker writes every key, resolved: a missing one is damage
+            if spec["model"].get(key) is None:
                 raise CheckpointError(f"{where}: no key 'model.{key}'")
-            if not ok(model[key]):
-                raise bad(f"model.{key}", allowed, model[key])
-        if kind == "transformer" and model["d_model"] % model["heads"]:
-            raise bad("model.heads", f"a divisor of d_model = {model['d_model']}", model["heads"])
-    for key, (ok, allowed) in _ANALYSIS.items():
-        value = (spec.get("analysis") or {}).get(key)
-        if value is not None and not ok(value):
-            raise bad(f"analysis.{key}", allowed, value)
+        if hasattr(model, "heads") and model.d_model % model.heads:
+            raise CheckpointError(f"{where}: key 'model.heads' must divide d_model = {model.d_model}")
+    convert(spec.get("analysis") or {}, Analysis, "analysis.")
     return spec
 
 
@@ -219,31 +181,25 @@ def _tasks(spec: dict[str, Any]) -> list[str]:
 
 def _expected(spec: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
     """Weight name → shape that the spec's model has, or None when the spec names no model."""
+    from .models.shapes import mlp_shapes, transformer_shapes
     from .tasks import Task, task_tokens
 
     model, p = spec.get("model"), spec["p"]
     if model is None or model["kind"] == "rfm":
         return None
     tasks = [Task.parse(t, p) for t in _tasks(spec) or ["add"]]
-    layout = spec.get("layout", "nanda")
-    tokens, vocab = task_tokens(tasks, p, layout)
+    tokens, vocab = task_tokens(tasks, p, spec.get("layout", "nanda"))
     if model["kind"] == "mlp":
-        widths = [2 * p + (len(tokens) if len(tokens) > 1 else 0), *model["hidden"], p]
-        out = {f"mlp.{i}.W": (a, b) for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True))}
-        if model["bias"]:
-            out.update({f"mlp.{i}.b": (b,) for i, b in enumerate(widths[1:])})
-        return out
-    d, m = model["d_model"], model["d_mlp"]
-    out = {"W_E": (vocab, d), "W_U": (d, vocab)}
-    if model["pos_embed"]:
-        out["W_pos"] = (3, d)
-    for i in range(model["layers"]):
-        b = f"blocks.{i}."
-        out.update({b + n: (d, d) for n in ("W_Q", "W_K", "W_V", "W_O")})
-        out.update({b + "W_in": (d, m), b + "W_out": (m, d)})
-        if model["biases"] == "mlp":
-            out.update({b + "b_in": (m,), b + "b_out": (d,)})
-    return out
+        return mlp_shapes(p, len(tokens), model["hidden"], p, model["bias"])
+    return transformer_shapes(
+        vocab,
+        vocab,
+        model["d_model"],
+        model["d_mlp"],
+        model["layers"],
+        model["pos_embed"],
+        model["biases"] == "mlp",
+    )
 
 
 def _analysis_shapes(p: int) -> dict[str, tuple[str, tuple[int, ...] | None]]:

@@ -51,3 +51,42 @@ def test_deeper_transformer_and_mlp_run() -> None:
     data, mlp = build('[experiments.m]\np = 7\nmodel = { kind = "mlp", hidden = [20, 20], act = "relu" }\n')
     logits, h = mlp(torch.from_numpy(data.inputs), return_acts=True)
     assert logits.shape == (49, 7) and h.shape == (49, 20)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"kind": "transformer", "layers": 1, "d_model": 16, "heads": 2, "d_mlp": 24, "act": "relu",
+         "pos_embed": True, "biases": "mlp", "init": "nanda"},
+        {"kind": "transformer", "layers": 3, "d_model": 12, "heads": 3, "d_mlp": 20, "act": "gelu",
+         "pos_embed": False, "biases": "none", "init": "furuta"},
+        {"kind": "mlp", "hidden": [30], "act": "quadratic", "bias": False},
+        {"kind": "mlp", "hidden": [20, 10], "act": "relu", "bias": True},
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("n_tasks", [1, 3])
+def test_declared_shapes_are_the_models_parameters(cfg: dict, n_tasks: int) -> None:
+    """models/shapes.py (what config and the checkpoint view count on) holds every parameter the torch
+    models export, with its shape."""
+    from grok_tui.models.mlp import MLP
+    from grok_tui.models.shapes import mlp_shapes, transformer_shapes
+    from grok_tui.models.transformer import Transformer
+
+    p = 7
+    tokens = [p + 1 + i for i in range(n_tasks)] if n_tasks > 1 else [p]
+    vocab = max(tokens) + 1
+    if cfg["kind"] == "transformer":
+        model = Transformer(vocab, vocab, cfg)
+        want = transformer_shapes(
+            vocab,
+            vocab,
+            cfg["d_model"],
+            cfg["d_mlp"],
+            cfg["layers"],
+            cfg["pos_embed"],
+            cfg["biases"] == "mlp",
+        )
+    else:
+        model = MLP(p, tokens, p, cfg)
+        want = mlp_shapes(p, n_tasks, cfg["hidden"], p, cfg["bias"])
+    assert {k: v.shape for k, v in model.export_arrays().items()} == want

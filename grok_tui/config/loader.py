@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from ..models.shapes import mlp_shapes, n_params, transformer_shapes
 from ..tasks import Task, TaskError, task_tokens
 from . import limits
 from .errors import ConfigError, Where, explain, shown
@@ -441,13 +442,15 @@ class _Point:
 
 
 def _n_params(m: Transformer | Mlp, p: int, n_tasks: int, vocab: int, n_out: int) -> int:
-    """Parameters of the network the spec builds (models/transformer.py, models/mlp.py)."""
+    """Parameters of the network the spec builds (an unresolved pos_embed/biases counts as present)."""
     if isinstance(m, Transformer):
-        d = m.d_model
-        block = 4 * d * d + 2 * d * m.d_mlp + ((m.d_mlp + d) if m.biases == "mlp" else 0)
-        return vocab * d + (3 * d if m.pos_embed else 0) + m.layers * block + d * n_out
-    widths = [2 * p + (n_tasks if n_tasks > 1 else 0), *m.hidden, n_out]
-    return sum(a * b + (b if m.bias else 0) for a, b in itertools.pairwise(widths))
+        biases = m.biases != "none"
+        shapes = transformer_shapes(
+            vocab, n_out, m.d_model, m.d_mlp, m.layers, m.pos_embed is not False, biases
+        )
+    else:
+        shapes = mlp_shapes(p, n_tasks, m.hidden, n_out, m.bias)
+    return n_params(shapes)
 
 
 #: Spec keys added since the first release, with the value a spec.json written before them means: a

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-N_CTX = 3
+from .shapes import N_CTX
 
 
 def _randn(*shape: int, std: float) -> nn.Parameter:

@@ -1,0 +1,51 @@
+"""Every parameter of the networks by its checkpoint name and shape, without torch.
+
+One declaration for what a spec builds: the config checks its size before anything is allocated, the
+checkpoint view checks a ``step_N.npz`` against it, and a test holds it equal to the torch models'
+``export_arrays``. Conventions as in the models: activations are rows (``x @ W``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+#: Sequence length of both layouts: [a, b, =] (Nanda) and [a, op, b] (Furuta).
+N_CTX = 3
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+def transformer_shapes(
+    vocab: int, n_out: int, d_model: int, d_mlp: int, layers: int, pos_embed: bool, mlp_biases: bool
+) -> Shapes:
+    d, m = d_model, d_mlp
+    out: Shapes = {"W_E": (vocab, d), "W_U": (d, n_out)}
+    if pos_embed:
+        out["W_pos"] = (N_CTX, d)
+    for i in range(layers):
+        b = f"blocks.{i}."
+        out.update({b + n: (d, d) for n in ("W_Q", "W_K", "W_V", "W_O")})
+        out.update({b + "W_in": (d, m), b + "W_out": (m, d)})
+        if mlp_biases:
+            out.update({b + "b_in": (m,), b + "b_out": (d,)})
+    return out
+
+
+def mlp_input_width(p: int, n_tasks: int) -> int:
+    """one-hot(a) ⊕ one-hot(b), plus one-hot(task) for a mixture."""
+    return 2 * p + (n_tasks if n_tasks > 1 else 0)
+
+
+def mlp_shapes(p: int, n_tasks: int, hidden: list[int], n_out: int, bias: bool) -> Shapes:
+    widths = [mlp_input_width(p, n_tasks), *hidden, n_out]
+    out: Shapes = {}
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        out[f"mlp.{i}.W"] = (a, b)
+        if bias:
+            out[f"mlp.{i}.b"] = (b,)
+    return out
+
+
+def n_params(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    return sum(math.prod(s) for s in shapes.values())
