@@ -135,3 +135,24 @@ def test_ls_at_80_columns_never_cuts_a_run_id(tmp_path: Path) -> None:
     assert r.stdout.count("failed") == 2  # the state stays: other columns went first
     wide = _cli("ls", "--runs-dir", str(root), env={"COLUMNS": "100"})
     assert "test acc" in wide.stdout and "grokked at" in wide.stdout  # the verdict goes last
+
+
+def test_every_command_finds_the_same_runs_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--runs-dir, else $GROK_RUNS_DIR, else the experiments file's runs_dir, else ./runs: `grok run`
+    (through validate's title, which names where runs would go), `grok ls` and the app agree."""
+    from grok_tui.cli.common import default_runs_dir
+    from grok_tui.tui.store import Store
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    toml = proj / "experiments.toml"
+    toml.write_text('[defaults]\nruns_dir = "mine"\n[experiments.x]\nsteps = 10\n')
+    monkeypatch.delenv("GROK_RUNS_DIR", raising=False)
+    assert f"→ {proj / 'mine'}" in _cli("validate", str(toml), env={"COLUMNS": "300"}).stdout
+    assert Store(toml, None).runs_dir == proj / "mine"  # the app's first frame, before the file is parsed
+    assert default_runs_dir(None, toml) == proj / "mine"
+    assert default_runs_dir(tmp_path / "opt", toml) == tmp_path / "opt"
+    env = tmp_path / "from-env"
+    monkeypatch.setenv("GROK_RUNS_DIR", str(env))
+    assert f"→ {env}" in _cli("validate", str(toml), env={"COLUMNS": "300", "GROK_RUNS_DIR": str(env)}).stdout
+    assert default_runs_dir(None, toml) == env == default_runs_dir(None)

@@ -16,7 +16,7 @@ RunsDirOpt = Annotated[
     typer.Option(
         "--runs-dir",
         metavar="DIR",
-        help="Runs directory (default: $GROK_RUNS_DIR, else runs_dir of ./experiments.toml, else ./runs).",
+        help="Runs directory (default: $GROK_RUNS_DIR, else the experiments file's runs_dir, else ./runs).",
     ),
 ]
 
@@ -41,18 +41,26 @@ def load(file: Path):
         raise fail(str(e)) from None
 
 
-def default_runs_dir(runs_dir: Path | None) -> Path:
-    """--runs-dir, else $GROK_RUNS_DIR, else [defaults].runs_dir of ./experiments.toml, else ./runs."""
+def env_runs_dir() -> Path | None:
+    """$GROK_RUNS_DIR, when set."""
+    env = os.environ.get("GROK_RUNS_DIR")
+    return Path(env) if env else None
+
+
+def default_runs_dir(runs_dir: Path | None, config: Path | None = None) -> Path:
+    """The runs directory, the same rule for every command and the app: --runs-dir, else $GROK_RUNS_DIR,
+    else [defaults].runs_dir of the experiments file (``config``, or ./experiments.toml; relative to the
+    file), else ./runs."""
     if runs_dir is not None:
         return runs_dir
-    if env := os.environ.get("GROK_RUNS_DIR"):
-        return Path(env)
-    toml = Path("experiments.toml")
-    if toml.exists():
+    if env := env_runs_dir():
+        return env
+    toml = config if config is not None else Path("experiments.toml")
+    if toml.is_file():
         from ..config import read_runs_dir
 
         if rd := read_runs_dir(toml):  # never raises: a broken file here is not this command's business
-            return Path(rd)
+            return toml.parent / rd
     return Path("runs")
 
 

@@ -17,7 +17,7 @@ import typer
 
 from .. import exitcodes
 from .. import format as fmt
-from .common import RunsDirOpt, fail, get_run, load, say, table_console
+from .common import RunsDirOpt, default_runs_dir, fail, get_run, load, say, table_console
 from .tables import runs_table, summary_table
 
 FileArg = Annotated[Path, typer.Argument(metavar="FILE", help="The experiments file (experiments.toml).")]
@@ -57,7 +57,7 @@ DeviceOpt = Annotated[
 def validate(file: FileArg) -> None:
     """Check an experiments file and print the runs it expands to."""
     cfg = load(file)
-    table_console().print(runs_table(cfg, f"{file}: {len(cfg.runs)} runs → {cfg.runs_dir}"))
+    table_console().print(runs_table(cfg, f"{file}: {len(cfg.runs)} runs → {default_runs_dir(None, file)}"))
 
 
 def _check_device(device: str | None) -> None:
@@ -112,7 +112,7 @@ def run(
     except ConfigError as e:
         raise fail(str(e)) from None
     _check_device(device)
-    root = runs_dir or cfg.runs_dir
+    root = default_runs_dir(runs_dir, file)
     slots = _slots(gpus, per_gpu, parallel)
     # Check every run before creating any, so a refusal leaves the runs directory as it was.
     for spec in specs:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import RunsDirOpt, fail
+from .common import RunsDirOpt, default_runs_dir, env_runs_dir, fail
 
 PALETTES = ("auto", "truecolor", "256")
 
@@ -41,6 +41,15 @@ def tui(
         raise fail(f"--palette '{palette}' is not one of {', '.join(PALETTES)}")
     if not interval > 0:
         raise fail(f"--interval must be positive, got {interval:g}")
+    if file is None and Path("experiments.toml").is_file():
+        file = Path("experiments.toml")
+    if file is not None and not file.is_file():
+        raise fail(f"{file}: no such file")
+    # the runs directory as every `grok` command finds it; left to the file's runs_dir (which the app
+    # follows when experiments.toml is edited) unless the option or $GROK_RUNS_DIR names one
+    runs_dir = runs_dir or env_runs_dir() or (None if file is not None else default_runs_dir(None))
+    if runs_dir is not None and runs_dir.exists() and not runs_dir.is_dir():
+        raise fail(f"{runs_dir}: not a directory")
     from ..tui.app import run_app
 
     raise typer.Exit(run_app(file, runs_dir, mouse=not no_mouse, palette=palette, interval=interval))

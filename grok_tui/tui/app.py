@@ -13,7 +13,6 @@ import asyncio
 import os
 import shlex
 import subprocess
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -363,19 +362,8 @@ def run_app(
     palette: str = "auto",
     interval: float = 1.0,
 ) -> int:
-    """Start the TUI (``grok tui`` and ``grok-tui`` parse the options, in grok_tui.cli.tui); returns the
-    exit code."""
-    if config is None and runs_dir is None:
-        if Path("experiments.toml").is_file():
-            config = Path("experiments.toml")
-        elif os.environ.get("GROK_RUNS_DIR"):  # as `grok ls` does
-            runs_dir = Path(os.environ["GROK_RUNS_DIR"])
-    if config is not None and not Path(config).is_file():
-        print(f"grok-tui: {config}: no such file", file=sys.stderr)
-        return 2
-    if runs_dir is not None and Path(runs_dir).exists() and not Path(runs_dir).is_dir():
-        print(f"grok-tui: {runs_dir}: not a directory", file=sys.stderr)
-        return 2
+    """Start the TUI; returns the exit code. ``grok tui`` and ``grok-tui`` check the options and find the
+    experiments file and runs directory (grok_tui.cli.tui); ``runs_dir`` None follows the file's."""
     app = GrokApp(config, runs_dir, poll_interval=interval, palette=palette)
     app.run(mouse=mouse)
     return app.return_code or 0

@@ -70,6 +70,16 @@ def planned_summary(spec: dict[str, Any], runs_dir: Path) -> RunSummary:
     )
 
 
+def _file_runs_dir(config_path: Path | None) -> Path:
+    """Where the experiments file keeps its runs, read before the file is parsed (the first frame lists the
+    right directory): its [defaults].runs_dir, else ``runs`` beside it."""
+    if config_path is None:
+        return Path("runs")
+    from grok_tui.config import read_runs_dir
+
+    return config_path.parent / (read_runs_dir(config_path) or "runs")
+
+
 def _value(v: float) -> float:
     """A number as the curves hold it: NaN where it is not a finite float (they draw nothing there)."""
     f = runs.finite(v)
@@ -300,7 +310,7 @@ class Store:
     def __init__(self, config_path: Path | None, runs_dir: Path | None) -> None:
         self.config_path = config_path
         self._runs_dir_override = runs_dir
-        self.runs_dir: Path = runs_dir or (config_path.parent / "runs" if config_path else Path("runs"))
+        self.runs_dir: Path = runs_dir or _file_runs_dir(config_path)
         self.config_error: str | None = None
         self.config_experiments: list[str] = []
         self._config_specs: list[dict[str, Any]] = []
