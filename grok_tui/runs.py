@@ -163,7 +163,10 @@ class JsonlTail(LineTail):
 
     def read_new(self) -> list[dict[str, Any]]:
         out = []
-        for raw in self.read_lines():
+        lines = self.read_lines()
+        if self.reset_seen:  # the file was replaced: what it held before no longer counts
+            self.skipped = 0
+        for raw in lines:
             if not raw.strip():
                 continue
             try:

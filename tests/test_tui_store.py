@@ -137,3 +137,16 @@ def test_row_is_a_frozen_value(fx: Path) -> None:
     row = _store(fx).rows()[0]
     assert dataclasses.is_dataclass(row)
     json.dumps(dataclasses.asdict(row), default=str)  # printable as-is (no live objects inside)
+
+
+def test_unreadable_lines_are_counted_as_grok_show_counts_them_and_a_rewrite_starts_over(fx: Path) -> None:
+    store = _store(fx)
+    run = fx / "runs" / "add" / "seed0"
+    with open(run / runs.METRICS, "a") as f:
+        f.write('{"step": "abc"}\nnot json\n{"no": "step"}\n')
+    store.poll()
+    assert store.row("add/seed0").summary.skipped_rows == 3 == runs.RunDir(run).summary().skipped_rows
+    rows = runs.read_jsonl(run / runs.METRICS)
+    recorder.rewrite_jsonl(run / runs.METRICS, rows)  # what a resume's truncation does
+    store.poll()
+    assert store.row("add/seed0").summary.skipped_rows == 0

@@ -130,10 +130,11 @@ class RunWatch:
             self._take(new)
         sig = _file_sig(self.rd.path / runs.STATUS)
         active = self.summary is None or self.summary.state in ACTIVE_STATES
-        if not (new or reset or sig != self._status_sig or active):
+        skipped = self.summary is not None and self._tail.skipped != self.summary.skipped_rows
+        if not (new or reset or skipped or sig != self._status_sig or active):
             return False
         self._status_sig = sig
-        summary = self.rd.summary(rows=self._decisive_rows())
+        summary = self.rd.summary(rows=self._decisive_rows(), skipped=self._tail.skipped)
         changed = summary != self.summary
         self.summary = summary
         return changed

@@ -228,6 +228,8 @@ class ExperimentsScreen(LiveScreen):
             bits += ["  ", ("not launched yet: r launches its experiment", muted)]
         elif row.on_disk:
             bits += ["  ", (str(row.summary.path), muted)]
+        if row.summary.skipped_rows:
+            bits += ["  ", (f"{row.summary.skipped_rows} unreadable line(s) of metrics.jsonl skipped", muted)]
         if self.selected:
             bits += ["  ", (f"[{len(self.selected)} selected]", tone_variable("accent"))]
         detail.update(Content.assemble(*bits))
