@@ -399,3 +399,24 @@ async def test_colours_follow_the_theme(fx: Path) -> None:
             await pilot.press("escape")
             await pilot.pause()
         assert all(a != b for a, b in zip(seen["textual-dark"], seen["textual-light"], strict=True))
+
+
+async def test_the_run_and_inspector_name_the_phase_grok_show_and_grok_inspect_name(fx: Path) -> None:
+    import json
+
+    from grok_tui.cli.inspecting import collect
+    from grok_tui.cli.progress import phase_line
+
+    run_dir = fx / "runs" / "add" / "seed0"
+    now = phase_line(run_dir).split("   ")[0].removeprefix("phase: ")
+    app = make_app(fx)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        app.open_run("add/seed0")
+        await pilot.pause()
+        assert static_text(app.screen.query_one("#run-head")).strip().endswith(f"· {now}")
+        app.open_inspector("add/seed0")
+        await pilot.pause()
+        step = app.screen.step
+        info = json.loads(json.dumps(collect(run_dir, step), default=str))
+        assert f"step {step}  phase {info['phase']}" in static_text(app.screen.query_one("#insp-head"))

@@ -1,7 +1,10 @@
 """The phase a run is in (Nanda et al. 2023 §5: memorisation → circuit formation → clean-up).
 
 The rule, on the metrics rows (every boundary is an evaluation step; a row lacking the accuracy it needs is
-skipped). It agrees with the verdict `grok ls` prints by construction:
+skipped). Its boundaries are the verdict columns of `grok ls` (memorised at, grokked at), computed by the
+same function (``runs.first_step_at``); only a run whose test accuracy reached 0.99 before its train
+accuracy did, which the phases cannot describe, is generalised from the first such evaluation after it
+memorised:
 
 1. **memorisation** until *memorised at*: the first evaluation with train accuracy ≥ 0.99
    (``runs.FIT_THRESHOLD``, the column of `grok ls`).
@@ -32,8 +35,6 @@ from ..runs import FIT_THRESHOLD, first_step_at, fraction, is_step
 
 #: Clean-up holds test accuracy at least this far from its value at memorised at to 1.
 CLEANUP_FRACTION = 0.5
-
-PHASES = ("memorisation", "circuit formation", "clean-up", "generalised")
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Why one: two schedulers would each count only their own workers and could start the same run twice. The
 role is a flock on ``<runs_dir>/.grok/.lock`` held for the scheduler's life (liveness without pids, as for
 workers). The process holding it may be a foreground ``grok run`` or the detached daemon
-``python -m grok_tui.launch.scheduler RUNS_DIR`` that ``grok run --detach`` starts.
+``python -m grok_tui.launch.daemon RUNS_DIR`` that ``grok run --detach`` starts (``daemon.py``).
 
 The queue lives on disk: a queued run is a run directory whose status.json says ``queued``. Other
 processes talk to the scheduler through ``.grok/inbox/`` (``inbox.py``): one JSON file per request (``queue``

@@ -17,9 +17,6 @@ class Slots:
     per_gpu: int = 1
     cpu: int = 1
 
-    def capacity(self, key: str) -> int:
-        return self.cpu if key == "cpu" else self.per_gpu
-
     @property
     def threads(self) -> int:
         """CPU threads per worker: the cores shared by every slot (constant, so resumes match)."""

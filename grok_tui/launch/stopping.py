@@ -9,7 +9,7 @@ status.json): both keep their deadlines here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 
 #: Seconds between SIGTERM and SIGKILL unless the user says otherwise (``grok stop --grace``).
 GRACE_S = 30.0
@@ -25,9 +25,6 @@ class Stopper:
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._due
-
-    def __iter__(self) -> Iterator[Hashable]:
-        return iter(list(self._due))
 
     def request(self, key: Hashable, term: Callable[[], object], grace: float = GRACE_S) -> bool:
         """SIGTERM ``key`` (``term`` sends it) unless a stop is already under way; True when it was new."""
@@ -56,9 +53,6 @@ class Stopper:
             kill(key)
             self._killed.add(key)
         return done
-
-    def killed(self, key: Hashable) -> bool:
-        return key in self._killed
 
     def killed_since(self, key: Hashable) -> float | None:
         """Seconds since ``key``'s deadline passed, once it was killed."""

@@ -1,4 +1,4 @@
-"""Messages from the poll thread and from the steering children to the app."""
+"""Messages from the poll thread to the app."""
 
 from __future__ import annotations
 

@@ -204,6 +204,20 @@ class Columns:
         i = int(hits[-1])
         return {k: float(c[i]) for k, c in self._cols.items() if np.isfinite(c[i])}
 
+    def phases(self):
+        """The phase boundaries of these rows (grok_tui.analysis.phase, as `grok show` draws them), or
+        None before the first evaluation."""
+        from grok_tui.analysis.phase import phase_boundaries
+
+        steps = self.get("step")
+        if steps is None or not steps.size:
+            return None
+        cols = [self.get(k) for k in ("train_acc", "test_acc")]
+        vals = [c.tolist() if c is not None else [None] * steps.size for c in cols]
+        triples = zip(steps.tolist(), *vals, strict=True)
+        rows = [{"step": int(s), "train_acc": a, "test_acc": b} for s, a, b in triples]
+        return phase_boundaries(rows)
+
     def get(self, key: str) -> np.ndarray | None:
         """A read-only view of the first ``n`` values (later appends never change it)."""
         col = self._cols.get(key)

@@ -149,6 +149,7 @@ class InspectorScreen(LiveScreen):
                 f"  checkpoint {self.index + 1}/{len(self.steps)}",
                 ("  step ", ""),
                 (fmt.step(step), mark),
+                f"  phase {phase}" if (phase := self.phase_at(step)) else "",
                 ("  damaged", error) if view.error else "",
             )
         )
@@ -169,6 +170,13 @@ class InspectorScreen(LiveScreen):
         )
         self.query_one("#insp-measures", Static).update(measures_table(view, self.size.width or 80))
         self.draw_heatmap()
+
+    def phase_at(self, step: int) -> str | None:
+        """The phase at the inspected step, in hindsight, as `grok inspect` names it (none for an RFM)."""
+        if fmt.model_label(self.app.store.run_dir(self.run_id).spec().get("model")) == "rfm":
+            return None
+        b = self.series.metrics.phases()
+        return None if b is None else b.phase_at(step)
 
     def draw_heatmap(self) -> None:
         """W_E's spectrum over the run, the inspected step marked (▲ under the step axis)."""

@@ -56,8 +56,9 @@ SPECTRUM_TITLES = {
 }
 
 
-def header_text(row: Row | None, run_id: str) -> Content:
-    """One line, the table's words: state, step, accuracies, memorised/grokked at, error."""
+def header_text(row: Row | None, run_id: str, phase: str | None = None) -> Content:
+    """One line, the table's words: state, step, accuracies, memorised/grokked at, the phase now (as
+    `grok show` names it), error."""
     if row is None:
         return Content.styled(run_id, "bold")
     c, label, error = fmt.cells(row.summary), fmt.state_label(row.summary), row.summary.error
@@ -68,6 +69,7 @@ def header_text(row: Row | None, run_id: str) -> Content:
         f" {c['step']}",
         f" · train {c['train_acc']} test {c['test_acc']}",
         f" · mem@{c['memorised_at']} grok@{c['grokked_at']}",
+        f" · {phase}" if phase else "",
         (f" · {fmt.short_error(error, 500)}", tone_variable("error")) if error else "",
     )
 
@@ -105,6 +107,7 @@ class RunScreen(LiveScreen):
         super().__init__(id="run")
         self.run_id = run_id
         self._version = -1
+        self._phase: str | None = None
         self._log_written = 0
 
     def compose(self) -> ComposeResult:
@@ -139,17 +142,27 @@ class RunScreen(LiveScreen):
     # ------------------------------------------------------------------ data
     def refresh_data(self) -> None:
         """On every poll result: the header, then what changed (plots build lazily when shown)."""
-        self.query_one("#run-head", Static).update(header_text(self.app.store.row(self.run_id), self.run_id))
         s = self.series
         if s.version != self._version:
             self._version = s.version
             self.draw_curves()
             self.draw_heatmap()
+            self._phase = self.phase_now()
+        row = self.app.store.row(self.run_id)
+        self.query_one("#run-head", Static).update(header_text(row, self.run_id, self._phase))
         new = s.log_total - self._log_written
         if new > 0:
             lines = list(s.log)
             self.query_one("#worker-log", Log).write_lines(lines[-min(new, len(lines)) :])
             self._log_written = s.log_total
+
+    def phase_now(self) -> str | None:
+        """The phase at the last evaluation; none for an RFM (it interpolates from iteration 0)."""
+        if fmt.model_label(self.app.store.run_dir(self.run_id).spec().get("model")) == "rfm":
+            return None
+        b = self.series.metrics.phases()
+        steps = self.series.metrics.get("step")
+        return None if b is None or steps is None else b.phase_at(int(steps[-1]))
 
     def draw_curves(self) -> None:
         row = self.app.store.row(self.run_id)
@@ -157,9 +170,9 @@ class RunScreen(LiveScreen):
         m = s.metrics
         note = f"EMA {w:g}" if w else ""
         marks = []
-        if row is not None and row.summary.memorised_at:
+        if row is not None and row.summary.memorised_at is not None:
             marks.append((row.summary.memorised_at, "memorised"))
-        if row is not None and row.summary.grokked_at:
+        if row is not None and row.summary.grokked_at is not None:
             marks.append((row.summary.grokked_at, "grokked"))
         acc = [curve(m, "train_acc", "train", TRAIN, w), curve(m, "test_acc", "test", TEST, w)]
         tasks = sorted({k.split("/")[1] for k in m.names() if k.startswith("tasks/")})

@@ -5,7 +5,7 @@ told apart by hue, so their colours are fixed xterm-256 palette entries (exact o
 terminal, the same on truecolor, whatever the theme); the heatmap is a perceptual ramp (viridis, and a
 hand-picked 256-colour ramp for terminals without truecolor: gradients posterize badly when left to
 automatic downgrading). Everything else (axes, markers, states, errors) comes from the theme, via the
-widgets' component classes in CSS or ``tone_color``.
+widgets' component classes in CSS, or ``tone_style`` / ``tone_variable``.
 """
 
 from __future__ import annotations
