@@ -37,7 +37,6 @@ def main() -> int:
 
     import torch
 
-    from grok_tui.analysis.agop import read_progress
     from grok_tui.config import parse_config
     from grok_tui.recorder import write_json_atomic
     from grok_tui.runs import RunDir
@@ -69,7 +68,7 @@ model = {{ kind = "rfm", kernel = "{args.kernel}" }}
         wall = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         rows = RunDir(run_dir).metrics()
-        progress = read_progress(run_dir)
+        progress = RunDir(run_dir).progress()
     load_after = os.getloadavg()[0]
     timings = job.engine.timings
     iters = len(rows)

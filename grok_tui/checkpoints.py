@@ -171,11 +171,6 @@ def check_spec(spec: Any, where: Path | str) -> dict[str, Any]:
     return spec
 
 
-def _tasks(spec: dict[str, Any]) -> list[str]:
-    t = spec.get("tasks") or spec.get("task") or []
-    return [t] if isinstance(t, str) else list(t)
-
-
 # --------------------------------------------------------------------------- arrays vs spec
 
 
@@ -187,7 +182,7 @@ def _expected(spec: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
     model, p = spec.get("model"), spec["p"]
     if model is None or model["kind"] == "rfm":
         return None
-    tasks = [Task.parse(t, p) for t in _tasks(spec) or ["add"]]
+    tasks = [Task.parse(t, p) for t in list(live.spec_tasks(spec)) or ["add"]]
     tokens, vocab = task_tokens(tasks, p, spec.get("layout", "nanda"))
     if model["kind"] == "mlp":
         return mlp_shapes(p, len(tokens), model["hidden"], p, model["bias"])
@@ -471,13 +466,13 @@ def _dataset(spec: dict[str, Any]) -> tuple[Any, str | None]:
     from .tasks import Task, build_dataset
 
     missing = [k for k in ("train_frac", "split_seed") if k not in spec]
-    if not _tasks(spec):
+    if not list(live.spec_tasks(spec)):
         missing.insert(0, "tasks")
     if missing:
         return None, "spec.json has no " + ", ".join(f"'{k}'" for k in missing)
     p = spec["p"]
     data = build_dataset(
-        [Task.parse(t, p) for t in _tasks(spec)], p, spec["train_frac"], spec["split_seed"],
+        [Task.parse(t, p) for t in list(live.spec_tasks(spec))], p, spec["train_frac"], spec["split_seed"],
         spec.get("layout", "nanda"),
     )  # fmt: skip
     return data, None
@@ -542,7 +537,7 @@ def view(
     _row_measures(v, row or {})
     try:
         spec = check_spec(spec, spec_path)
-        v.p, v.tasks = spec["p"], _tasks(spec)
+        v.p, v.tasks = spec["p"], list(live.spec_tasks(spec))
         v.run_rule = str(live.options(spec)["key_freq_rule"])
         arrays, meta = load_checkpoint(path)
         _check_arrays(path, arrays, spec, spec_path)
@@ -562,7 +557,7 @@ def _fill(
     v: CheckpointView, arrays: dict[str, np.ndarray], meta: dict[str, Any], spec: dict[str, Any]
 ) -> None:
     """Everything a readable checkpoint adds to the row's measures: stored first, else recomputed."""
-    weights = {k: a for k, a in arrays.items() if not k.startswith("analysis/")}
+    weights = live.weights_of(arrays)
     analysis = {k[len("analysis/") :]: a for k, a in arrays.items() if k.startswith("analysis/")}
     bad = _non_finite(weights)
     if bad:

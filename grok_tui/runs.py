@@ -336,6 +336,11 @@ class RunDir:
     def fourier(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path / FOURIER)
 
+    def progress(self) -> list[dict[str, Any]]:
+        """Rows of progress.jsonl: restricted/excluded loss with the final key frequencies (transformers),
+        or each iterate's alignment with the final feature matrix (RFM)."""
+        return read_jsonl(self.path / PROGRESS)
+
     def checkpoint_steps(self) -> list[int]:
         try:
             names = os.listdir(self.path / CKPT_DIR)

@@ -266,7 +266,7 @@ def test_gaussian_rfm_groks_small_addition_and_writes_a_readable_run(tmp_path: P
     arrays, meta = load_checkpoint(run.checkpoint_path(14))
     assert arrays["M"].shape == (34, 34) and meta["test_acc"] == 1.0
     np.testing.assert_allclose(arrays["M"], arrays["M"].T)
-    progress = ag.read_progress(d)
+    progress = RunDir(d).progress()
     assert [r["step"] for r in progress] == list(range(15)) and all(r["final"] for r in progress)
     align = [r["agop_alignment_final"] for r in progress]
     assert align[-1] > 0.99 and align[-1] > align[5] > align[0]
@@ -291,14 +291,14 @@ def test_stop_then_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> No
     polls = iter(range(100))
     assert rfm_training.run(spec, part, "cpu", lambda: next(polls) >= 4) == "stopped"
     assert [r["step"] for r in RunDir(part).metrics()] == [0, 1, 2, 3]
-    assert not ag.read_progress(part)[-1]["final"]
+    assert not RunDir(part).progress()[-1]["final"]
     assert rfm_training.run(spec, part, "cpu", lambda: False) == "done"
 
     def strip(rows: list[dict]) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "time"} for r in rows]
 
     assert strip(RunDir(part).metrics()) == strip(RunDir(full).metrics())
-    assert ag.read_progress(part) == ag.read_progress(full)
+    assert RunDir(part).progress() == RunDir(full).progress()
     a, _ = load_checkpoint(RunDir(part).checkpoint_path(8))
     b, _ = load_checkpoint(RunDir(full).checkpoint_path(8))
     np.testing.assert_array_equal(a["M"], b["M"])

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..runs import PROGRESS, read_jsonl  # read_progress is a reader; the RFM trainer writes the file
+from ..runs import finite
 from ..tasks import is_prime
 from .dlog import dlog_perm
 from .fourier import fourier_basis
@@ -305,10 +304,6 @@ def mlp_measures(arrays: dict[str, np.ndarray], dataset: Any, spec: dict[str, An
 # --------------------------------------------------------------------------- progress.jsonl
 
 
-def _finite_or_none(v: float) -> float | None:
-    return v if math.isfinite(v) else None
-
-
 def progress_rows(
     history: list[np.ndarray], deviations: list[float], reference: np.ndarray, ref_step: int, final: bool
 ) -> list[dict[str, Any]]:
@@ -318,16 +313,10 @@ def progress_rows(
     return [
         {
             "step": s,
-            "agop_alignment_final": _finite_or_none(agop_alignment(Ms, reference)),
-            "circulant_deviation": _finite_or_none(dev),
+            "agop_alignment_final": finite(agop_alignment(Ms, reference)),
+            "circulant_deviation": finite(dev),
             "reference_step": ref_step,
             "final": final,
         }
         for s, (Ms, dev) in enumerate(zip(history, deviations, strict=True))
     ]
-
-
-def read_progress(run_dir: Path | str) -> list[dict[str, Any]]:
-    """RFM rows of ``progress.jsonl`` (step, agop_alignment_final, circulant_deviation, reference_step,
-    final); [] when absent. Torn or foreign rows are skipped."""
-    return [r for r in read_jsonl(Path(run_dir) / PROGRESS) if "agop_alignment_final" in r]

@@ -40,7 +40,8 @@ def _warn(where: str, err: BaseException) -> None:
     print(f"grok analysis: {where} skipped ({err.__class__.__name__}: {err})", file=sys.stderr)
 
 
-def _tasks(spec: dict[str, Any]) -> tuple[str, ...]:
+def spec_tasks(spec: dict[str, Any]) -> tuple[str, ...]:
+    """A spec's tasks as resolved expressions (``tasks``; an older spec: ``task``)."""
     t = spec.get("tasks") or spec.get("task") or ()
     return (t,) if isinstance(t, str) else tuple(t)
 
@@ -60,7 +61,7 @@ def _basis_option(opts: dict[str, Any]) -> str:
 
 def has_structure(spec: dict[str, Any]) -> bool:
     """Whether restricted/excluded loss exist for this run: one task, with a Fourier structure."""
-    tasks = _tasks(spec)
+    tasks = spec_tasks(spec)
     if len(tasks) != 1:
         return False
     return _task_structure(tasks[0], int(spec["p"]), _basis_option(options(spec))) is not None
@@ -75,7 +76,7 @@ def use_dlog(spec: dict[str, Any]) -> bool:
     if mode == "on":
         return True
     try:
-        structs = [_task_structure(t, p, "auto") for t in _tasks(spec)]
+        structs = [_task_structure(t, p, "auto") for t in spec_tasks(spec)]
     except Exception:
         return False
     return any(s is not None and s.basis == "dlog" for s in structs)
@@ -280,7 +281,8 @@ def checkpoint_measures(
 # --------------------------------------------------------------------------- after the run
 
 
-def _weights(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def weights_of(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A checkpoint's weights: its arrays without the stored ``analysis/*``."""
     return {k: v for k, v in arrays.items() if not k.startswith("analysis/")}
 
 
@@ -308,13 +310,13 @@ def final_pass(
         grid = _grid(dataset, rows, p, _basis_option(opts))
         if grid is None or grid.sign == 0:
             return []
-        weights = _weights(final)
+        weights = weights_of(final)
         _, acts = forward(weights)
         kf = key_frequencies(weights, acts, grid, p, opts)
         split = str(opts["restricted_split"])
         for step, arrays in checkpoints:
             try:
-                logits, _ = forward(_weights(arrays))
+                logits, _ = forward(weights_of(arrays))
             except Exception as e:
                 _warn(f"final pass at step {step}", e)
                 continue

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from .. import exitcodes
+from ..launch.stopping import GRACE_S
 from .common import RunsDirOpt, default_runs_dir, fail, get_run, runs_root, say
 
 #: Seconds `grok stop` waits for a SIGKILLed worker to vanish before it reports the run as still live.
@@ -26,7 +27,7 @@ def stop(
     runs_dir: RunsDirOpt = None,
     grace: Annotated[
         float, typer.Option("--grace", min=0, metavar="S", help="Seconds between SIGTERM and SIGKILL.")
-    ] = 30.0,
+    ] = GRACE_S,
 ) -> None:
     """Stop runs: queued ones leave the queue; workers get SIGTERM, checkpoint and exit (SIGKILL after
     --grace). The last checkpoint stays: `grok resume RUN` continues."""

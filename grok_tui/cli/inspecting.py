@@ -20,7 +20,7 @@ from ..analysis import live
 from ..analysis.phase import phase_boundaries
 from ..exitcodes import FAILED as EXIT_CORRUPT
 from ..exitcodes import USAGE as EXIT_USAGE
-from ..runs import PROGRESS, SPEC, RunDir, finite, read_jsonl
+from ..runs import SPEC, RunDir, finite
 from .common import strict_json
 
 
@@ -34,7 +34,7 @@ class InspectError(Exception):
 
 def read_progress(run_dir: Path | str) -> list[dict[str, Any]]:
     """Rows of ``progress.jsonl`` written by the final pass (restricted/excluded with final K)."""
-    return [r for r in read_jsonl(Path(run_dir) / PROGRESS) if "restricted_loss" in r]
+    return [r for r in RunDir(run_dir).progress() if "restricted_loss" in r]
 
 
 def _pick_step(run: RunDir, step: int | None) -> int:

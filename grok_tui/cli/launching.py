@@ -258,7 +258,11 @@ def _drive(session, todo, device: str | None) -> int:
 
     Ctrl-C or SIGTERM stops these runs (checkpoints written) and returns 130; a hang-up hands every run to a
     detached scheduler and returns 129; else non-zero if any run failed."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    def tone(state: str) -> str:
+        return fmt.RICH_STYLES[fmt.STATE_TONES[state]]
 
     from ..launch.inbox import scheduler_info
     from ..launch.scheduler import POLL_S
@@ -313,9 +317,9 @@ def _drive(session, todo, device: str | None) -> int:
                         err = (
                             st.get("error") or (m.message if m else "") or f"exit code {st.get('returncode')}"
                         )
-                        fields["acc"] = f"[red]failed: {err}[/]"
+                        fields["acc"] = f"[{tone('failed')}]failed: {escape(str(err))}[/]"
                     elif state == "stopped":
-                        fields["acc"] = "[yellow]stopped[/]"
+                        fields["acc"] = f"[{tone('stopped')}]stopped[/]"
                     progress.update(bar, total=st.get("total_steps"), completed=st.get("step") or 0, **fields)
 
             try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import inbox
+from .gpus import NO_GPU_WORDS, split_ids
 from .scheduler import POLL_S, Scheduler
 from .slots import Slots
 
@@ -84,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-gpu", type=int, default=1)
     ap.add_argument("--parallel", type=int, default=1, help="CPU slots")
     a = ap.parse_args(argv)
-    gpus = (
-        () if a.gpus.strip().lower() in ("", "none", "cpu") else tuple(g.strip() for g in a.gpus.split(","))
-    )
+    gpus = () if a.gpus.strip().lower() in NO_GPU_WORDS else split_ids(a.gpus)
     return serve(a.runs_dir.resolve(), Slots(gpus, max(1, a.per_gpu), max(1, a.parallel)))
 
 

@@ -39,7 +39,8 @@ class Inventory:
     known: bool = True
 
 
-def _split(value: str) -> tuple[str, ...]:
+def split_ids(value: str) -> tuple[str, ...]:
+    """GPU ids of a comma-separated list ("" and "-1": none, as CUDA_VISIBLE_DEVICES reads them)."""
     items = tuple(x.strip() for x in value.split(",") if x.strip())
     return () if items in ((), ("-1",)) else items
 
@@ -67,9 +68,9 @@ def nvidia_smi_ids(timeout: float = 10.0) -> tuple[str, ...] | None:
 def detect(env: Mapping[str, str] | None = None) -> Inventory:
     env = os.environ if env is None else env
     if FAKE_ENV in env:
-        return Inventory(_split(env[FAKE_ENV]), FAKE_ENV)
+        return Inventory(split_ids(env[FAKE_ENV]), FAKE_ENV)
     if "CUDA_VISIBLE_DEVICES" in env:
-        return Inventory(_split(env["CUDA_VISIBLE_DEVICES"]), "CUDA_VISIBLE_DEVICES")
+        return Inventory(split_ids(env["CUDA_VISIBLE_DEVICES"]), "CUDA_VISIBLE_DEVICES")
     ids = nvidia_smi_ids()
     if ids is None:
         return Inventory((), "no nvidia-smi", known=False)
@@ -82,7 +83,7 @@ def select(option: str | None, inventory: Inventory) -> tuple[str, ...]:
         return inventory.ids
     if option.strip().lower() in NO_GPU_WORDS:
         return ()
-    wanted = _split(option)
+    wanted = split_ids(option)
     if len(set(wanted)) != len(wanted):
         raise GpuError(f"--gpus '{option}' names a GPU twice")
     if wanted and not inventory.known:

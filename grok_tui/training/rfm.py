@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import runs
 from ..analysis import agop as agop_mod
 from ..models.rfm import Fit, KernelRFM, one_hot_layout
 from ..recorder import Recorder
@@ -37,10 +38,6 @@ def _split_metrics(preds: torch.Tensor, labels: torch.Tensor) -> dict[str, float
         "acc": float((preds.argmax(1) == labels).double().mean()),
         "correct_loss": float((right - 1.0).square().mean()),
     }
-
-
-def _none_if_nan(v: float) -> float | None:
-    return v if math.isfinite(v) else None
 
 
 @contextlib.contextmanager
@@ -182,10 +179,10 @@ class _Run:
                 row["tasks"][task.name] = entry
         row["weight_norm"] = float(np.sum(M * M))
         row["agop_trace"] = float(np.trace(M))
-        row["circulant_deviation"] = _none_if_nan(self.deviations[t])
+        row["circulant_deviation"] = runs.finite(self.deviations[t])
         # Streamed alignment: the features M_t against the AGOP^s of the predictor they produced, i.e.
         # M_{t+1}. With the final matrix, this is progress.jsonl's last row.
-        row["agop_alignment"] = _none_if_nan(agop_mod.agop_alignment(M, M_next))
+        row["agop_alignment"] = runs.finite(agop_mod.agop_alignment(M, M_next))
         row["kernel_solver"] = fit.solver
         return row
 
