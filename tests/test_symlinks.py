@@ -186,3 +186,29 @@ def test_grok_resume_of_a_linked_run_says_one_line(base: Path, tmp_path: Path, k
     assert not (root / "runs" / runs.STATE_DIR / "inbox").exists() or not list(
         (root / "runs" / runs.STATE_DIR / "inbox").iterdir()
     )
+
+
+def test_the_scheduler_starts_no_adopted_run_that_holds_a_link(linked) -> None:
+    """A queued run found on disk (a killed scheduler's queue) that holds a link: not started, nothing
+    written through the link, one line in the scheduler log."""
+    from grok_tui.launch.inbox import LOG, state_dir
+    from grok_tui.launch.scheduler import Scheduler
+    from grok_tui.launch.slots import Slots
+    from grok_tui.recorder import refusal
+
+    root, made, before = linked
+    run = run_dir(root)
+    if made in (run, run.parent) or made.name in (runs.STATUS, runs.SPEC):
+        pytest.skip("the run is not listed as a queued run with this link")  # covered by the worker tests
+    status = runs.read_json(run / runs.STATUS)
+    (run / runs.STATUS).write_text(__import__("json").dumps({**status, "state": "queued"}))
+    sched = Scheduler.acquire(root / "runs", Slots())
+    assert sched is not None
+    try:
+        sched.step()
+        assert not sched.active
+    finally:
+        sched.release()
+    assert snapshot(root / "outside") == before
+    assert runs.read_json(run / runs.STATUS)["state"] == "queued"
+    assert f"not started: {refusal(run)}" in (state_dir(root / "runs") / LOG).read_text()

@@ -200,6 +200,8 @@ class LocalLauncher:
         else:
             # CPU pool: hide GPUs, so a run here never takes one the scheduler did not hand out.
             env = worker_env(device, threads, "")
+        if line := refusal(run.path):  # before anything is written into it
+            raise LinkRefused(line)
         update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid())
         return LocalWorker(
             spawn_worker(run.path, env, note=f"on {slot.describe()} (scheduler {os.getpid()})")

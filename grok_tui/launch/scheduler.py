@@ -35,7 +35,7 @@ from .. import recorder, runs
 from ..exitcodes import BUSY as EXIT_BUSY
 from . import inbox
 from .base import Launcher, Slot, Worker
-from .local import LocalLauncher, describe_exit, effective_device, signal_run
+from .local import LinkRefused, LocalLauncher, describe_exit, effective_device, signal_run
 from .slots import Slots
 from .stopping import GRACE_S, Stopper
 
@@ -329,6 +329,9 @@ class Scheduler:
                 continue
             try:
                 worker = self.launcher.start(q.run, slot, q.device, self.slots.threads)
+            except LinkRefused as e:  # nothing may be written through the link: the log says why
+                self.log(f"{q.run.run_id}: not started: {e}")
+                continue
             except OSError as e:
                 self._fail(q.run, f"could not start a worker: {e}")
                 self.log(f"{q.run.run_id}: could not start a worker: {e}")
