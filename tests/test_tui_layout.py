@@ -111,7 +111,15 @@ async def test_each_quantity_of_the_weights_panel_has_its_own_axis(fx: Path) -> 
         await pilot.pause()
         await pilot.pause()  # the panels mounted for this run's own metrics take their place
         plots = {p.title: p for p in app.screen.query_one("#measure-grid").query(CurvePlot).results()}
-        assert list(plots) == ["loss", "Gini", "FFD / FCR", "Σ w²", "learning rate", "key frequencies"]
+        assert list(plots) == [
+            "loss",
+            "restricted / excluded accuracy",
+            "Gini",
+            "FFD / FCR",
+            "Σ w²",
+            "learning rate",
+            "key frequencies",
+        ]
         for title, key, logy in (("Σ w²", "weight_norm", False), ("learning rate", "lr", True)):
             (c,) = plots[title].curves
             assert list(c.y) == [r[key] for r in rows] and plots[title].logy is logy

@@ -24,13 +24,14 @@ from grok_tui.tui.widgets.plot import CurvePlot, curve
 #: two quantities of different scale share an axis.
 MEASURE_PANELS = [
     ("m-loss", "loss", ["train_loss", "test_loss", "restricted_loss", "excluded_loss"], True),
+    ("m-racc", "restricted / excluded accuracy", ["restricted_acc", "excluded_acc"], False),
     ("m-gini", "Gini", ["gini_embed", "gini_logit"], False),
     ("m-ffd", "FFD / FCR", ["ffd_embed", "fcr_embed", "ffd_logit", "fcr_logit"], False),
     ("m-norm", "Σ w²", ["weight_norm"], False),
 ]
 #: Titles and log-y of the panels of the other metrics the workers are known to record.
 EXTRA_PANELS = {"lr": ("learning rate", True), "n_key_freqs": ("key frequencies", False)}
-KNOWN = {"step", "time", "train_acc", "test_acc", "restricted_acc", "excluded_acc"} | {
+KNOWN = {"step", "time", "train_acc", "test_acc"} | {
     k for _, _, keys, _ in MEASURE_PANELS for k in keys
 }
 LABELS = {
@@ -38,6 +39,8 @@ LABELS = {
     "test_loss": "test",
     "restricted_loss": "restricted",
     "excluded_loss": "excluded",
+    "restricted_acc": "restricted",
+    "excluded_acc": "excluded",
     "gini_embed": "W_E",
     "gini_logit": "W_L",
     "ffd_embed": "FFD W_E",
@@ -184,8 +187,8 @@ class RunScreen(LiveScreen):
         for wid, _title, keys, _logy in MEASURE_PANELS:
             # one curve: the panel's title names it
             cs = [curve(m, k, LABELS.get(k, k) if len(keys) > 1 else "", i, w) for i, k in enumerate(keys)]
-            if wid == "m-loss":  # the final pass (final key frequencies), when the run has one
-                for j, k in enumerate(("restricted_loss", "excluded_loss")):
+            if wid in ("m-loss", "m-racc"):  # the final pass (final key frequencies), when the run has one
+                for j, k in enumerate(keys[-2:]):
                     cs.append(curve(s.progress, k, f"{LABELS[k]} (final K)", 4 + j, 0))
             self.query_one(f"#{wid}", CurvePlot).plot([c for c in cs if c], logx=logx, note=note)
         grid = self.query_one("#measure-grid", Grid)
