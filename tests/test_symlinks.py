@@ -188,20 +188,29 @@ def test_grok_resume_of_a_linked_run_says_one_line(base: Path, tmp_path: Path, k
     )
 
 
-def test_the_scheduler_starts_no_adopted_run_that_holds_a_link(linked) -> None:
+#: Links the scheduler meets in a queued run it adopts (a linked run or experiment directory, spec.json or
+#: status.json keep the run from being listed as a queued run at all: the worker tests cover those).
+ADOPTED_KINDS = [k for k in KINDS if k not in ("<run>", "<experiment>", runs.SPEC, runs.STATUS)]
+
+
+@pytest.mark.parametrize("kind", ADOPTED_KINDS)
+def test_the_scheduler_starts_no_adopted_run_that_holds_a_link(base: Path, tmp_path: Path, kind: str) -> None:
     """A queued run found on disk (a killed scheduler's queue) that holds a link: not started, nothing
     written through the link, one line in the scheduler log."""
+    import json
+
     from grok_tui.launch.inbox import LOG, state_dir
     from grok_tui.launch.scheduler import Scheduler
     from grok_tui.launch.slots import Slots
     from grok_tui.recorder import refusal
 
-    root, made, before = linked
+    root = tmp_path / "root"
+    shutil.copytree(base, root, symlinks=True)
     run = run_dir(root)
-    if made in (run, run.parent) or made.name in (runs.STATUS, runs.SPEC):
-        pytest.skip("the run is not listed as a queued run with this link")  # covered by the worker tests
     status = runs.read_json(run / runs.STATUS)
-    (run / runs.STATUS).write_text(__import__("json").dumps({**status, "state": "queued"}))
+    (run / runs.STATUS).write_text(json.dumps({**status, "state": "queued"}))
+    link(root, kind)
+    before = snapshot(root / "outside")
     sched = Scheduler.acquire(root / "runs", Slots())
     assert sched is not None
     try:
