@@ -128,47 +128,16 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-#: Top-level spec.json keys the view reads, checked by the experiments file's own schema (missing ones are
-#: allowed: older specs; present ones of the wrong type are a damaged spec).
-_SETTINGS = ("task", "p", "train_frac", "split_seed", "layout")
-
-
 def check_spec(spec: Any, where: Path | str) -> dict[str, Any]:
-    """``spec`` if it holds what the view reads with the types the experiments file allows (its schema,
-    grok_tui.config.schema, says what they are), else CheckpointError naming ``where`` (spec.json) and the
-    key. Only ``p`` is required; without the rest less is recomputed."""
-    import msgspec
+    """``spec`` if it holds what the view reads with the types the experiments file allows, else
+    CheckpointError naming ``where`` (spec.json) and the key. Only ``p`` is required; without the rest
+    less is recomputed."""
+    from .config import ConfigError, check_resolved
 
-    from .config.errors import Where, explain
-    from .config.schema import Analysis, Model, Settings
-
-    def convert(value: Any, typ: Any, prefix: str = "") -> Any:
-        try:
-            return msgspec.convert(value, typ)
-        except msgspec.ValidationError as e:
-            raise CheckpointError(str(explain(e, typ, value, Where(Path(where)), prefix=prefix))) from None
-
-    if not isinstance(spec, dict):
-        raise CheckpointError(f"{where}: not a JSON object")
-    if "p" not in spec:
-        raise CheckpointError(f"{where}: no key 'p'")
-    convert({k: spec[k] for k in _SETTINGS if k in spec}, Settings)
-    tasks = spec.get("tasks")
-    if tasks is not None and not (
-        isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)
-    ):
-        raise CheckpointError(
-            f"{where}: key 'tasks' must be a non-empty list of operations, got {tasks!r:.40}"
-        )
-    if spec.get("model") is not None:
-        model = convert(spec["model"], Model, "model.")
-        for key in model.__struct_fields__:  # the worker writes every key, resolved: a missing one is damage
-            if spec["model"].get(key) is None:
-                raise CheckpointError(f"{where}: no key 'model.{key}'")
-        if hasattr(model, "heads") and model.d_model % model.heads:
-            raise CheckpointError(f"{where}: key 'model.heads' must divide d_model = {model.d_model}")
-    convert(spec.get("analysis") or {}, Analysis, "analysis.")
-    return spec
+    try:
+        return check_resolved(spec, where)
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
 
 
 # --------------------------------------------------------------------------- arrays vs spec

@@ -82,11 +82,24 @@ def work(run_dir: Path) -> int:
         except BlockingIOError:
             print(f"grok worker: run {run_dir} already has a live worker", file=sys.stderr)
             return EXIT_BUSY
+        refused = refused or _damaged(run_dir, spec)
         if refused:
             update_status(run_dir, state="failed", ended=time.time(), returncode=EXIT_USAGE, error=refused)
             print(f"grok worker: {refused}", file=sys.stderr)
             return EXIT_USAGE
         return _train(run_dir, spec, lambda: stop["requested"])
+
+
+def _damaged(run_dir: Path, spec: dict[str, Any]) -> str | None:
+    """The one line for a spec.json this worker cannot train from (a value the experiments file could not
+    have held, a key missing), else None."""
+    from .config import TO_TRAIN, ConfigError, check_resolved
+
+    try:
+        check_resolved(spec, run_dir / runs.SPEC, TO_TRAIN)
+    except ConfigError as e:
+        return str(e)
+    return None
 
 
 def _train(run_dir: Path, spec: dict[str, Any], should_stop: Callable[[], bool]) -> int:

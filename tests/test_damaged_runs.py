@@ -180,3 +180,60 @@ def test_bad_rows_are_skipped_and_counted_and_good_ones_kept(source: Path, tmp_p
     # the last valid row (step 45) has no accuracies: unknown, never NaN or inf
     assert after.train_acc is None and after.test_acc is None
     assert not any(isinstance(v, float) and not math.isfinite(v) for v in vars(after).values())
+
+
+@pytest.mark.slow  # real workers
+@pytest.mark.parametrize(
+    ("name", "how"),
+    [("spec.json", "wrong"), ("spec.json", "nan"), ("status.json", "wrong"), ("metrics.jsonl", "wrong"),
+     ("metrics.jsonl", "nan"), ("fourier.jsonl", "garbled")],
+)  # fmt: skip
+def test_grok_resume_of_a_damaged_run_is_one_line_or_resumes(
+    source: Path, tmp_path: Path, name: str, how: str
+) -> None:
+    """A damaged spec.json is refused before anything is queued; damaged rows are skipped and the run
+    resumes from its last checkpoint (here: a stopped copy of the fixture run, which has none: it starts
+    over), and ends done."""
+    from helpers import end_leftovers, grok
+
+    root = tmp_path / "runs"
+    shutil.copytree(source, root)
+    run = root / "old" / "seed0"  # stopped, not in experiments.toml: resumable
+    spec = runs.read_json(run / runs.SPEC)
+    short = {**spec, "steps": 40, "eval_every": 20, "checkpoint_every": 40}  # seconds, not minutes
+    (run / runs.SPEC).write_text(json.dumps(short))
+    damage(run, name, how, np.random.default_rng(7))
+    try:
+        out = grok("resume", "old/seed0", "--runs-dir", str(root), timeout=600)
+        assert "Traceback" not in out.stdout + out.stderr
+        if name == "spec.json":
+            assert out.returncode == 2
+            (line,) = out.stderr.splitlines()
+            assert line.startswith(f"grok: error: {run / 'spec.json'}: ")
+            assert not (root / ".grok" / "inbox").exists() or not list((root / ".grok" / "inbox").iterdir())
+        else:
+            assert out.returncode == 0, out.stdout + out.stderr
+            assert runs.RunDir(run).status()["state"] == "done"
+    finally:
+        end_leftovers(root)
+
+
+@pytest.mark.parametrize("how", ["wrong", "nan", "truncated"])
+def test_the_worker_fails_a_damaged_spec_in_one_line_before_training(
+    source: Path, tmp_path: Path, how: str
+) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "runs"
+    shutil.copytree(source, root)
+    run = root / "old" / "seed0"
+    damage(run, "spec.json", how, np.random.default_rng(3))
+    out = subprocess.run([sys.executable, "-m", "grok_tui.worker", str(run)], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    st = runs.read_json(run / runs.STATUS)
+    if how == "truncated":  # not JSON at all: the worker cannot even name the state, and writes nothing
+        assert "no readable spec.json" in out.stderr
+    else:
+        assert st["state"] == "failed" and st["error"].startswith(f"{run / runs.SPEC}: ")
+        assert "\n" not in st["error"]

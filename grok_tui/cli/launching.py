@@ -155,9 +155,15 @@ def resume(
 
     _check_device(device)
     targets = [get_run(runs_dir, ref) for ref in run_refs]
+    from ..config import TO_TRAIN, ConfigError, check_resolved
+
     for r in targets:  # checked here: the scheduler is handed resolved paths, past any link
         if line := refusal(r.path):
             raise fail(line)
+        try:  # a damaged spec.json: say so now rather than through a worker that fails on it
+            check_resolved(r.spec(), r.path / "spec.json", TO_TRAIN)
+        except ConfigError as e:
+            raise fail(str(e)) from None
     roots = {r.path.resolve().parents[1] for r in targets}
     if len(roots) > 1:
         raise fail("grok resume: the runs are in different runs directories; resume them separately")
@@ -266,7 +272,7 @@ def _drive(session, todo, device: str | None) -> int:
 
     from ..launch.inbox import scheduler_info
     from ..launch.scheduler import POLL_S
-    from ..runs import METRICS, JsonlTail
+    from ..runs import METRICS, JsonlTail, is_step
 
     columns = (
         TextColumn("{task.description}"),
@@ -320,7 +326,8 @@ def _drive(session, todo, device: str | None) -> int:
                         fields["acc"] = f"[{tone('failed')}]failed: {escape(str(err))}[/]"
                     elif state == "stopped":
                         fields["acc"] = f"[{tone('stopped')}]stopped[/]"
-                    progress.update(bar, total=st.get("total_steps"), completed=st.get("step") or 0, **fields)
+                    total, step = (v if is_step(v) else None for v in (st.get("total_steps"), st.get("step")))
+                    progress.update(bar, total=total, completed=step or 0, **fields)
 
             try:
                 session.submit([r.path for r in todo], device)

@@ -20,6 +20,7 @@ from .loader import (
     run_label,
     valid_device,
 )
+from .resolved import TO_TRAIN, check_resolved
 from .schema import Analysis as _Analysis
 
 #: Analysis options of a spec that sets none (readers fill older specs' missing keys from it).
@@ -28,6 +29,8 @@ ANALYSIS_DEFAULTS: dict = _msgspec.to_builtins(_Analysis())
 __all__ = [
     "ADDED_SPEC_KEYS",
     "ANALYSIS_DEFAULTS",
+    "TO_TRAIN",
+    "check_resolved",
     "Config",
     "ConfigError",
     "expand_experiment",

@@ -31,9 +31,7 @@ MEASURE_PANELS = [
 ]
 #: Titles and log-y of the panels of the other metrics the workers are known to record.
 EXTRA_PANELS = {"lr": ("learning rate", True), "n_key_freqs": ("key frequencies", False)}
-KNOWN = {"step", "time", "train_acc", "test_acc"} | {
-    k for _, _, keys, _ in MEASURE_PANELS for k in keys
-}
+KNOWN = {"step", "time", "train_acc", "test_acc"} | {k for _, _, keys, _ in MEASURE_PANELS for k in keys}
 LABELS = {
     "train_loss": "train",
     "test_loss": "test",
