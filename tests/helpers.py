@@ -91,3 +91,12 @@ def end_leftovers(root: Path) -> None:
         if run.alive() and isinstance(pid, int) and pid > 1:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def like_a_terminal_job() -> None:
+    """``preexec_fn`` for a command a test sends Ctrl-C (SIGINT) to: a shell gives its foreground jobs the
+    default SIGINT, but a suite started in the background (``cmd &``, nohup) passes SIGINT on ignored,
+    and Python keeps ignoring it (no KeyboardInterrupt ever)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -22,7 +22,7 @@ from typing import Any
 
 import helpers
 import pytest
-from helpers import end_leftovers
+from helpers import end_leftovers, like_a_terminal_job
 
 from grok_tui import runs
 from grok_tui.launch import gpus
@@ -360,6 +360,7 @@ def test_stop_kill9_resume_match_an_uninterrupted_run(pair: dict[str, Any]) -> N
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=like_a_terminal_job,
     )
     pid = new_worker(victim, t)
     resumed_from = status(victim)["step"]
@@ -582,7 +583,13 @@ def test_a_second_grok_run_exits_1_when_its_run_is_stopped_by_the_first_ones_ctr
 
     def start(argv: list[str], out: Path) -> subprocess.Popen:
         with open(out, "w") as f:
-            return subprocess.Popen(grok_argv(*argv), env=BASE_ENV, stdout=f, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                grok_argv(*argv),
+                env=BASE_ENV,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                preexec_fn=like_a_terminal_job,
+            )
 
     first = start(["run", toml, "--parallel", "1", "--runs-dir", root], out1)
     second = None
