@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import TINY_TOML
+from helpers import TINY_TOML, processes_under
 
 #: Modules whose every test trains for real, starts real processes or drives tmux, or feeds a generated
 #: class of inputs through them: ``-m "not slow"`` skips them for a fast inner loop (a single slow test
@@ -50,26 +50,6 @@ def tiny_toml(tmp_path: Path):
     return make
 
 
-def _processes_under(root: Path) -> list[tuple[int, str]]:
-    """Live processes whose command line names a path under ``root`` (workers, schedulers, launchers)."""
-    import os
-
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{entry}/stat") as f:
-                zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            continue
-        if str(root) in cmd and not zombie:
-            out.append((int(entry), cmd.strip()))
-    return out
-
-
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_running(tmp_path_factory: pytest.TempPathFactory):
     """After the suite, no worker, scheduler or `grok` a test started may still run: a test that leaves
@@ -80,11 +60,11 @@ def nothing_left_running(tmp_path_factory: pytest.TempPathFactory):
 
     yield
     root = tmp_path_factory.getbasetemp()
-    left = _processes_under(root)
+    left = processes_under(root)
     deadline = time.monotonic() + 10  # a worker finishing its last evaluation may take a moment
     while left and time.monotonic() < deadline:
         time.sleep(0.2)
-        left = _processes_under(root)
+        left = processes_under(root)
     for pid, _ in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -72,25 +72,41 @@ def wait_for(cond: Callable[[], Any], what: str = "condition", timeout: float = 
         time.sleep(0.02)
 
 
+def processes_under(root: Path) -> list[tuple[int, str]]:
+    """Live processes whose command line names a path under ``root`` (workers, schedulers, `grok`s)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            continue
+        if str(root) in cmd and not zombie:
+            out.append((int(entry), cmd.strip()))
+    return out
+
+
 def end_leftovers(root: Path) -> None:
-    """Whatever a test left running in the runs directory ``root``: its scheduler and its workers, ended by
-    pid (only those processes). A test that starts `grok` on a tree with queued runs calls it: the command
-    adopts them (a queue nobody serves is drained by the next command that schedules)."""
+    """Whatever a test left running in the runs directory ``root``: its scheduler and its workers (also one
+    still starting, before it holds its run's lock), by the paths in their command lines: only those
+    processes. A test that starts `grok` on a tree with queued runs calls it: the command adopts them (a
+    queue nobody serves is drained by the next command that schedules)."""
     import contextlib
     import signal
 
-    from grok_tui import runs
-    from grok_tui.launch.inbox import INFO, state_dir
-
-    info = runs.read_json(state_dir(root) / INFO) or {}
-    if runs.lock_held(state_dir(root)) and info.get("pid"):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(info["pid"], signal.SIGKILL)
-    for run in runs.list_runs(root):
-        pid = (runs.read_json(run.path / runs.STATUS) or {}).get("pid")
-        if run.alive() and isinstance(pid, int) and pid > 1:
+    root = Path(root).resolve()
+    for _ in range(3):  # a scheduler killed mid-spawn may still have started one more worker
+        left = processes_under(root)
+        if not left:
+            return
+        for pid, _ in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
 
 
 def like_a_terminal_job() -> None:

@@ -134,16 +134,28 @@ def _work(run_dir: Path) -> int:
     "spec",
     [
         {"model": {"kind": "no-such-model"}, "steps": 10},  # the trainer cannot even be chosen
-        {"model": {"kind": "rfm"}, "steps": 10},  # the trainer starts and raises (a spec without p)
+        {"model": {"kind": "rfm"}, "steps": 10},  # a spec without p
         {"steps": 10},  # a spec without a model
     ],
 )
-def test_a_failing_run_releases_its_lock_and_says_failed(tmp_path: Path, spec: dict) -> None:
+def test_a_damaged_spec_fails_in_one_line_and_releases_the_lock(tmp_path: Path, spec: dict) -> None:
     run_dir = _bare_run(tmp_path, spec)
+    assert _work(run_dir) == USAGE
+    assert not runs.lock_held(run_dir)
+    st = runs.RunDir(run_dir).status()
+    assert st["state"] == "failed" and st["error"].startswith(f"{run_dir / runs.SPEC}: ") and st["ended"]
+
+
+def test_a_failing_run_releases_its_lock_and_says_failed(tmp_path: Path) -> None:
+    """The trainer raises mid-run (here: a resume state that is not one, and none earlier to fall back on)."""
+    text = '[experiments.r]\ntask = "add"\np = 7\nsteps = 2\nmodel = { kind = "rfm" }\n'
+    run_dir = _bare_run(tmp_path, parse_config(text, tmp_path / "x.toml").runs[0])
+    (run_dir / runs.CKPT_DIR).mkdir()
+    (run_dir / runs.CKPT_DIR / runs.RESUME).write_bytes(b"not a zip")
     assert _work(run_dir) == FAILED
     assert not runs.lock_held(run_dir)
     st = runs.RunDir(run_dir).status()
-    assert st["state"] == "failed" and st["error"] and st["ended"]
+    assert st["state"] == "failed" and "resume" in st["error"] and st["ended"]
 
 
 def test_a_refused_run_releases_its_lock_and_says_why(tmp_path: Path) -> None:
