@@ -382,7 +382,8 @@ class RunDir:
             device=device,
             error=error if isinstance(error, str) or error is None else str(error),
             spec=spec,
-            orphaned=state == "queued" and not scheduler_alive(self.path.parent.parent),
+            # a worker holding the lock has taken the run over and will mark it running: not orphaned
+            orphaned=state == "queued" and not scheduler_alive(self.path.parent.parent) and not self.alive(),
             skipped_rows=skipped,
         )
 

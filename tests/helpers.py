@@ -109,6 +109,17 @@ def end_leftovers(root: Path) -> None:
         time.sleep(0.2)
 
 
+def stop_queued_runs(root: Path) -> None:
+    """Stop every queued run of the runs directory ``root`` (the fixtures hold one, add/seed3, queued with
+    no scheduler): a command under test that schedules would adopt and train it, costing the suite its
+    CPU for nothing that test asserts."""
+    from grok_tui import recorder, runs
+
+    for r in runs.list_runs(root):
+        if r.raw_status().get("state") == "queued":
+            recorder.update_status(r.path, state="stopped")
+
+
 def like_a_terminal_job() -> None:
     """``preexec_fn`` for a command a test sends Ctrl-C (SIGINT) to: a shell gives its foreground jobs the
     default SIGINT, but a suite started in the background (``cmd &``, nohup) passes SIGINT on ignored,

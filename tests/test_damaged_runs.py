@@ -194,10 +194,11 @@ def test_grok_resume_of_a_damaged_run_is_one_line_or_resumes(
     """A damaged spec.json is refused before anything is queued; damaged rows are skipped and the run
     resumes from its last checkpoint (here: a stopped copy of the fixture run, which has none: it starts
     over), and ends done."""
-    from helpers import end_leftovers, grok
+    from helpers import end_leftovers, grok, stop_queued_runs
 
     root = tmp_path / "runs"
     shutil.copytree(source, root)
+    stop_queued_runs(root)  # only old/seed0 is under test
     run = root / "old" / "seed0"  # stopped, not in experiments.toml: resumable
     spec = runs.read_json(run / runs.SPEC)
     short = {**spec, "steps": 40, "eval_every": 20, "checkpoint_every": 40}  # seconds, not minutes

@@ -10,10 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import end_leftovers
+from helpers import end_leftovers, stop_queued_runs
 from tui_helpers import fixture_src, fx, settled, static_text, toasts  # noqa: F401
 
-from grok_tui.recorder import update_status
 from grok_tui.tui import actions
 from grok_tui.tui.app import GrokApp
 from grok_tui.tui.screens.experiments import RunTable
@@ -26,7 +25,7 @@ def nothing_to_adopt(fx: Path) -> Iterator[None]:
     """A launch would adopt the fixture's queued run (add/seed3: queued, with no scheduler) and train it:
     these tests are about what the app says, so that run is stopped first; whatever a launch starts ends
     with the test."""
-    update_status(fx / "runs" / "add" / "seed3", state="stopped")
+    stop_queued_runs(fx / "runs")
     yield
     end_leftovers(fx / "runs")
 
