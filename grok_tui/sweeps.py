@@ -187,13 +187,14 @@ def select(runs_dir: Path | str, refs: Sequence[str]) -> list[RunDir]:
 
 
 def varying(results: Iterable[RunResult]) -> list[str]:
-    """The settings the runs disagree on (a key one run lacks counts), in spec order, ``seed`` last."""
+    """The settings the runs disagree on (a key one run lacks counts): top-level ones first, ``seed`` last."""
     results = list(results)
     keys: list[str] = []
     for r in results:
         keys.extend(k for k in r.settings if k not in keys)
-    out = [k for k in keys if len({_hashable(r.settings.get(k)) for r in results}) > 1]
-    return [k for k in out if k != SEED] + ([SEED] if SEED in out else [])
+    out = [k for k in keys if k != SEED and len({_hashable(r.settings.get(k)) for r in results}) > 1]
+    out.sort(key=lambda k: "." in k)  # top-level settings (task, train_frac) before TABLE.KEY ones
+    return out + ([SEED] if len({_hashable(r.seed) for r in results}) > 1 else [])
 
 
 def _hashable(v: Any) -> Any:
@@ -395,14 +396,15 @@ def cell_text(key: str, v: Any) -> str:
 @dataclass(frozen=True)
 class Cell:
     """One grid cell. ``value`` is the median over its seeds of what the grid shows (None: none reached
-    it); a grokked_at cell none of whose seeds grokked shows the best test accuracy reached instead."""
+    it); a grokked_at cell none of whose seeds grokked shows their (median) best test accuracy instead."""
 
     runs: tuple[RunResult, ...]
     value: float | None
     #: Seeds that have the value (for grokked_at: that grokked), and the seeds in the cell.
     k: int
     n: int
-    #: Best test accuracy any of its seeds reached (what a cell that did not grok shows).
+    #: The median over its seeds of the best test accuracy each reached (what a cell that did not grok
+    #: shows: the same number a best_test_acc grid has there).
     best_test_acc: float | None
     text: str
 
@@ -411,7 +413,8 @@ class Cell:
         runs = tuple(sorted(runs, key=lambda r: sort_key(r.seed)))
         vals = [f for r in runs if (f := finite(r.value(value))) is not None]
         median = statistics.median(vals) if vals else None
-        best = max((r.best_test_acc for r in runs if r.best_test_acc is not None), default=None)
+        bests = [r.best_test_acc for r in runs if r.best_test_acc is not None]
+        best = statistics.median(bests) if bests else None
         if not runs:
             text = ""
         elif median is None and value == "grokked_at":
@@ -478,7 +481,10 @@ class Grid:
                 if c.value is None:
                     row.append(None)
                     continue
-                x = 1.0 if hi == lo else (t(c.value) - lo) / (hi - lo)
+                if hi == lo:  # one value: nothing to rank it against
+                    row.append(1.0)
+                    continue
+                x = (t(c.value) - lo) / (hi - lo)
                 row.append(1.0 - x if lower_better else x)
             out.append(row)
         return out

@@ -23,7 +23,8 @@ DRIVE_EVERY_SCREEN = textwrap.dedent(
             await app.settle()
             await pilot.pause()
             for key in ("enter", "2", "3", "f", "4", "i", "left", "escape", "escape",
-                        "space", "space", "o", "e", "escape", "question_mark", "escape"):
+                        "space", "space", "o", "e", "escape", "question_mark", "escape",
+                        "w", "v", "t", "enter", "escape"):
                 await pilot.press(key)
                 await pilot.pause()
             assert app.screen.id == "experiments"

@@ -2,6 +2,7 @@
 
 - ``launching``: validate, run, resume (experiments file → queued runs, watched or detached);
 - ``control``: stop, logs;
+- ``sweeping``: compare, grid (many runs through the sweep model);
 - ``reading``: ls, show, export, inspect (``inspecting`` renders one checkpoint, ``progress`` the panels of
   ``show``);
 - ``tui``: the app's entry (``grok tui`` and ``grok-tui`` share its parser);
@@ -17,7 +18,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import control, launching, reading, tui
+from . import control, launching, reading, sweeping, tui
 from .help import GrokCommand, GrokGroup
 
 app = typer.Typer(
@@ -57,6 +58,8 @@ for name, fn in (
     ("show", reading.show),
     ("export", reading.export),
     ("inspect", reading.inspect),
+    ("compare", sweeping.compare),
+    ("grid", sweeping.grid),
     ("tui", tui.tui),
 ):
     app.command(name, cls=GrokCommand)(fn)

@@ -198,6 +198,11 @@ class GrokApp(App):
 
         self.push_screen(CompareScreen(run_ids))
 
+    def open_sweep(self, experiment: str) -> None:
+        from grok_tui.tui.screens.sweep import SweepScreen
+
+        self.push_screen(SweepScreen(experiment))
+
     def action_help(self) -> None:
         from grok_tui.tui.screens.modals import HelpScreen
 

@@ -101,6 +101,7 @@ class ExperimentsScreen(LiveScreen):
         Binding("s", "stop", "Stop", id="experiments.stop"),
         Binding("R", "resume", "Resume", id="experiments.resume"),
         Binding("o", "overlay", "Overlay", id="experiments.overlay"),
+        Binding("w", "sweep", "Sweep grid", id="experiments.sweep", show=False),  # 80 columns: in ? help
         Binding("E", "edit", "Edit", id="experiments.edit"),
         Binding("escape", "clear", "Clear filter, then selection", show=False, id="experiments.clear"),
     ]
@@ -320,6 +321,13 @@ class ExperimentsScreen(LiveScreen):
             self.app.notify("select runs with space, then o overlays their test accuracy", severity="warning")
             return
         self.app.open_compare([r.run_id for r in rows])
+
+    def action_sweep(self) -> None:
+        """The grid of the experiment under the cursor (its sweep points × seeds)."""
+        row = self.cursor_row()
+        if row is None:
+            return
+        self.app.open_sweep(row.experiment)
 
     def action_launch(self) -> None:
         rows = self.targets()

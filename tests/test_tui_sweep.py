@@ -1,0 +1,111 @@
+# ruff: noqa: F811  (pytest fixtures imported from helper modules are parameters here)
+"""The sweep screen: the grid `grok grid` prints, as a heatmap one can walk with the arrow keys and open
+cell by cell; Pilot drives the real app, and SVG snapshots fix how it reads at 80×24 and 120×40."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import grok
+from sweep_helpers import tiny_sweep  # noqa: F401
+
+from grok_tui.tui.app import GrokApp
+from grok_tui.tui.screens.compare import CompareScreen
+from grok_tui.tui.screens.experiments import RunTable
+from grok_tui.tui.screens.sweep import SweepScreen
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+from make_fixtures import make_sweep_fixture  # noqa: E402
+
+
+async def open_sweep(pilot, run_id: str) -> SweepScreen:
+    await pilot.app.settle()
+    await pilot.pause()
+    screen = pilot.app.screen
+    screen.query_one(RunTable).move_cursor(row=screen.visible_run_ids().index(run_id), animate=False)
+    await pilot.pause()
+    await pilot.press("w")
+    await pilot.pause()
+    assert isinstance(pilot.app.screen, SweepScreen)
+    return pilot.app.screen
+
+
+def shown(screen: SweepScreen) -> list[list[str]]:
+    """The cells' text as the table holds it (axis column dropped)."""
+    from textual.widgets import DataTable
+
+    table = screen.query_one("#sweep-grid", DataTable)
+    return [[str(c).strip() for c in table.get_row_at(i)[1:]] for i in range(table.row_count)]
+
+
+@pytest.mark.slow
+async def test_the_sweep_screen_shows_what_grok_grid_prints_and_opens_a_cell(
+    tiny_sweep: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tiny_sweep)
+    app = GrokApp(Path("experiments.toml"), palette="truecolor")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_sweep(pilot, "sw/train_frac=0.3-weight_decay=0.3-seed0")
+        for value in ("grokked_at", "best_test_acc"):
+            args = ["--rows", "train_frac", "--cols", "optim.weight_decay", "--value", value, "--json"]
+            cells = json.loads(grok("grid", "sw", *args, cwd=tiny_sweep).stdout)
+            expected = [[c["text"] for c in cells if c["train_frac"] == f] for f in (0.3, 0.7)]
+            assert shown(screen) == expected
+            assert screen.value == value
+            await pilot.press("v")
+            await pilot.pause()
+        # the cell down and right of the first: frac 0.7, wd 1
+        await pilot.press("down", "right", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
+        assert app.screen.run_ids == [f"sw/train_frac=0.7-weight_decay=1.0-seed{s}" for s in (0, 1)]
+
+
+def test_swapping_the_axes_transposes_the_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    make_sweep_fixture(tmp_path)
+    monkeypatch.chdir(tmp_path)
+
+    async def go() -> tuple[list[list[str]], list[list[str]]]:
+        app = GrokApp(Path("experiments.toml"), palette="truecolor")
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_sweep(pilot, "fr/train_frac=0.3-weight_decay=0.1-seed0")
+            before = shown(screen)
+            await pilot.press("t")
+            await pilot.pause()
+            return before, shown(screen)
+
+    before, after = asyncio.run(go())
+    assert len(before) == 3 and len(before[0]) == 2
+    assert after == [list(col) for col in zip(*before, strict=True)]
+
+
+@pytest.fixture
+def sweep_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GrokApp:
+    make_sweep_fixture(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return GrokApp(Path("experiments.toml"), palette="truecolor")
+
+
+def _to_sweep(*keys: str):
+    async def run_before(pilot) -> None:
+        await open_sweep(pilot, "fr/train_frac=0.5-weight_decay=1.0-seed0")
+        for k in keys:
+            await pilot.press(k)
+            await pilot.pause()
+        await pilot.app.settle()
+        await pilot.pause()
+
+    return run_before
+
+
+def test_sweep_screen_80x24(snap_compare, sweep_app: GrokApp) -> None:
+    assert snap_compare(sweep_app, terminal_size=(80, 24), run_before=_to_sweep("down", "right"))
+
+
+def test_sweep_screen_120x40_best_accuracy(snap_compare, sweep_app: GrokApp) -> None:
+    assert snap_compare(sweep_app, terminal_size=(120, 40), run_before=_to_sweep("v"))
