@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual import events
-from tui_helpers import fixture_src, fx, settled  # noqa: F401
+from tui_helpers import fixture_src, fx, settled, until  # noqa: F401
 
 from grok_tui.tui.app import GrokApp
 from grok_tui.tui.screens.experiments import RunTable, matches
@@ -69,9 +69,12 @@ async def test_a_burst_of_edits_reads_as_typed(fx: Path) -> None:
             keys = [rng.choice([*ALPHABET, *EDITS]) for _ in range(rng.randint(1, 16))]
             await burst(pilot, ["/", *keys])  # "/" opens the filter, then everything at once
             want = typed(keys)
+            shown = [r.run_id for r in rows if matches(r, want.strip())]
+            await until(pilot, lambda: box.value == want and app.screen.visible_run_ids() == shown)
             assert box.value == want, keys
-            assert app.screen.visible_run_ids() == [r.run_id for r in rows if matches(r, want.strip())], keys
+            assert app.screen.visible_run_ids() == shown, keys
             await burst(pilot, ["escape"])
+            await until(pilot, lambda: not box.display and app.screen.query_one(RunTable).has_focus)
             assert not box.display and app.screen.query_one(RunTable).has_focus
 
 
@@ -81,6 +84,8 @@ async def test_the_keys_after_enter_or_escape_reach_the_table(fx: Path) -> None:
         await settled(pilot)
         table = app.screen.query_one(RunTable)
         await burst(pilot, ["/", "a", "d", "escape", "j", "j"])  # filter typed, dropped; cursor down twice
+        await until(pilot, lambda: table.cursor_row == 2)
         assert app.screen.query_one("#filter").value == "" and table.cursor_row == 2
         await burst(pilot, ["/", "m", "i", "a", "backspace", "x", "enter", "enter"])  # keep it, open the run
+        await until(pilot, lambda: app.screen.id == "run")
         assert app.screen.id == "run" and app.screen.run_id == "mix/seed0"

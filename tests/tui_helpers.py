@@ -90,6 +90,20 @@ async def settled(pilot) -> None:
     await pilot.pause()
 
 
+async def until(pilot, cond, timeout: float = 30.0) -> bool:
+    """Pause until ``cond()`` holds (True) or ``timeout`` seconds pass (False): a key re-posted by the
+    filter, the table's RowSelected and the screen push are several message hops, and on a busy machine
+    one pause returns before the last of them is handled. Assert on the outcome, not on one pause."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        await pilot.pause(0.02)
+    return True
+
+
 def cell_text(table, row_key: str, col: str) -> str:
     return str(table.get_cell(row_key, col))
 
