@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import os
 import sys
@@ -15,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import exitcodes
-from ..runs import METRICS, JsonlTail, finite
+from ..runs import finite
 from .common import RunsDirOpt, default_runs_dir, fail, get_run, say, strict_json, table_console
 from .tables import summary_table
 
@@ -90,58 +88,96 @@ def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) ->
         print(chart)
 
 
-def flatten_row(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, dict):
-            out.update(flatten_row(v, f"{prefix}{k}."))
-        elif isinstance(v, list):
-            out[prefix + k] = json.dumps(v)
-        else:
-            out[prefix + k] = v
-    return out
+RefsArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="RUN|EXPERIMENT",
+        help="experiment/run, a unique run name or a run directory; an experiment name: all its runs.",
+    ),
+]
 
 
 def export(
-    run_ref: RunArg,
+    refs: RefsArg,
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="csv or jsonl.")] = "csv",
     output: Annotated[
         str | None, typer.Option("-o", "--output", metavar="FILE", help="File to write (default: stdout).")
     ] = None,
+    measures: Annotated[
+        bool,
+        typer.Option(
+            "--measures",
+            help="Also the measures against the final model (progress.jsonl: restricted/excluded loss with "
+            "the final key frequencies; RFM: alignment with the final feature matrix) as progress.* "
+            "columns on the rows of their checkpoint. Each checkpoint's own restricted/excluded loss, "
+            "Gini, FFD/FCR are metrics columns anyway.",
+        ),
+    ] = False,
+    fourier: Annotated[
+        bool,
+        typer.Option(
+            "--fourier",
+            help="The Fourier spectra instead (fourier.jsonl): one row per step, spectrum (which: embed, "
+            "logit, ...), frequency k and its norm.",
+        ),
+    ] = False,
     runs_dir: RunsDirOpt = None,
 ) -> None:
-    """Export a run's metrics (every evaluation, every measure) as CSV or JSON lines."""
+    """Export metrics (every evaluation, every measure) as CSV or JSON lines.
+
+    One run: its metrics rows, flattened. Several runs: one long table whose rows start with run_id and
+    the settings that vary among them (seed too), then step and the metrics. A run without rows is left
+    out with a note; exit 1 when no run has any.
+    """
+    from . import exporting
+
     if fmt not in ("csv", "jsonl"):
         raise fail(f"--format '{fmt}' is not csv or jsonl")
+    if fourier and measures:
+        raise fail("--fourier and --measures exclude each other")
     target = _output_file(output) if output is not None else None
-    r = get_run(runs_dir, run_ref)
-    tail = JsonlTail(r.path / METRICS)
-    rows = [flatten_row(strict_json(row)) for row in tail.read_new()]
-    skipped = f"{tail.skipped} unreadable line(s) of metrics.jsonl skipped" if tail.skipped else ""
-    if not rows:
-        why = f"no readable evaluations ({skipped})" if skipped else "no evaluations yet"
-        raise fail(f"{r.run_id} has {why}: nothing to export", exitcodes.FAILED)
-    if skipped:
-        say(f"note: {r.run_id}: {skipped}", err=True)
-    buf = io.StringIO(newline="")
-    if fmt == "jsonl":
-        for row in rows:
-            buf.write(json.dumps(row, allow_nan=False) + "\n")
+    selected = _select(runs_dir, refs)
+    parts = [exporting.fourier_part(r) if fourier else exporting.metrics_part(r, measures) for r in selected]
+    if len(parts) == 1:
+        part = parts[0]
+        if not part.rows:
+            raise fail(f"{part.run.run_id} has {part.why_empty()}: nothing to export", exitcodes.FAILED)
+        first = exporting.FOURIER_COLUMNS if fourier else ()
+        cols, rows = exporting.columns(part.rows, first), part.rows
     else:
-        cols: list[str] = []
-        for row in rows:
-            cols.extend(k for k in row if k not in cols)
-        writer = csv.DictWriter(buf, fieldnames=cols)
-        writer.writeheader()
-        writer.writerows(rows)
+        if not any(p.rows for p in parts):
+            what = parts[0].what
+            raise fail(f"none of the {len(parts)} runs has {what}: nothing to export", exitcodes.FAILED)
+        for p in parts:
+            if not p.rows:
+                say(f"note: {p.run.run_id} has {p.why_empty()}: left out", err=True)
+        cols, rows = exporting.tidy(parts, fourier)
+    for p in parts:
+        if p.rows and p.skipped:
+            say(f"note: {p.run.run_id}: {'; '.join(p.skipped)}", err=True)
+    _write(exporting.render(cols, rows, fmt), target, output)
+
+
+def _select(runs_dir: Path | None, refs: list[str]) -> list[Any]:
+    """The runs ``refs`` name (an experiment: all its runs), or exit 2 naming the ref that names none."""
+    from ..sweeps import select
+
+    try:
+        return select(default_runs_dir(runs_dir), refs)
+    except LookupError as e:
+        raise fail(str(e)) from None
+
+
+def _write(text: str, target: Path | None, output: str | None) -> None:
+    """To stdout, or all or nothing to ``target``: an existing file is replaced only by a whole new one."""
     if target is None:
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(text)
         return
-    try:  # all or nothing: an existing file is replaced only by a whole new one
+    try:
         with tempfile.NamedTemporaryFile(
             "w", dir=target.parent, prefix=f".{target.name}.", delete=False, newline=""
         ) as f:
-            f.write(buf.getvalue())
+            f.write(text)
         os.replace(f.name, target)
     except OSError as e:
         with contextlib.suppress(OSError, NameError):
