@@ -13,9 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from .. import exitcodes
-from ..runs import finite
+from ..runs import STATES, UNKNOWN, finite
 from .common import RunsDirOpt, default_runs_dir, fail, get_run, say, strict_json, table_console
-from .tables import summary_table
+from .tables import SUMMARY_COLUMNS, summary_table
 
 RunArg = Annotated[
     str,
@@ -38,25 +38,123 @@ LS_KEYS = (
     "error",
     "orphaned",
 )
+#: What `grok ls --state` takes: a run's state, or that it cannot be known.
+LS_STATES = (*STATES, UNKNOWN)
+
+
+ExperimentOpt = Annotated[
+    list[str] | None,
+    typer.Option("--experiment", metavar="NAME", help="Only this experiment's runs (repeatable)."),
+]
+StateOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--state", metavar="STATE", help="Only runs in this state (repeatable): " + ", ".join(LS_STATES) + "."
+    ),
+]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        metavar="KEY=VALUE",
+        help="Only runs with this setting (repeatable; all must hold): train_frac=0.3, or a key's last "
+        "part, weight_decay=1; numbers match by value.",
+    ),
+]
 
 
 def ls(
     runs_dir: RunsDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    experiments: ExperimentOpt = None,
+    states: StateOpt = None,
+    where: WhereOpt = None,
 ) -> None:
-    """Table of runs: state, step, accuracies, memorised at and grokked at."""
+    """Table of runs: state, step, accuracies, memorised at and grokked at.
+
+    When the runs listed all belong to one experiment, the settings its runs vary (seed too) are columns
+    of the table (the first to go in a narrow terminal) and a "settings" object of each --json row.
+    """
     from ..runs import list_runs
 
     root = default_runs_dir(runs_dir)
     if not root.is_dir():
         raise fail(f"no runs directory '{root}' (start runs with `grok run experiments.toml`)")
-    summaries = [r.summary() for r in list_runs(root)]
+    if bad := [s for s in states or () if s not in LS_STATES]:
+        raise fail(f"--state '{bad[0]}' is not one of {', '.join(LS_STATES)}")
+    everything = list_runs(root)
+    listed = _where(_of_experiments(everything, experiments or [], root), where or [])
+    summaries = [s for s in (r.summary() for r in listed) if not states or s.state in states]
+    varying = _varying(everything, summaries)
     if as_json:
         rows = [{k: getattr(s, k) for k in LS_KEYS} for s in summaries]
+        if varying is not None:
+            for i, row in enumerate(rows):
+                row["settings"] = {k: _setting(vals[i]) for k, vals in varying.items()}
         typer.echo(json.dumps(strict_json(rows), indent=1, allow_nan=False))
         return
     console = table_console()
-    console.print(summary_table(summaries, title=str(root), width=console.width))
+    extra = _setting_columns(varying or {})
+    console.print(summary_table(summaries, title=str(root), width=console.width, extra=extra))
+
+
+def _of_experiments(runs: list[Any], names: list[str], root: Path) -> list[Any]:
+    """The runs of the experiments ``names`` (all runs when none), or exit 2 for a name with no runs."""
+    if not names:
+        return runs
+    known = sorted({r.experiment for r in runs})
+    for name in names:
+        if name not in known:
+            raise fail(f"no experiment '{name}' in {root} (experiments: {', '.join(known) or 'none'})")
+    return [r for r in runs if r.experiment in names]
+
+
+def _where(runs: list[Any], conditions: list[str]) -> list[Any]:
+    """The runs whose settings match every KEY=VALUE (sweeps.Sweep.where), or exit 2 for a bad one."""
+    if not conditions:
+        return runs
+    from ..sweeps import Sweep, SweepError, result
+
+    try:
+        kept = {r.path for r in Sweep([result(r) for r in runs]).where(conditions).runs}
+    except SweepError as e:
+        raise fail(str(e)) from None
+    return [r for r in runs if r.path in kept]
+
+
+def _varying(everything: list[Any], summaries: list[Any]) -> dict[str, list[Any]] | None:
+    """When the listed runs are all of one experiment: the settings its runs (listed or not) vary, each
+    with the listed runs' values; None otherwise."""
+    if len({s.experiment for s in summaries}) != 1:
+        return None
+    from ..sweeps import differing, settings
+
+    exp = summaries[0].experiment
+    keys = differing(settings(r.spec()) for r in everything if r.experiment == exp)
+    listed = [settings(s.spec) for s in summaries]
+    return {k: [st.get(k) for st in listed] for k in keys}
+
+
+def _setting(v: Any) -> Any:
+    from ..sweeps import show
+
+    return show(v) if isinstance(v, tuple) else v
+
+
+def _setting_columns(varying: dict[str, list[Any]]) -> list[tuple[str, list[str], bool]]:
+    """The table's columns of the settings: short headers (``wd``), the full key where two would share
+    one; a setting the summary already shows (task, device) is not repeated."""
+    from ..sweeps import short, show
+
+    heads = [short(k) for k in varying]
+    shown = {c for c, _, _, _ in SUMMARY_COLUMNS}
+    out = []
+    for (key, vals), head in zip(varying.items(), heads, strict=True):
+        if head in shown:
+            continue
+        numeric = all(v is None or finite(v) is not None for v in vals)
+        out.append((head if heads.count(head) == 1 else key, [show(v) for v in vals], numeric))
+    return out
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
