@@ -188,13 +188,19 @@ def select(runs_dir: Path | str, refs: Sequence[str]) -> list[RunDir]:
 
 def varying(results: Iterable[RunResult]) -> list[str]:
     """The settings the runs disagree on (a key one run lacks counts): top-level ones first, ``seed`` last."""
-    results = list(results)
+    return differing([r.settings for r in results])
+
+
+def differing(settings_of: Iterable[dict[str, Any]]) -> list[str]:
+    """``varying`` of bare settings (``settings(spec)`` per run): `grok ls` and `grok export` need only
+    the specs, not every run's metrics read."""
+    settings_of = list(settings_of)
     keys: list[str] = []
-    for r in results:
-        keys.extend(k for k in r.settings if k not in keys)
-    out = [k for k in keys if k != SEED and len({_hashable(r.settings.get(k)) for r in results}) > 1]
+    for s in settings_of:
+        keys.extend(k for k in s if k not in keys)
+    out = [k for k in keys if k != SEED and len({_hashable(s.get(k)) for s in settings_of}) > 1]
     out.sort(key=lambda k: "." in k)  # top-level settings (task, train_frac) before TABLE.KEY ones
-    return out + ([SEED] if len({_hashable(r.seed) for r in results}) > 1 else [])
+    return out + ([SEED] if len({_hashable(s.get(SEED)) for s in settings_of}) > 1 else [])
 
 
 def _hashable(v: Any) -> Any:

@@ -19,6 +19,7 @@ SLOW_MODULES = {
     "test_tui_tmux.py",
     "test_tui_imports.py",  # fresh interpreters driving every screen
     "test_config_malformed.py",  # hundreds of generated files through the real CLI
+    "test_sweep_export.py",  # trains the tiny sweep
 }
 
 

@@ -70,7 +70,7 @@ async def test_a_burst_of_edits_reads_as_typed(fx: Path) -> None:
             await burst(pilot, ["/", *keys])  # "/" opens the filter, then everything at once
             want = typed(keys)
             shown = [r.run_id for r in rows if matches(r, want.strip())]
-            await until(pilot, lambda: box.value == want and app.screen.visible_run_ids() == shown)
+            await until(pilot, lambda w=want, s=shown: box.value == w and app.screen.visible_run_ids() == s)
             assert box.value == want, keys
             assert app.screen.visible_run_ids() == shown, keys
             await burst(pilot, ["escape"])

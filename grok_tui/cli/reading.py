@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import os
 import sys
@@ -15,9 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from .. import exitcodes
-from ..runs import METRICS, JsonlTail, finite
+from ..runs import STATES, UNKNOWN, finite
 from .common import RunsDirOpt, default_runs_dir, fail, get_run, say, strict_json, table_console
-from .tables import summary_table
+from .tables import SUMMARY_COLUMNS, summary_table
 
 RunArg = Annotated[
     str,
@@ -40,25 +38,123 @@ LS_KEYS = (
     "error",
     "orphaned",
 )
+#: What `grok ls --state` takes: a run's state, or that it cannot be known.
+LS_STATES = (*STATES, UNKNOWN)
+
+
+ExperimentOpt = Annotated[
+    list[str] | None,
+    typer.Option("--experiment", metavar="NAME", help="Only this experiment's runs (repeatable)."),
+]
+StateOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--state", metavar="STATE", help="Only runs in this state (repeatable): " + ", ".join(LS_STATES) + "."
+    ),
+]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        metavar="KEY=VALUE",
+        help="Only runs with this setting (repeatable; all must hold): train_frac=0.3, or a key's last "
+        "part, weight_decay=1; numbers match by value.",
+    ),
+]
 
 
 def ls(
     runs_dir: RunsDirOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    experiments: ExperimentOpt = None,
+    states: StateOpt = None,
+    where: WhereOpt = None,
 ) -> None:
-    """Table of runs: state, step, accuracies, memorised at and grokked at."""
+    """Table of runs: state, step, accuracies, memorised at and grokked at.
+
+    When the runs listed all belong to one experiment, the settings its runs vary (seed too) are columns
+    of the table (the first to go in a narrow terminal) and a "settings" object of each --json row.
+    """
     from ..runs import list_runs
 
     root = default_runs_dir(runs_dir)
     if not root.is_dir():
         raise fail(f"no runs directory '{root}' (start runs with `grok run experiments.toml`)")
-    summaries = [r.summary() for r in list_runs(root)]
+    if bad := [s for s in states or () if s not in LS_STATES]:
+        raise fail(f"--state '{bad[0]}' is not one of {', '.join(LS_STATES)}")
+    everything = list_runs(root)
+    listed = _where(_of_experiments(everything, experiments or [], root), where or [])
+    summaries = [s for s in (r.summary() for r in listed) if not states or s.state in states]
+    varying = _varying(everything, summaries)
     if as_json:
         rows = [{k: getattr(s, k) for k in LS_KEYS} for s in summaries]
+        if varying is not None:
+            for i, row in enumerate(rows):
+                row["settings"] = {k: _setting(vals[i]) for k, vals in varying.items()}
         typer.echo(json.dumps(strict_json(rows), indent=1, allow_nan=False))
         return
     console = table_console()
-    console.print(summary_table(summaries, title=str(root), width=console.width))
+    extra = _setting_columns(varying or {})
+    console.print(summary_table(summaries, title=str(root), width=console.width, extra=extra))
+
+
+def _of_experiments(runs: list[Any], names: list[str], root: Path) -> list[Any]:
+    """The runs of the experiments ``names`` (all runs when none), or exit 2 for a name with no runs."""
+    if not names:
+        return runs
+    known = sorted({r.experiment for r in runs})
+    for name in names:
+        if name not in known:
+            raise fail(f"no experiment '{name}' in {root} (experiments: {', '.join(known) or 'none'})")
+    return [r for r in runs if r.experiment in names]
+
+
+def _where(runs: list[Any], conditions: list[str]) -> list[Any]:
+    """The runs whose settings match every KEY=VALUE (sweeps.Sweep.where), or exit 2 for a bad one."""
+    if not conditions:
+        return runs
+    from ..sweeps import Sweep, SweepError, result
+
+    try:
+        kept = {r.path for r in Sweep([result(r) for r in runs]).where(conditions).runs}
+    except SweepError as e:
+        raise fail(str(e)) from None
+    return [r for r in runs if r.path in kept]
+
+
+def _varying(everything: list[Any], summaries: list[Any]) -> dict[str, list[Any]] | None:
+    """When the listed runs are all of one experiment: the settings its runs (listed or not) vary, each
+    with the listed runs' values; None otherwise."""
+    if len({s.experiment for s in summaries}) != 1:
+        return None
+    from ..sweeps import differing, settings
+
+    exp = summaries[0].experiment
+    keys = differing(settings(r.spec()) for r in everything if r.experiment == exp)
+    listed = [settings(s.spec) for s in summaries]
+    return {k: [st.get(k) for st in listed] for k in keys}
+
+
+def _setting(v: Any) -> Any:
+    from ..sweeps import show
+
+    return show(v) if isinstance(v, tuple) else v
+
+
+def _setting_columns(varying: dict[str, list[Any]]) -> list[tuple[str, list[str], bool]]:
+    """The table's columns of the settings: short headers (``wd``), the full key where two would share
+    one; a setting the summary already shows (task, device) is not repeated."""
+    from ..sweeps import short, show
+
+    heads = [short(k) for k in varying]
+    shown = {c for c, _, _, _ in SUMMARY_COLUMNS}
+    out = []
+    for (key, vals), head in zip(varying.items(), heads, strict=True):
+        if head in shown:
+            continue
+        numeric = all(v is None or finite(v) is not None for v in vals)
+        out.append((head if heads.count(head) == 1 else key, [show(v) for v in vals], numeric))
+    return out
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -90,58 +186,96 @@ def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) ->
         print(chart)
 
 
-def flatten_row(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, dict):
-            out.update(flatten_row(v, f"{prefix}{k}."))
-        elif isinstance(v, list):
-            out[prefix + k] = json.dumps(v)
-        else:
-            out[prefix + k] = v
-    return out
+RefsArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="RUN|EXPERIMENT",
+        help="experiment/run, a unique run name or a run directory; an experiment name: all its runs.",
+    ),
+]
 
 
 def export(
-    run_ref: RunArg,
+    refs: RefsArg,
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="csv or jsonl.")] = "csv",
     output: Annotated[
         str | None, typer.Option("-o", "--output", metavar="FILE", help="File to write (default: stdout).")
     ] = None,
+    measures: Annotated[
+        bool,
+        typer.Option(
+            "--measures",
+            help="Also the measures against the final model (progress.jsonl: restricted/excluded loss with "
+            "the final key frequencies; RFM: alignment with the final feature matrix) as progress.* "
+            "columns on the rows of their checkpoint. Each checkpoint's own restricted/excluded loss, "
+            "Gini, FFD/FCR are metrics columns anyway.",
+        ),
+    ] = False,
+    fourier: Annotated[
+        bool,
+        typer.Option(
+            "--fourier",
+            help="The Fourier spectra instead (fourier.jsonl): one row per step, spectrum (which: embed, "
+            "logit, ...), frequency k and its norm.",
+        ),
+    ] = False,
     runs_dir: RunsDirOpt = None,
 ) -> None:
-    """Export a run's metrics (every evaluation, every measure) as CSV or JSON lines."""
+    """Export metrics (every evaluation, every measure) as CSV or JSON lines.
+
+    One run: its metrics rows, flattened. Several runs: one long table whose rows start with run_id and
+    the settings that vary among them (seed too), then step and the metrics. A run without rows is left
+    out with a note; exit 1 when no run has any.
+    """
+    from . import exporting
+
     if fmt not in ("csv", "jsonl"):
         raise fail(f"--format '{fmt}' is not csv or jsonl")
+    if fourier and measures:
+        raise fail("--fourier and --measures exclude each other")
     target = _output_file(output) if output is not None else None
-    r = get_run(runs_dir, run_ref)
-    tail = JsonlTail(r.path / METRICS)
-    rows = [flatten_row(strict_json(row)) for row in tail.read_new()]
-    skipped = f"{tail.skipped} unreadable line(s) of metrics.jsonl skipped" if tail.skipped else ""
-    if not rows:
-        why = f"no readable evaluations ({skipped})" if skipped else "no evaluations yet"
-        raise fail(f"{r.run_id} has {why}: nothing to export", exitcodes.FAILED)
-    if skipped:
-        say(f"note: {r.run_id}: {skipped}", err=True)
-    buf = io.StringIO(newline="")
-    if fmt == "jsonl":
-        for row in rows:
-            buf.write(json.dumps(row, allow_nan=False) + "\n")
+    selected = _select(runs_dir, refs)
+    parts = [exporting.fourier_part(r) if fourier else exporting.metrics_part(r, measures) for r in selected]
+    if len(parts) == 1:
+        part = parts[0]
+        if not part.rows:
+            raise fail(f"{part.run.run_id} has {part.why_empty()}: nothing to export", exitcodes.FAILED)
+        first = exporting.FOURIER_COLUMNS if fourier else ()
+        cols, rows = exporting.columns(part.rows, first), part.rows
     else:
-        cols: list[str] = []
-        for row in rows:
-            cols.extend(k for k in row if k not in cols)
-        writer = csv.DictWriter(buf, fieldnames=cols)
-        writer.writeheader()
-        writer.writerows(rows)
+        if not any(p.rows for p in parts):
+            what = parts[0].what
+            raise fail(f"none of the {len(parts)} runs has {what}: nothing to export", exitcodes.FAILED)
+        for p in parts:
+            if not p.rows:
+                say(f"note: {p.run.run_id} has {p.why_empty()}: left out", err=True)
+        cols, rows = exporting.tidy(parts, fourier)
+    for p in parts:
+        if p.rows and p.skipped:
+            say(f"note: {p.run.run_id}: {'; '.join(p.skipped)}", err=True)
+    _write(exporting.render(cols, rows, fmt), target, output)
+
+
+def _select(runs_dir: Path | None, refs: list[str]) -> list[Any]:
+    """The runs ``refs`` name (an experiment: all its runs), or exit 2 naming the ref that names none."""
+    from ..sweeps import select
+
+    try:
+        return select(default_runs_dir(runs_dir), refs)
+    except LookupError as e:
+        raise fail(str(e)) from None
+
+
+def _write(text: str, target: Path | None, output: str | None) -> None:
+    """To stdout, or all or nothing to ``target``: an existing file is replaced only by a whole new one."""
     if target is None:
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(text)
         return
-    try:  # all or nothing: an existing file is replaced only by a whole new one
+    try:
         with tempfile.NamedTemporaryFile(
             "w", dir=target.parent, prefix=f".{target.name}.", delete=False, newline=""
         ) as f:
-            f.write(buf.getvalue())
+            f.write(text)
         os.replace(f.name, target)
     except OSError as e:
         with contextlib.suppress(OSError, NameError):

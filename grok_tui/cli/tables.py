@@ -6,6 +6,7 @@ long error notes are shortened; the numbers are formatted exactly as the TUI's t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .. import format as fmt
@@ -24,10 +25,22 @@ SUMMARY_COLUMNS = (
 )
 
 
+#: An extra column: (header, one cell per run, right-aligned).
+Extra = tuple[str, Sequence[str], bool]
+
+
 def _cells(s: Any) -> dict[str, str]:
     """The summary's cells by header: exactly the TUI's text (grok_tui.format)."""
     c = fmt.cells(s)
     return {header: c[key] for header, key, _, _ in SUMMARY_COLUMNS}
+
+
+def _columns(extra: Sequence[Extra]) -> list[tuple[str, bool, int]]:
+    """(header, right-aligned, drop rank) of every column: the extra ones right after the run id, and the
+    first to go when narrow (the last of them first)."""
+    base = [(c, right, rank) for c, _, right, rank in SUMMARY_COLUMNS]
+    more = [(h, right, 100 + i) for i, (h, _, right) in enumerate(extra)]
+    return base[:1] + more + base[1:]
 
 
 def _width(cols: list[str], rows: list[dict[str, str]]) -> int:
@@ -36,11 +49,13 @@ def _width(cols: list[str], rows: list[dict[str, str]]) -> int:
     return 1 + sum(max([len(c)] + [len(r[c]) for r in rows]) + 3 for c in cols)
 
 
-def _fit(rows: list[dict[str, str]], width: int) -> tuple[list[str], int]:
+def _fit(
+    rows: list[dict[str, str]], width: int, columns: list[tuple[str, bool, int]]
+) -> tuple[list[str], int]:
     """The columns to show at ``width`` (whole columns go by rank, never the run or its state) and the
     columns to spare for error notes."""
-    keep = [c for c, _, _, _ in SUMMARY_COLUMNS]
-    ranks = {c: r for c, _, _, r in SUMMARY_COLUMNS}
+    keep = [c for c, _, _ in columns]
+    ranks = {c: r for c, _, r in columns}
     for col in sorted(keep, key=lambda c: -ranks[c]):
         if _width(keep, rows) <= width or ranks[col] == 0:
             break
@@ -48,18 +63,22 @@ def _fit(rows: list[dict[str, str]], width: int) -> tuple[list[str], int]:
     return keep, width - _width(keep, rows)
 
 
-def summary_table(summaries: list[Any], title: str | None = None, width: int | None = None):
-    """A rich Table of run summaries that fits ``width`` columns without cutting a run id."""
+def summary_table(
+    summaries: list[Any], title: str | None = None, width: int | None = None, extra: Sequence[Extra] = ()
+):
+    """A rich Table of run summaries that fits ``width`` columns without cutting a run id; ``extra``
+    columns (a sweep's settings) go first when it does not fit."""
     from rich.table import Table
     from rich.text import Text
 
-    rows = [_cells(s) for s in summaries]
+    columns = _columns(extra)
+    rows = [_cells(s) | {h: cells[i] for h, cells, _ in extra} for i, s in enumerate(summaries)]
     notes = [f" ({fmt.short_error(s.error)})" if s.error and s.state == "failed" else "" for s in summaries]
-    everything = [c for c, _, _, _ in SUMMARY_COLUMNS]
-    keep, spare = _fit(rows, width) if width else (everything, max(map(len, notes), default=0))
+    everything = [c for c, _, _ in columns]
+    keep, spare = _fit(rows, width, columns) if width else (everything, max(map(len, notes), default=0))
     state_w = max([len("state")] + [len(r["state"]) for r in rows])
     table = Table(title=title, header_style="bold")
-    for col, _, right, _ in SUMMARY_COLUMNS:
+    for col, right, _ in columns:
         if col in keep:
             longest = max([len(col)] + [len(r[col]) for r in rows])
             table.add_column(
