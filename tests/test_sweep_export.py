@@ -190,7 +190,7 @@ def test_ls_of_one_experiment_has_its_settings(tiny_sweep: Path) -> None:
         assert row["settings"] == want
     r = grok("ls", "--experiment", "sw", cwd=tiny_sweep)
     header = next(line for line in r.stdout.splitlines() if "run" in line and "state" in line)
-    assert [c.strip() for c in header.split("┃")[1:5]] == ["run", "wd", "frac", "seed"], header
+    assert [c.strip() for c in header.split("┃")[1:5]] == ["run", "frac", "wd", "seed"], header
 
 
 def test_ls_of_a_sweep_at_80_columns_never_cuts_a_run_id(tiny_sweep: Path) -> None:

@@ -93,7 +93,7 @@ def compare(
     by: Annotated[
         str,
         typer.Option(
-            "--by", metavar="run|point", help="One row per run, or per sweep point (seeds aggregated)."
+            "--by", metavar="HOW", help="run: a row per run; point: a row per sweep point (seeds aggregated)."
         ),
     ] = "run",
     sort: Annotated[
