@@ -236,7 +236,7 @@ async def test_select_runs_and_overlay_test_accuracy_with_ema(fx: Path) -> None:
         await pilot.pause()
         assert app.screen.id == "compare"
         plot = app.screen.query_one("#overlay", CurvePlot)
-        assert [c.label for c in plot.curves] == ["add/seed0", "add/seed1"]
+        assert [c.label for c in plot.curves] == ["seed=0", "seed=1"]  # named by what differs
         raw = [r["test_acc"] for r in runs.RunDir(fx / "runs" / "add" / "seed0").metrics()]
         assert np.allclose(plot.curves[0].y, raw)
         await pilot.press("e")

@@ -109,3 +109,59 @@ def test_sweep_screen_80x24(snap_compare, sweep_app: GrokApp) -> None:
 
 def test_sweep_screen_120x40_best_accuracy(snap_compare, sweep_app: GrokApp) -> None:
     assert snap_compare(sweep_app, terminal_size=(120, 40), run_before=_to_sweep("v"))
+
+
+def test_an_overlay_of_a_sweep_names_runs_by_what_differs_and_bands_the_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four runs (two points × two seeds): the legend reads `wd=0.1 seed=0`, not the run ids; with `b`
+    each point is one curve, the mean of its seeds' test accuracy between their min and max."""
+    import asyncio
+
+    import numpy as np
+
+    from grok_tui import runs
+    from grok_tui.tui.widgets.plot import CurvePlot
+
+    make_sweep_fixture(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    ids = [f"fr/train_frac=0.7-weight_decay={wd}-seed{s}" for wd in ("0.1", "1.0") for s in (0, 1)]
+
+    async def go():
+        app = GrokApp(Path("experiments.toml"), palette="truecolor")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await app.settle()
+            app.open_compare(ids)
+            await pilot.pause()
+            await app.settle()
+            await pilot.pause()
+            lines = [c.label for c in app.screen.query_one("#overlay", CurvePlot).curves]
+            await pilot.press("b")
+            await pilot.pause()
+            return lines, list(app.screen.query_one("#overlay", CurvePlot).curves)
+
+    lines, bands = asyncio.run(go())
+    assert lines == ["wd=0.1 seed=0", "wd=0.1 seed=1", "wd=1 seed=0", "wd=1 seed=1"]
+    assert [b.label for b in bands] == ["wd=0.1 (2)", "wd=1 (2)"]
+    for b, pair in zip(bands, (ids[:2], ids[2:]), strict=True):
+        rows = [
+            {r["step"]: r["test_acc"] for r in runs.read_jsonl(Path("runs") / rid / runs.METRICS)}
+            for rid in pair
+        ]
+        want = np.array([[r[s] for s in b.x.tolist()] for r in rows])
+        assert np.allclose(b.y, want.mean(axis=0)) and np.allclose(b.lo, want.min(axis=0))
+        assert np.allclose(b.hi, want.max(axis=0)) and b.x.size == len(rows[0])
+
+
+def test_overlay_bands_80x24(snap_compare, sweep_app: GrokApp) -> None:
+    async def run_before(pilot) -> None:
+        await pilot.app.settle()
+        pilot.app.open_compare(
+            [f"fr/train_frac={f}-weight_decay=1.0-seed{s}" for f in ("0.3", "0.7") for s in (0, 1)]
+        )
+        await pilot.pause()
+        await pilot.app.settle()
+        await pilot.press("b")
+        await pilot.pause()
+
+    assert snap_compare(sweep_app, terminal_size=(80, 24), run_before=run_before)

@@ -36,6 +36,26 @@ class Curve:
     x: np.ndarray
     y: np.ndarray
     series: int  # colour: an index into the palette's series
+    #: A band under the curve (seeds' min and max at each x), shaded in the curve's colour.
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+
+
+def band(label: str, runs: list[tuple[np.ndarray, np.ndarray]], series: int) -> Curve | None:
+    """The mean of several runs' curves with their min–max as a band, over the steps they all have."""
+    runs = [(x, y) for x, y in runs if x is not None and y is not None and x.size]
+    if not runs:
+        return None
+    common = runs[0][0]
+    for x, _ in runs[1:]:
+        common = np.intersect1d(common, x)
+    if not common.size:
+        return None
+    ys = np.stack([y[np.searchsorted(x, common)] for x, y in runs])
+    with np.errstate(all="ignore"):
+        return Curve(
+            label, common, np.nanmean(ys, axis=0), series, np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
+        )
 
 
 def curve(cols: Columns, key: str, label: str, series: int, smooth: float = 0.0) -> Curve | None:
@@ -216,6 +236,23 @@ class CurvePlot(FrameWidget):
                 np.bitwise_or.at(bits, (ys_ // 4, np.full(ys_.size, px // 2)), _BITS[ys_ % 4, px % 2])
                 owner[:, px // 2] = len(styles)
         styles.append(mark_style)
+        # bands next, a sparse shade (every other dot) in the curve's colour, dimmed; curves draw over
+        for c, _x, _y in data:
+            if c.lo is None or c.hi is None:
+                continue
+            x, lo = self._transform(c.x, c.lo)
+            _, hi = self._transform(c.x, c.hi)
+            if not x.size or x.size != lo.size or x.size != hi.size:
+                continue
+            px = np.clip(np.rint((x - xlo) / (xhi - xlo) * (W - 1)), 0, W - 1).astype(np.int64)
+            top = np.clip(np.rint((yhi - hi) / (yhi - ylo) * (H - 1)), 0, H - 1).astype(np.int64)
+            bot = np.clip(np.rint((yhi - lo) / (yhi - ylo) * (H - 1)), 0, H - 1).astype(np.int64)
+            styles.append(base + Style(color=series(c.series), dim=True))
+            for X in range(0, W, 2):
+                j = min(np.searchsorted(px, X), px.size - 1)
+                for Y in range(int(top[j]) + (int(top[j]) % 2), int(bot[j]) + 1, 2):
+                    bits[Y // 4, X // 2] |= _BITS[Y % 4, X % 2]
+                    owner[Y // 4, X // 2] = len(styles) - 1
         for i, (_c, x, y) in enumerate(data):
             x, y = minmax_downsample(x, y, W, xlo, xhi)
             px = np.clip(np.rint((x - xlo) / (xhi - xlo) * (W - 1)), 0, W - 1).astype(np.int64)
