@@ -25,7 +25,9 @@ async def open_sweep(pilot, run_id: str) -> SweepScreen:
     await pilot.app.settle()
     await pilot.pause()
     screen = pilot.app.screen
-    screen.query_one(RunTable).move_cursor(row=screen.visible_run_ids().index(run_id), animate=False)
+    shown = screen.visible_run_ids()  # a large experiment is one group row until unfolded
+    key = run_id if run_id in shown else "group:" + run_id.split("/")[0]
+    screen.query_one(RunTable).move_cursor(row=shown.index(key), animate=False)
     await pilot.pause()
     await pilot.press("w")
     await pilot.pause()
@@ -162,6 +164,50 @@ def test_overlay_bands_80x24(snap_compare, sweep_app: GrokApp) -> None:
         await pilot.pause()
         await pilot.app.settle()
         await pilot.press("b")
+        await pilot.pause()
+
+    assert snap_compare(sweep_app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_a_large_experiment_starts_as_one_row_of_aggregates_and_enter_unfolds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import statistics
+
+    from grok_tui import runs
+
+    make_sweep_fixture(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    summaries = [r.summary() for r in runs.list_runs("runs")]
+    grokked = [s.grokked_at for s in summaries if s.grokked_at is not None]
+
+    async def go():
+        app = GrokApp(Path("experiments.toml"), palette="truecolor")
+        async with app.run_test(size=(120, 30)) as pilot:
+            await app.settle()
+            await pilot.pause()
+            screen = app.screen
+            table = screen.query_one(RunTable)
+            folded = screen.visible_run_ids()
+            cells = [str(c) for c in table.get_row("group:fr")]
+            await pilot.press("enter")
+            await pilot.pause()
+            unfolded = screen.visible_run_ids()
+            await pilot.press("enter")
+            await pilot.pause()
+            return folded, cells, unfolded, screen.visible_run_ids()
+
+    folded, cells, unfolded, again = asyncio.run(go())
+    assert folded == again == ["group:fr"]
+    assert unfolded == ["group:fr", *(s.run_id for s in summaries)]
+    assert "12 runs" in cells[0] and cells[1] == "12 done"
+    assert cells[2] == f"{len(grokked)}/12 grok" and cells[6] == str(round(statistics.median(grokked)))
+
+
+def test_experiments_grouped_80x24(snap_compare, sweep_app: GrokApp) -> None:
+    async def run_before(pilot) -> None:
+        await pilot.app.settle()
         await pilot.pause()
 
     assert snap_compare(sweep_app, terminal_size=(80, 24), run_before=run_before)

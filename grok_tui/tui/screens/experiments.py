@@ -8,6 +8,7 @@ shortened in the middle instead; the line under the table names it in full).
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 
 from rich.style import Style
@@ -73,6 +74,33 @@ def row_cells(row: Row, selected: bool, style_of: Callable[[str], Style], id_wid
     return tuple(out)
 
 
+#: An experiment with more runs than this starts collapsed into one row of aggregates (enter expands it).
+GROUP_AT = 8
+GROUP_PREFIX = "group:"
+
+
+def group_cells(
+    exp: str, rows: list[Row], collapsed: bool, style_of: Callable[[str], Style], id_width: int
+) -> tuple[Text, ...]:
+    """The row that stands for an experiment's runs: how many, their states, k/n grokked and the median
+    step at which they grokked (over the seeds and points that did)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    grokked = [s for r in rows if (s := r.summary.grokked_at) is not None]
+    run = f"{'▸' if collapsed else '▾'} {fit_id(exp, id_width - 12)}  {len(rows)} runs"
+    states = ", ".join(f"{n} {st}" for st in STATE_ORDER if (n := counts.get(st)))
+    tasks = {fmt.cells(r.summary)["task"] for r in rows}
+    text = {
+        "run": Text(run, style=Style(bold=True)),
+        "state": Text(states, style=style_of("muted")),
+        "progress": Text(f"{len(grokked)}/{len(rows)} grok"),
+        "grok": Text(fmt.step(round(statistics.median(grokked))) if grokked else fmt.DASH),
+        "task": Text(tasks.pop() if len(tasks) == 1 else "(several)"),
+    }
+    return tuple(text.get(key, Text("")) for key, _, _ in COLUMNS)
+
+
 def matches(row: Row, query: str) -> bool:
     """Filter: every word must appear in the run id, task, model, state or device."""
     c = fmt.cells(row.summary)
@@ -110,12 +138,16 @@ class ExperimentsScreen(LiveScreen):
     selected: var[frozenset[str]] = var(frozenset(), init=False)
     #: The filter's words; empty shows every run.
     query_text: var[str] = var("", init=False)
+    #: Experiments shown as one row of aggregates (large ones start so; enter on the row toggles).
+    collapsed: var[frozenset[str]] = var(frozenset(), init=False)
 
     def __init__(self) -> None:
         super().__init__(id="experiments")
         self._rows: list[Row] = []
         self._shown: dict[str, tuple] = {}
         self._order: list[str] = []
+        self._groups: dict[str, list[Row]] = {}  # experiments shown under a group row, by name
+        self._seen: set[str] = set()  # experiments already given their default (collapsed when large)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="exp-body"):
@@ -149,6 +181,9 @@ class ExperimentsScreen(LiveScreen):
     def watch_query_text(self) -> None:
         self.refresh_data()
 
+    def watch_collapsed(self) -> None:
+        self.refresh_data()
+
     def on_resize(self) -> None:
         self.refresh_data()
 
@@ -180,7 +215,6 @@ class ExperimentsScreen(LiveScreen):
         query = self.query_text
         visible = [r for r in self._rows if matches(r, query)] if query else self._rows
         table = self.query_one(RunTable)
-        order = [r.run_id for r in visible]
         width = self._id_width(table)
         style_cache: dict[str, Style] = {}
 
@@ -189,9 +223,11 @@ class ExperimentsScreen(LiveScreen):
                 style_cache[tone] = tone_style(self.app, tone)
             return style_cache[tone]
 
-        cells = {r.run_id: row_cells(r, r.run_id in self.selected, style_of, width) for r in visible}
+        cells = self._entries(visible, bool(query), style_of, width)
+        order = list(cells)
         if order != self._order:
-            cursor_key = self.cursor_run_id()
+            at = table.cursor_row
+            cursor_key = self._order[at] if 0 <= at < len(self._order) else None
             table.clear()
             for rid in order:
                 table.add_row(*cells[rid], key=rid)
@@ -211,6 +247,37 @@ class ExperimentsScreen(LiveScreen):
         self._shown = cells
         self.update_detail()
 
+    def _entries(
+        self, visible: list[Row], filtered: bool, style_of: Callable[[str], Style], width: int
+    ) -> dict[str, tuple[Text, ...]]:
+        """The table's rows in order, by key: each run, and for an experiment of more than GROUP_AT runs
+        a group row before them (only the group row while it is collapsed). A filter shows runs only."""
+        by_exp: dict[str, list[Row]] = {}
+        for r in visible:
+            by_exp.setdefault(r.experiment, []).append(r)
+        self._groups = {} if filtered else {e: rs for e, rs in by_exp.items() if len(rs) > GROUP_AT}
+        fresh = {e for e in self._groups if e not in self._seen}
+        if fresh:
+            self._seen |= fresh
+            self.set_reactive(ExperimentsScreen.collapsed, self.collapsed | fresh)
+        out: dict[str, tuple[Text, ...]] = {}
+        for exp, rows in by_exp.items():
+            shut = exp in self._groups and exp in self.collapsed
+            if exp in self._groups:
+                out[GROUP_PREFIX + exp] = group_cells(exp, rows, shut, style_of, width)
+            if not shut:
+                for r in rows:
+                    out[r.run_id] = row_cells(r, r.run_id in self.selected, style_of, width)
+        return out
+
+    def cursor_group(self) -> str | None:
+        """The experiment whose group row is under the cursor, if it is one."""
+        table = self.query_one(RunTable)
+        if not self._order or not 0 <= table.cursor_row < len(self._order):
+            return None
+        key = self._order[table.cursor_row]
+        return key[len(GROUP_PREFIX) :] if key.startswith(GROUP_PREFIX) else None
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.update_detail()
 
@@ -218,6 +285,13 @@ class ExperimentsScreen(LiveScreen):
         row = self.cursor_row()
         detail = self.query_one("#exp-detail", Static)
         muted = tone_variable("muted")
+        if (exp := self.cursor_group()) is not None:
+            n = len(self._groups.get(exp, []))
+            how = "enter: show them" if exp in self.collapsed else "enter: fold them into this row"
+            detail.update(
+                Content.assemble((exp, "bold"), "  ", (f"{n} runs; {how}; w: its sweep grid", muted))
+            )
+            return
         if row is None:
             empty = "no runs match the filter" if self._rows else "no runs yet: r launches the experiment"
             detail.update(Content.styled(empty, muted))
@@ -240,7 +314,8 @@ class ExperimentsScreen(LiveScreen):
         table = self.query_one(RunTable)
         if not self._order or table.cursor_row < 0 or table.cursor_row >= len(self._order):
             return None
-        return self._order[table.cursor_row]
+        key = self._order[table.cursor_row]
+        return None if key.startswith(GROUP_PREFIX) else key
 
     def cursor_row(self) -> Row | None:
         rid = self.cursor_run_id()
@@ -253,6 +328,8 @@ class ExperimentsScreen(LiveScreen):
         """The selected runs, or the one under the cursor."""
         if self.selected:
             return [r for r in self._rows if r.run_id in self.selected]
+        if (exp := self.cursor_group()) is not None:
+            return list(self._groups.get(exp, []))
         row = self.cursor_row()
         return [row] if row else []
 
@@ -261,6 +338,9 @@ class ExperimentsScreen(LiveScreen):
         self.action_open()
 
     def action_open(self) -> None:
+        if (exp := self.cursor_group()) is not None:
+            self.collapsed = self.collapsed ^ {exp}
+            return
         row = self.cursor_row()
         if row is None:
             return
@@ -324,6 +404,9 @@ class ExperimentsScreen(LiveScreen):
 
     def action_sweep(self) -> None:
         """The grid of the experiment under the cursor (its sweep points × seeds)."""
+        if (exp := self.cursor_group()) is not None:
+            self.app.open_sweep(exp)
+            return
         row = self.cursor_row()
         if row is None:
             return
