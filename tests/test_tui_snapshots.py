@@ -11,35 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_helpers import RUNNING, add_schedule, alive, copy_run, fixture_src, fx  # noqa: F401
+from tui_helpers import RUNNING, add_schedule, alive, copy_run, drive, fixture_src, fx  # noqa: F401
 
 from grok_tui.tui.app import GrokApp
-from grok_tui.tui.screens.experiments import RunTable
 
 
 @pytest.fixture
 def app(alive: Path, monkeypatch: pytest.MonkeyPatch) -> GrokApp:
     monkeypatch.chdir(alive)
     return GrokApp(Path("experiments.toml"), palette="truecolor")
-
-
-def drive(*keys: str, cursor: str | None = None):
-    """run_before: wait for the poll, put the cursor on ``cursor``, press ``keys``, wait again."""
-
-    async def run_before(pilot) -> None:
-        await pilot.app.settle()
-        await pilot.pause()
-        if cursor is not None:
-            screen = pilot.app.screen
-            screen.query_one(RunTable).move_cursor(row=screen.visible_run_ids().index(cursor), animate=False)
-            await pilot.pause()
-        for k in keys:
-            await pilot.press(k)
-            await pilot.pause()
-        await pilot.app.settle()
-        await pilot.pause()
-
-    return run_before
 
 
 def test_experiments_screen(snap_compare, app: GrokApp) -> None:

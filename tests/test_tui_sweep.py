@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import grok
 from sweep_helpers import tiny_sweep  # noqa: F401
+from tui_helpers import drive
 
 from grok_tui.tui.app import GrokApp
 from grok_tui.tui.screens.compare import CompareScreen
@@ -93,24 +94,14 @@ def sweep_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GrokApp:
     return GrokApp(Path("experiments.toml"), palette="truecolor")
 
 
-def _to_sweep(*keys: str):
-    async def run_before(pilot) -> None:
-        await open_sweep(pilot, "fr/train_frac=0.5-weight_decay=1.0-seed0")
-        for k in keys:
-            await pilot.press(k)
-            await pilot.pause()
-        await pilot.app.settle()
-        await pilot.pause()
-
-    return run_before
-
-
 def test_sweep_screen_80x24(snap_compare, sweep_app: GrokApp) -> None:
-    assert snap_compare(sweep_app, terminal_size=(80, 24), run_before=_to_sweep("down", "right"))
+    assert snap_compare(
+        sweep_app, terminal_size=(80, 24), run_before=drive("w", "down", "right", cursor="group:fr")
+    )
 
 
 def test_sweep_screen_120x40_best_accuracy(snap_compare, sweep_app: GrokApp) -> None:
-    assert snap_compare(sweep_app, terminal_size=(120, 40), run_before=_to_sweep("v"))
+    assert snap_compare(sweep_app, terminal_size=(120, 40), run_before=drive("w", "v", cursor="group:fr"))
 
 
 def test_an_overlay_of_a_sweep_names_runs_by_what_differs_and_bands_the_seeds(

@@ -104,6 +104,27 @@ async def until(pilot, cond, timeout: float = 30.0) -> bool:
     return True
 
 
+def drive(*keys: str, cursor: str | None = None):
+    """run_before: wait for the poll, put the cursor on ``cursor``, press ``keys``, wait again."""
+
+    async def run_before(pilot) -> None:
+        await pilot.app.settle()
+        await pilot.pause()
+        if cursor is not None:
+            screen = pilot.app.screen
+            from grok_tui.tui.screens.experiments import RunTable
+
+            screen.query_one(RunTable).move_cursor(row=screen.visible_run_ids().index(cursor), animate=False)
+            await pilot.pause()
+        for k in keys:
+            await pilot.press(k)
+            await pilot.pause()
+        await pilot.app.settle()
+        await pilot.pause()
+
+    return run_before
+
+
 def cell_text(table, row_key: str, col: str) -> str:
     return str(table.get_cell(row_key, col))
 
