@@ -317,6 +317,10 @@ class Sweep:
         ordered = sorted(groups.items(), key=lambda kv: tuple(sort_key(v) for _, v in kv[0]))
         return [Point(k, tuple(sorted(rs, key=lambda r: sort_key(r.seed)))) for k, rs in ordered]
 
+    def values(self, key: str) -> list[Any]:
+        """The distinct values the runs have for ``key`` (1 and 1.0 are one), in sort order."""
+        return sorted({_hashable(r.value(key)): r.value(key) for r in self.runs}.values(), key=sort_key)
+
     def grid(self, rows: str, cols: str, value: str = "grokked_at") -> Grid:
         """Furuta et al.'s Table A.5 layout: one cell per (rows, cols) value pair, seeds aggregated.
         SweepError when another setting also varies (a cell would mix its values)."""
@@ -337,8 +341,7 @@ class Sweep:
             raise SweepError(
                 f"'{k}' also varies ({vals}): pick one value with --where {k}=VALUE, or make it --rows/--cols"
             )
-        row_vals = sorted({_hashable(r.value(rows)): r.value(rows) for r in self.runs}.values(), key=sort_key)
-        col_vals = sorted({_hashable(r.value(cols)): r.value(cols) for r in self.runs}.values(), key=sort_key)
+        row_vals, col_vals = self.values(rows), self.values(cols)
         cells = [
             [
                 Cell.of(

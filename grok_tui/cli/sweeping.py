@@ -5,8 +5,6 @@ Both read the sweep model (grok_tui.sweeps), the one the app's sweep screen draw
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from typing import Annotated, Any
@@ -52,7 +50,7 @@ def _sweep(runs_dir, refs: list[str] | None, where: list[str] | None):
         sweep = Sweep.load(root, refs or [])
         sweep = sweep.where(where or []) if where else sweep
     except (LookupError, SweepError) as e:
-        raise fail(str(e).strip("'\"")) from None
+        raise fail(str(e)) from None
     if not sweep.runs:
         what = f" matching {' '.join(where or [])}" if where else ""
         raise fail(f"no runs{what} in {root}")
@@ -66,21 +64,13 @@ def _emit(records: list[dict[str, Any]], as_json: bool, as_csv: bool) -> bool:
     if as_json:
         typer.echo(json.dumps(strict_json(records), indent=1, allow_nan=False))
         return True
-    if as_csv:
-        cols: list[str] = []
-        for r in records:
-            cols.extend(k for k in r if k not in cols)
-        buf = io.StringIO(newline="")
-        w = csv.DictWriter(buf, fieldnames=cols)
-        w.writeheader()
-        w.writerows([{k: _csv(v) for k, v in strict_json(r).items()} for r in records])
-        sys.stdout.write(buf.getvalue())
+    if as_csv:  # the export's CSV: nested tables as dotted columns (KEY.median), lists as JSON cells
+        from .exporting import columns, flatten_row, render
+
+        rows = [flatten_row(strict_json(r)) for r in records]
+        sys.stdout.write(render(columns(rows), rows, "csv"))
         return True
     return False
-
-
-def _csv(v: Any) -> Any:
-    return json.dumps(v) if isinstance(v, (list, dict)) else ("" if v is None else v)
 
 
 def _plain(v: Any) -> Any:
@@ -156,8 +146,6 @@ def compare(
             s = p.spread(k)
             rec[k] = {"median": s.median, "mean": s.mean, "std": s.std, "min": s.min, "max": s.max, "k": s.k}
         records.append(rec)
-    if as_csv:  # flat columns: KEY.median, KEY.mean, ...
-        records = [_flat(r) for r in records]
     if _emit(records, as_json, as_csv):
         return
     cols = [*sweep.point_keys, "runs", "grokked", "grokked at", "best test", "final test", "test loss"]
@@ -178,16 +166,6 @@ def compare(
             + [cell_text("final_test_loss", loss.median)]
         )
     _table(cols, rows, right_from=len(sweep.point_keys))
-
-
-def _flat(rec: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in rec.items():
-        if isinstance(v, dict):
-            out.update({f"{k}.{s}": x for s, x in v.items()})
-        else:
-            out[k] = v
-    return out
 
 
 def _median_range(key: str, s) -> str:
