@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import format as fmt
-from .runs import JsonlTail, RunDir, find_run, finite, fraction, is_step, list_runs
+from .runs import JsonlTail, RunDir, RunSummary, find_run, finite, fraction, is_step, list_runs
 
 SEED = "seed"
 #: Spec keys that name or describe a run rather than set it.
@@ -123,6 +123,8 @@ class RunResult:
     final_test_loss: float | None = None
     measures: dict[str, float] = field(default_factory=dict)
     skipped_rows: int = 0
+    #: What `grok ls` shows of the run, read with the same rows (a filter needs no second read).
+    summary: RunSummary | None = field(default=None, repr=False, compare=False)
 
     @property
     def seed(self) -> Any:
@@ -167,6 +169,7 @@ def result(run: RunDir) -> RunResult:
         final_test_loss=finite(final.get("test_loss")),
         measures={k: last[k] for k in MEASURES if k in last},
         skipped_rows=tail.skipped,
+        summary=s,
     )
 
 

@@ -83,8 +83,9 @@ def ls(
     if bad := [s for s in states or () if s not in LS_STATES]:
         raise fail(f"--state '{bad[0]}' is not one of {', '.join(LS_STATES)}")
     everything = list_runs(root)
-    listed = _where(_of_experiments(everything, experiments or [], root), where or [])
-    summaries = [s for s in (r.summary() for r in listed) if not states or s.state in states]
+    chosen = _of_experiments(everything, experiments or [], root)
+    listed = _where(chosen, where) if where else [r.summary() for r in chosen]
+    summaries = [s for s in listed if not states or s.state in states]
     varying = _varying(everything, summaries)
     if as_json:
         rows = [{k: getattr(s, k) for k in LS_KEYS} for s in summaries]
@@ -110,16 +111,14 @@ def _of_experiments(runs: list[Any], names: list[str], root: Path) -> list[Any]:
 
 
 def _where(runs: list[Any], conditions: list[str]) -> list[Any]:
-    """The runs whose settings match every KEY=VALUE (sweeps.Sweep.where), or exit 2 for a bad one."""
-    if not conditions:
-        return runs
+    """The summaries of the runs whose settings match every KEY=VALUE (sweeps.Sweep.where), read once
+    for both; or exit 2 for a bad condition."""
     from ..sweeps import Sweep, SweepError, result
 
     try:
-        kept = {r.path for r in Sweep([result(r) for r in runs]).where(conditions).runs}
+        return [r.summary for r in Sweep([result(r) for r in runs]).where(conditions).runs]
     except SweepError as e:
         raise fail(str(e)) from None
-    return [r for r in runs if r.path in kept]
 
 
 def _varying(everything: list[Any], summaries: list[Any]) -> dict[str, list[Any]] | None:
