@@ -55,6 +55,9 @@ SHORT = {
     "model.d_model": "d",
     "model.d_mlp": "mlp",
     "batch_size": "batch",
+    "optim.kind": "optim",  # "kind" alone would not say whose (Grokfast's or the optimizer's)
+    "grokfast.kind": "grokfast",
+    "model.kind": "model",
 }
 
 

@@ -127,3 +127,14 @@ def like_a_terminal_job() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_worker(run: Any) -> subprocess.Popen:
+    """The worker on one run (a RunDir or its path) as the launcher starts it: one torch thread, its
+    output appended to the run's worker.log."""
+    run_dir = Path(getattr(run, "path", run))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    log = open(run_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(
+        [sys.executable, "-m", "grok_tui.worker", str(run_dir)], stdout=log, stderr=log, env=env
+    )

@@ -152,9 +152,9 @@ _NUMBER_KEYS = {  # key → (lo, lo_open, hi, hi_open); None: unbounded
 _RFM_NUMBER_KEYS = {"bandwidth": (0, True), "ridge": (0, False), "agop_power": (0, True)}
 _ENUMS = {
     "layout": ("nanda", "furuta"),
-    "loss": ("ce", "mse"),
+    "loss": ("ce", "mse", "stablemax"),
     "on_nan": ("fail", "continue"),
-    "optim.kind": ("adamw",),
+    "optim.kind": ("adamw", "orthograd"),
     "analysis.key_freq_rule": ("neuron", "embed", "logit"),
     "analysis.discrete_log": ("auto", "on", "off"),
     "analysis.restricted_split": ("all", "train", "test"),
@@ -327,6 +327,42 @@ def generate(seed: int = 0) -> list[Case]:
         g.add("enum", f"rfm kernel = {bad}", doc, "model.kernel")
     for bad in ("tpu", "cuda:", "cuda:x", "cpu\n", "auto ", "CPU", "cuda:12345", "cuda:0\n"):
         g.set_key("enum", "device", bad)
+
+    # ---- the fast-grokking options: Grokfast's table, and what an RFM (no gradient, no softmax) refuses
+    for kind, key, bounds in (
+        ("ema", "alpha", (0, False, 1, True)),
+        ("ema", "lamb", (0, False, None, False)),
+        ("ma", "lamb", (0, False, None, False)),
+    ):
+        for bad in [*_number_outside(*bounds), True, "2", [2.0]]:
+            doc = g.transformer_base()
+            _exp(doc)[1]["grokfast"] = {"kind": kind, key: bad}
+            g.add("out of range", f"grokfast {kind} {key} = {_value(bad)[:40]}", doc, f"grokfast.{key}")
+    for bad in [*_int_outside(1, 1000), 2.5, True, "100"]:
+        doc = g.transformer_base()
+        _exp(doc)[1]["grokfast"] = {"kind": "ma", "window": bad}
+        g.add("out of range", f"grokfast window = {_value(bad)[:40]}", doc, "grokfast.window")
+    for bad in ("EMA", "", "sma", "ema ", 1, True):
+        g.set_key("enum", "grokfast.kind", bad)
+    for bad in (1, [1], "ema", True):
+        g.set_key("wrong type", "grokfast", bad)
+    for table, key in (({"kind": "ma", "alpha": 0.9}, "alpha"), ({"kind": "ema", "window": 10}, "window"),
+                       ({"alpha": 0.9}, "alpha"), ({"kind": "ema", "lambda": 2}, "lambda")):  # fmt: skip
+        doc = g.transformer_base()
+        _exp(doc)[1]["grokfast"] = table
+        g.add("unknown key", f"grokfast = {_value(table)}", doc, key)
+    big = {"kind": "transformer", "d_model": 1024, "heads": 4, "d_mlp": 4096}
+    g.add(
+        "huge",
+        "Grokfast-MA window of 1000 on a big model",
+        {"experiments": {"e": {"p": 7, "model": big, "grokfast": {"kind": "ma", "window": 1000}}}},
+        "grokfast.window",
+    )
+    options = (("grokfast", {"kind": "ema"}), ("optim", {"kind": "orthograd"}), ("loss", "stablemax"))
+    for key, value in options:
+        doc = copy.deepcopy(BASES[2])
+        _exp(doc)[1][key] = value
+        g.add("wrong for the model", f"rfm with {key} = {_value(value)}", doc, key)
 
     # ---- unknown keys: seeded typos of every key of a base, at every level
     for _ in range(40):
@@ -631,7 +667,8 @@ _ALL_KEYS = {
     "sweep", "runs_dir", "kind", "layers", "d_model", "heads", "d_mlp", "act", "pos_embed", "biases",
     "init", "hidden", "bias", "kernel", "bandwidth", "ridge", "agop_power", "centering", "lr",
     "weight_decay", "betas", "eps", "warmup", "key_freq_rule", "key_freq_threshold", "ffd_eta",
-    "gini_constant", "discrete_log", "key_freq_frac", "restricted_split",
+    "gini_constant", "discrete_log", "key_freq_frac", "restricted_split", "grokfast", "alpha", "lamb",
+    "window",
 }  # fmt: skip
 
 

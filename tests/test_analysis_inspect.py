@@ -53,7 +53,7 @@ def run_dir(tmp_path_factory):
         logits, a = forward(arrays)
         scalars, spectra = live.eval_measures(arrays, spec)
         row = dict(step=step, train_acc=tr_acc, test_acc=te_acc, train_loss=tr_loss, test_loss=te_loss)
-        row.update(weight_norm=100.0 - step / 10, **scalars)
+        row.update(weight_norm=100.0 - step / 10, softmax_collapse=step / 300, **scalars)
         ck_scalars, ck_arrays = live.checkpoint_measures(arrays, logits, a, data, spec)
         row.update(ck_scalars)
         rec.checkpoint(step, {**arrays, **{f"analysis/{k}": v for k, v in ck_arrays.items()}}, row)
@@ -168,6 +168,9 @@ def test_progress_series_prefer_the_final_key_frequencies(run_dir, tmp_path) -> 
     assert steps == [0.0, 100.0, 200.0, 300.0]
     assert excluded[-1] == pytest.approx(math.log(P), abs=1e-6)
     assert "FFD / FCR" in panels and "Gini of Fourier norms" in panels
+    collapse = panels["softmax collapse (share of train pairs)"]["softmax_collapse"]
+    assert collapse[0] == [0.0, 100.0, 200.0, 300.0]
+    assert collapse[1] == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0], abs=1e-9)  # metrics.jsonl keeps 9 digits
     charts = progress_curves(run_dir, width=80)
     assert charts[0].startswith("phase: generalised") and "clean-up from 200" in charts[0]
     assert len(charts) == len(panels) + 1 and all("step (log)" in c for c in charts[1:])

@@ -3,7 +3,7 @@
 ``fixtures/config_golden.json`` holds 120 seeded valid files (tests/valid_configs.py) with the SHA-256 of
 the specs that main resolved from them at 91647ce, before the schema replaced the hand-written checks
 (canonical JSON, sorted keys, without ``version``): so ``spec.json`` of every existing run still matches.
-The only new key is ``on_nan``.
+The only new keys are ``on_nan`` and ``grokfast`` (``{kind = "none"}`` unless a file sets it).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def test_valid_files_resolve_to_the_specs_main_made() -> None:
         for runs in cfg.experiments.values():
             for spec in runs:
                 assert spec.pop("on_nan") == "fail", entry["text"]
+                assert spec.pop("grokfast") == {"kind": "none"}, entry["text"]
         assert str(cfg.runs_dir) == entry["runs_dir"]
         assert hashlib.sha256(canonical(cfg.experiments).encode()).hexdigest() == entry["sha256"], entry[
             "text"
@@ -57,7 +58,8 @@ def test_valid_files_resolve_to_the_specs_main_made() -> None:
 def _as_experiment(spec: dict[str, Any]) -> dict[str, Any]:
     """The experiment table that says everything a resolved spec says."""
     keys = ("description", "task", "p", "train_frac", "split_seed", "steps", "eval_every", "checkpoint_every",
-            "batch_size", "layout", "loss", "device", "on_nan", "model", "optim", "analysis")  # fmt: skip
+            "batch_size", "layout", "loss", "device", "on_nan", "model", "optim", "analysis",
+            "grokfast")  # fmt: skip
     table = {k: spec[k] for k in keys}
     table["seeds"] = [spec["seed"]]
     if spec["model"]["kind"] == "rfm":
@@ -134,9 +136,10 @@ def test_the_file_is_read_with_a_size_limit(tmp_path: Path) -> None:
     assert load_config(path).runs[0]["p"] == 7
 
 
-def test_a_spec_from_before_on_nan_reads_as_fail() -> None:
+@pytest.mark.parametrize("key", ["on_nan", "grokfast"])
+def test_a_spec_from_before_a_key_reads_as_its_default(key: str) -> None:
     spec = parse_config("[experiments.e]\np = 7\n", Path("x.toml")).runs[0]
-    older = {k: v for k, v in spec.items() if k != "on_nan"}
+    older = {k: v for k, v in spec.items() if k != key}
     assert {**ADDED_SPEC_KEYS, **older} == spec
 
 
@@ -151,3 +154,39 @@ def test_read_runs_dir_never_raises(text: str, expected: str | None, tmp_path: P
     path.write_text(text)
     assert read_runs_dir(path) == expected
     assert read_runs_dir(tmp_path / "missing.toml") is None
+
+
+@pytest.mark.parametrize(
+    ("defaults", "own", "expected"),
+    [
+        ('grokfast = { kind = "ma", window = 50 }', 'grokfast = { kind = "none" }', {"kind": "none"}),
+        ('grokfast = { kind = "ma", window = 50 }', "grokfast = { lamb = 1 }",
+         {"kind": "ma", "window": 50, "lamb": 1}),
+        ('grokfast = { kind = "ema", alpha = 0.9 }', 'grokfast = { kind = "ema", lamb = 1 }',
+         {"kind": "ema", "alpha": 0.9, "lamb": 1}),
+        ("grokfast = { alpha = 0.9 }", "", None),  # a key of no kind's table: refused, naming it
+    ],
+)  # fmt: skip
+def test_an_experiment_naming_another_kind_replaces_the_defaults_table(defaults, own, expected) -> None:
+    """[defaults] grokfast = {kind = "ma", window = 50}: an experiment that says kind = "none" (or another
+    kind) gets that table alone, since the default's keys belong to another filter; one that names the
+    same kind, or none, merges key by key as every table does."""
+    text = f"[defaults]\n{defaults}\n[experiments.e]\np = 7\n{own}\n"
+    if expected is None:
+        with pytest.raises(ConfigError, match=r"key 'grokfast.alpha'"):
+            parse_config(text, Path("x.toml"))
+        return
+    got = parse_config(text, Path("x.toml")).runs[0]["grokfast"]
+    full = {"ema": {"alpha": 0.98, "lamb": 2.0}, "ma": {"window": 100, "lamb": 5.0}, "none": {}}
+    assert got == {"kind": expected["kind"], **full[expected["kind"]], **expected}
+
+
+def test_a_model_of_another_kind_replaces_the_defaults_model_table() -> None:
+    text = (
+        "[defaults]\nmodel = { d_model = 32, heads = 4 }\n"
+        '[experiments.t]\np = 7\nmodel = { kind = "transformer", d_mlp = 64 }\n'
+        '[experiments.m]\np = 7\nmodel = { kind = "mlp", hidden = [16] }\n'
+    )
+    t, m = (parse_config(text, Path("x.toml")).experiments[k][0]["model"] for k in "tm")
+    assert (t["d_model"], t["heads"], t["d_mlp"]) == (32, 4, 64)  # same kind (the default one): merged
+    assert m == {"kind": "mlp", "hidden": [16], "act": "quadratic", "bias": False}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import grok, wait_for
+from helpers import grok, start_worker, wait_for
 
 from grok_tui import runs
 from grok_tui.checkpoints import load_checkpoint
@@ -28,14 +27,6 @@ def make_run(toml: Path, root: Path) -> runs.RunDir:
     run, action = prepare_run(spec, root)
     assert action == "new"
     return run
-
-
-def start_worker(run: runs.RunDir) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    log = open(run.path / runs.LOG, "ab")  # noqa: SIM115 - handed to the child
-    return subprocess.Popen(
-        [sys.executable, "-m", "grok_tui.worker", str(run.path)], stdout=log, stderr=log, env=env
-    )
 
 
 def test_tiny_run_groks_and_ls_show_report_it(tiny_toml) -> None:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from textual.widgets import Footer
-from tui_helpers import add_schedule, alive, copy_run, fixture_src, fx, settled  # noqa: F401
+from tui_helpers import add_schedule, alive, copy_run, fixture_src, fx, settled, until, write_jsonl  # noqa: F401
 
 from grok_tui import format as fmt
 from grok_tui import runs
@@ -130,3 +130,30 @@ async def test_each_quantity_of_the_weights_panel_has_its_own_axis(fx: Path) -> 
         text = " ".join(lines(plots["learning rate"]))
         assert "1e-3" in text or "1e-4" in text  # its own log axis, not Σw²'s
         assert fmt.num(rows[-1]["weight_norm"]) not in text
+
+
+async def test_softmax_collapse_gets_its_own_panel(fx: Path) -> None:
+    """A run that records Prieto et al.'s softmax collapse shows it as a share (0..1) in a panel of its
+    own, titled by what it counts."""
+    run = copy_run(fx / "runs" / "add" / "seed0", fx / "runs" / "collapse" / "seed0")
+    rows = runs.read_jsonl(run / runs.METRICS)
+    last = max(r["step"] for r in rows) or 1
+    for r in rows:
+        r["softmax_collapse"] = round(r["step"] / last, 3)
+    write_jsonl(run / runs.METRICS, rows)
+    app = GrokApp(fx / "experiments.toml", palette="truecolor")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settled(pilot)
+        app.open_run("collapse/seed0")
+        await pilot.pause()
+        await pilot.press("2")
+        title = "softmax collapse (share of train pairs)"
+
+        def panel() -> CurvePlot | None:
+            plots = {p.title: p for p in app.screen.query_one("#measure-grid").query(CurvePlot).results()}
+            return plots.get(title)
+
+        await until(pilot, lambda: panel() is not None and bool(panel().curves))
+        (c,) = panel().curves
+        assert list(c.y) == [r["softmax_collapse"] for r in rows] and panel().logy is False
+        assert panel().region.height >= 4

@@ -70,7 +70,7 @@ def _model(rng: random.Random, layout: str) -> dict[str, Any]:
 
 def _optim(rng: random.Random) -> dict[str, Any]:
     options = {
-        "kind": "adamw",
+        "kind": rng.choice(["adamw", "orthograd"]),
         "lr": _number(rng, [1e-3, 3e-3, 1.0, 0.01]),
         "weight_decay": _number(rng, [0.0, 0.1, 1.0, 5.0]),
         "betas": rng.choice([[0.9, 0.98], [0.9, 0.999], [0, 0.5], [0.0, 0.9]]),
@@ -78,6 +78,18 @@ def _optim(rng: random.Random) -> dict[str, Any]:
         "warmup": rng.choice([0, 10, 100]),
     }
     return {k: v for k, v in options.items() if rng.random() < 0.35}
+
+
+def _grokfast(rng: random.Random) -> dict[str, Any]:
+    kind = rng.choice(["ema", "ma", "none", None])
+    table: dict[str, Any] = {} if kind is None else {"kind": kind}
+    if kind == "ema":
+        table.update({"alpha": rng.choice([0.98, 0.9, 0.0]), "lamb": _number(rng, [2.0, 5.0, 0.0])})
+    elif kind == "ma":
+        # window × parameters stays under the limit for every model drawn here (a window of 1,000 is
+        # allowed for Nanda's 226,816 parameters, not for 300,000)
+        table.update({"window": rng.choice([1, 100, 300]), "lamb": _number(rng, [5.0, 1.0])})
+    return {k: v for k, v in table.items() if k == "kind" or rng.random() < 0.5}
 
 
 def _analysis(rng: random.Random) -> dict[str, Any]:
@@ -115,15 +127,29 @@ def experiment(rng: random.Random, on_nan: bool = True) -> dict[str, Any]:
         "checkpoint_every": rng.choice([10, 500, 1000]),
         "batch_size": rng.choice([0, 0, 32, 512]),
         "layout": layout,
-        "loss": rng.choice(["ce", "mse"]),
+        "loss": rng.choice(["ce", "mse", "stablemax"]),
         "device": rng.choice(["auto", "cpu", "cuda", "cuda:1"]),
         "model": _model(rng, layout),
         "optim": _optim(rng),
+        "grokfast": _grokfast(rng),
         "analysis": _analysis(rng),
     }
     if on_nan:
         options["on_nan"] = rng.choice(["fail", "continue"])
-    return {k: v for k, v in options.items() if k in ("p",) or rng.random() < 0.6}
+    table = {k: v for k, v in options.items() if k in ("p",) or rng.random() < 0.6}
+    if (table.get("model") or {}).get("kind") == "rfm":
+        _gradient_free(table)
+    return table
+
+
+def _gradient_free(table: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
+    """What an RFM table must say against a gradient option it (or [defaults]) holds."""
+    if "grokfast" in table or "grokfast" in (defaults or {}):
+        table["grokfast"] = {"kind": "none"}
+    if "kind" in (table.get("optim") or {}) or "kind" in ((defaults or {}).get("optim") or {}):
+        table["optim"] = {**(table.get("optim") or {}), "kind": "adamw"}
+    if (table.get("loss") or (defaults or {}).get("loss")) == "stablemax":
+        table["loss"] = "mse"
 
 
 def _sweep(rng: random.Random, table: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +194,8 @@ def document(rng: random.Random, on_nan: bool = True) -> dict[str, Any]:
             table.pop("model", None)
         if rng.random() < 0.4:
             table["sweep"] = _sweep(rng, {**defaults, **table})
+        if (table.get("model") or defaults.get("model") or {}).get("kind") == "rfm":
+            _gradient_free(table, defaults)
         experiments[name] = table
     doc: dict[str, Any] = {"experiments": experiments}
     if defaults:

@@ -35,6 +35,8 @@ def progress_series(run_dir: Path | str) -> dict[str, dict[str, tuple[list[float
         k: series(src, k) for k in ("restricted_acc", "excluded_acc")
     }
     panels["sum of squared weights"] = {"weight_norm": series(rows, "weight_norm")}
+    # Prieto et al. 2025: train pairs whose float32 softmax is exactly 1 (their loss and gradient are 0)
+    panels["softmax collapse (share of train pairs)"] = {"softmax_collapse": series(rows, "softmax_collapse")}
     panels["Gini of Fourier norms"] = {k: series(rows, k) for k in ("gini_embed", "gini_logit")}
     panels["FFD / FCR"] = {k: series(rows, k) for k in ("ffd_embed", "fcr_embed", "ffd_logit", "fcr_logit")}
     panels["feature matrix (RFM / MLP)"] = {

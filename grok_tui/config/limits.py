@@ -36,6 +36,10 @@ MAX_HIDDEN = 65536
 #: Parameters of a network, counted from the spec before it is built (Nanda's has 226,816): 400 MB of
 #: float32 weights in every checkpoint, four times that with AdamW's state and the gradients.
 MAX_PARAMS = 10**8
+#: Gradients Grokfast-MA keeps per parameter (window × parameters float32, in memory and in resume.pt:
+#: 0.9 GB for Nanda's model at the limit).
+MAX_GROKFAST_WINDOW = 1000
+MAX_GROKFAST_FLOATS = 2**28
 #: Logits of one evaluation pass over every pair (pairs × classes): float32, then float64 for the loss;
 #: measured 24 bytes of peak memory per logit at p = 509 (3 GB, 19 s on one CPU thread), so 51 GiB here.
 MAX_LOGITS = 2**31
@@ -48,6 +52,8 @@ __all__ = [
     "MAX_D_MODEL",
     "MAX_EXPR_CHARS",
     "MAX_FILE_BYTES",
+    "MAX_GROKFAST_FLOATS",
+    "MAX_GROKFAST_WINDOW",
     "MAX_HEADS",
     "MAX_HIDDEN",
     "MAX_KERNEL",

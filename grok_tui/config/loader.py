@@ -34,6 +34,9 @@ from .schema import (
     Defaults,
     Document,
     Experiment,
+    Grokfast,
+    GrokfastMa,
+    GrokfastOff,
     Mlp,
     Model,
     Rfm,
@@ -219,12 +222,21 @@ def _check_name(where: Where, name: str) -> None:
         where.fail(None, "experiment names may hold letters, digits and _ . + = - (no '/', no '..')")
 
 
+#: Tables whose ``kind`` decides their other keys, and the kind a table without one has.
+KINDS = {"model": "transformer", "grokfast": "none"}
+
+
 def _merge(defaults: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
-    """[defaults] under the experiment's keys; model/optim/analysis merge key by key."""
+    """[defaults] under the experiment's keys; model/optim/analysis/grokfast merge key by key, except
+    that an experiment naming another ``kind`` of model or Grokfast filter than [defaults] replaces that
+    table (the default's keys belong to the other kind)."""
     merged = {k: v for k, v in defaults.items() if k != "runs_dir"}
     for key in TABLE_KEYS:
         if key in merged or key in table:
-            merged[key] = {**(merged.get(key) or {}), **(table.get(key) or {})}
+            base, own = merged.get(key), table.get(key)
+            if key in KINDS and isinstance(base, dict) and isinstance(own, dict) and "kind" in own:
+                base = base if own["kind"] == base.get("kind", KINDS[key]) else {}
+            merged[key] = {**(base or {}), **(own or {})}
     merged.update({k: v for k, v in table.items() if k not in (*TABLE_KEYS, "sweep")})
     return merged
 
@@ -326,6 +338,11 @@ class _Point:
             )
             if model.d_model % model.heads:
                 self.fail("model.heads", f"d_model {model.d_model} is not divisible by heads {model.heads}")
+        grokfast_raw = {"kind": "none", **s.grokfast}
+        try:
+            self.grokfast = msgspec.convert(grokfast_raw, Grokfast)
+        except msgspec.ValidationError as e:
+            raise explain(e, Grokfast, grokfast_raw, where, prefix="grokfast.", rename=rename) from None
         self.s, self.model = s, model
         self.tasks = self._tasks()
         self._check_sizes()
@@ -365,6 +382,7 @@ class _Point:
         s, m, p = self.s, self.model, self.s.p
         rows = sum(self._kept(t) for t in self.tasks)
         if isinstance(m, Rfm):
+            self._check_gradient_free()
             entries = rows * math.ceil(s.train_frac * rows)
             if entries > limits.MAX_KERNEL:
                 self.fail(
@@ -384,6 +402,23 @@ class _Point:
         n = _n_params(m, p, len(self.tasks), vocab, n_out)
         if n > limits.MAX_PARAMS:
             self.fail("model", f"has {n:,} parameters; at most {limits.MAX_PARAMS:,} (a limit of this tool)")
+        g = self.grokfast
+        if isinstance(g, GrokfastMa) and g.window * n > limits.MAX_GROKFAST_FLOATS:
+            self.fail(
+                "grokfast.window",
+                f"{g.window} gradients of {n:,} parameters are {g.window * n:,} floats to keep; "
+                f"at most {limits.MAX_GROKFAST_FLOATS:,} (a limit of this tool)",
+            )
+
+    def _check_gradient_free(self) -> None:
+        """An RFM has no gradient to filter or project and no softmax: those options cannot apply."""
+        s = self.s
+        if not isinstance(self.grokfast, GrokfastOff):
+            self.fail("grokfast.kind", 'an RFM has no gradient to filter (set kind = "none")')
+        if s.optim.kind != "adamw":
+            self.fail("optim.kind", f"'{s.optim.kind}' applies to gradient-trained models, not an RFM")
+        if s.loss == "stablemax":
+            self.fail("loss", "'stablemax' applies to gradient-trained models; an RFM fits the MSE")
 
     def _check_split(self) -> None:
         """Both sides of the split hold pairs of every task, whatever the seed.
@@ -435,6 +470,7 @@ class _Point:
             "device": s.device,
             "on_nan": s.on_nan,
             "model": msgspec.to_builtins(self.model),
+            "grokfast": msgspec.to_builtins(self.grokfast),
             "optim": optim,
             "analysis": msgspec.to_builtins(s.analysis),
             "version": _package_version(),
@@ -455,7 +491,7 @@ def _n_params(m: Transformer | Mlp, p: int, n_tasks: int, vocab: int, n_out: int
 
 #: Spec keys added since the first release, with the value a spec.json written before them means: a
 #: reader comparing an old spec with a new one (``grok run`` on an existing run) fills them in first.
-ADDED_SPEC_KEYS: dict[str, Any] = {"on_nan": "fail"}
+ADDED_SPEC_KEYS: dict[str, Any] = {"on_nan": "fail", "grokfast": {"kind": "none"}}
 
 
 def run_label(spec: dict[str, Any]) -> str:

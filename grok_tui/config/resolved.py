@@ -16,10 +16,10 @@ import msgspec
 
 from .errors import ConfigError, Where, explain, shown
 from .limits import MAX_SEED
-from .schema import Analysis, Model, Optim, Settings
+from .schema import TABLE_KEYS, Analysis, Grokfast, Model, Optim, Settings
 
 #: Top-level keys of a spec that an experiments file sets (the rest are the loader's own).
-SETTINGS = tuple(k for k in Settings.__struct_fields__ if k not in ("model", "optim", "analysis", "seeds"))
+SETTINGS = tuple(k for k in Settings.__struct_fields__ if k not in (*TABLE_KEYS, "seeds"))
 #: Keys the worker needs to train (a mixture's ``tasks`` are resolved expressions).
 TO_TRAIN = ("tasks", "p", "train_frac", "split_seed", "init_seed", "steps", "eval_every", "checkpoint_every",
             "batch_size", "layout", "loss", "model")  # fmt: skip
@@ -60,6 +60,8 @@ def check_resolved(spec: Any, path: Path | str, required: Iterable[str] = ("p",)
     if spec.get("optim") is not None:
         convert(spec["optim"], Optim, "optim.")
     convert(spec.get("analysis") or {}, Analysis, "analysis.")
+    if spec.get("grokfast") is not None:
+        convert(spec["grokfast"], Grokfast, "grokfast.")
     return spec
 
 

@@ -19,6 +19,7 @@ from .limits import (
     MAX_D_MLP,
     MAX_D_MODEL,
     MAX_EXPR_CHARS,
+    MAX_GROKFAST_WINDOW,
     MAX_HEADS,
     MAX_HIDDEN,
     MAX_LAYERS,
@@ -88,8 +89,30 @@ class Rfm(Table, tag="rfm", tag_field="kind"):
 Model = Transformer | Mlp | Rfm
 
 
+# Grokfast (Lee et al. 2024): add λ × the slow part of the gradient before the optimizer step, the slow
+# part being an exponential moving average (h ← αh + (1−α)g, their α 0.98, λ 2) or the mean of the last
+# ``window`` gradients (their N 100, λ 5; no amplification until the window is full).
+class GrokfastOff(Table, tag="none", tag_field="kind"):
+    pass
+
+
+class GrokfastEma(Table, tag="ema", tag_field="kind"):
+    alpha: Annotated[float, Meta(ge=0, lt=1)] = 0.98
+    lamb: NonNegative = 2.0
+
+
+class GrokfastMa(Table, tag="ma", tag_field="kind"):
+    window: Annotated[int, Meta(ge=1, le=MAX_GROKFAST_WINDOW)] = 100
+    lamb: NonNegative = 5.0
+
+
+Grokfast = GrokfastOff | GrokfastEma | GrokfastMa
+
+
 class Optim(Table):
-    kind: Literal["adamw"] = "adamw"
+    # "orthograd": Prieto et al. 2025's ⊥Grad around AdamW (each gradient made orthogonal to its weights,
+    # rescaled to its norm), which lets a network grok without weight decay.
+    kind: Literal["adamw", "orthograd"] = "adamw"
     lr: Positive = 1e-3
     weight_decay: NonNegative = 1.0
     betas: Annotated[list[_number(ge=0, lt=1)], Meta(min_length=2, max_length=2)] = field(
@@ -138,12 +161,16 @@ class Settings(Table):
     checkpoint_every: Count = 1000
     batch_size: Annotated[int, Meta(ge=0, le=MAX_BATCH, description="0 (full batch) or a batch size")] = 0
     layout: Literal["nanda", "furuta"] = "nanda"
-    loss: Literal["ce", "mse"] = "ce"
+    # "stablemax": Prieto et al. 2025's softmax replacement (s(x) = x+1 for x ≥ 0, 1/(1−x) below), which
+    # cannot saturate the way float32 softmax does.
+    loss: Literal["ce", "mse", "stablemax"] = "ce"
     device: Device = "auto"
     # What a run does when its training loss turns NaN or infinite: stop as failed, or train on.
     on_nan: Literal["fail", "continue"] = "fail"
     # Checked as a Model once [defaults] and the experiment are merged: its kind may come from either.
     model: dict[str, Any] = {}
+    # Checked as a Grokfast once merged, like model: {kind = "ema" | "ma" | "none", ...}.
+    grokfast: dict[str, Any] = {}
     optim: Optim = field(default_factory=Optim)
     analysis: Analysis = field(default_factory=Analysis)
 
@@ -164,6 +191,6 @@ class Document(Table):
 
 
 #: Keys that hold tables merged key by key with [defaults] (the rest replace the default).
-TABLE_KEYS = ("model", "optim", "analysis")
+TABLE_KEYS = ("model", "optim", "analysis", "grokfast")
 #: Keys a sweep may list values for.
 SWEEPABLE = tuple(k for k in Settings.__struct_fields__ if k not in ("description", "seeds"))

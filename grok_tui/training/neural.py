@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from .. import runs
 from ..analysis import agop, live
@@ -29,6 +28,8 @@ from ..models.transformer import Transformer
 from ..recorder import Recorder
 from ..tasks import Dataset, Task, build_dataset, task_tokens
 from .common import diverged, limit_blas_threads, pick_device, stops_on_nan
+from .gradients import make_filter, orthogonalise_
+from .losses import per_pair, softmax_collapse
 
 
 def build(spec: dict[str, Any]) -> tuple[Dataset, torch.nn.Module]:
@@ -120,6 +121,9 @@ class Trainer:
             fused=fused or None,
             foreach=None if fused else True,
         )
+        params = [q for q in self.model.parameters() if q.requires_grad]
+        self.grad_filter = make_filter(spec.get("grokfast"), params)
+        self.orthograd = params if o["kind"] == "orthograd" else None
         warmup = o["warmup"]
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: min(s / warmup, 1.0) if warmup else 1.0
@@ -137,11 +141,7 @@ class Trainer:
     # ------------------------------------------------------------------ loss
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
         """Mean loss per task, summed over tasks (Furuta et al.'s mixtures); float64."""
-        if self.spec["loss"] == "mse":
-            target = F.one_hot(labels, logits.shape[-1]).double()
-            per = (logits.double() - target).pow(2).sum(-1)
-        else:
-            per = -logits.double().log_softmax(-1).gather(-1, labels[:, None]).squeeze(-1)
+        per = per_pair(logits, labels, self.spec["loss"])
         if self.n_tasks == 1:
             return per.mean()
         sums = torch.zeros(self.n_tasks, dtype=per.dtype, device=per.device).index_add_(0, task_ids, per)
@@ -166,6 +166,10 @@ class Trainer:
             self.watch.record(self.step, loss)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.grad_filter is not None:
+            self.grad_filter.apply()
+        if self.orthograd is not None:
+            orthogonalise_(self.orthograd)
         self.opt.step()
         self.sched.step()
         self.step += 1
@@ -191,6 +195,8 @@ class Trainer:
         if self.n_tasks > 1:
             tasks = enumerate(self.data.tasks)
             row["tasks"] = {task.name: split_stats(self.task_ids == i) for i, task in tasks}
+        if self.spec["loss"] != "mse":
+            row["softmax_collapse"] = softmax_collapse(logits[self.is_train], self.labels[self.is_train])
         row["weight_norm"] = weight_norm(self.model)
         row["lr"] = self.sched.get_last_lr()[0]
         arrays = self.model.export_arrays()
@@ -230,6 +236,7 @@ class Trainer:
                 "gen": self.gen.get_state(),
                 "perm": self.perm,
                 "pos": self.pos,
+                **({"grokfast": self.grad_filter.state_dict()} if self.grad_filter is not None else {}),
             }
         )
 
@@ -241,6 +248,10 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.gen.set_state(state["gen"])
         self.perm, self.pos = state["perm"], int(state["pos"])
+        if self.grad_filter is not None:
+            if "grokfast" not in state:
+                raise ValueError("the resume state has no Grokfast filter state, and the spec asks for one")
+            self.grad_filter.load_state_dict(state["grokfast"])
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         return self.step
 

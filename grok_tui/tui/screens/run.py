@@ -30,7 +30,11 @@ MEASURE_PANELS = [
     ("m-norm", "Σ w²", ["weight_norm"], False),
 ]
 #: Titles and log-y of the panels of the other metrics the workers are known to record.
-EXTRA_PANELS = {"lr": ("learning rate", True), "n_key_freqs": ("key frequencies", False)}
+EXTRA_PANELS = {
+    "lr": ("learning rate", True),
+    "n_key_freqs": ("key frequencies", False),
+    "softmax_collapse": ("softmax collapse (share of train pairs)", False),
+}
 KNOWN = {"step", "time", "train_acc", "test_acc"} | {k for _, _, keys, _ in MEASURE_PANELS for k in keys}
 LABELS = {
     "train_loss": "train",
