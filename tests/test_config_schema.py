@@ -183,10 +183,16 @@ def test_an_experiment_naming_another_kind_replaces_the_defaults_table(defaults,
 
 def test_a_model_of_another_kind_replaces_the_defaults_model_table() -> None:
     text = (
-        "[defaults]\nmodel = { d_model = 32, heads = 4 }\n"
+        '[defaults]\nmodel = { kind = "transformer", d_model = 32, heads = 4 }\n'
         '[experiments.t]\np = 7\nmodel = { kind = "transformer", d_mlp = 64 }\n'
         '[experiments.m]\np = 7\nmodel = { kind = "mlp", hidden = [16] }\n'
     )
     t, m = (parse_config(text, Path("x.toml")).experiments[k][0]["model"] for k in "tm")
-    assert (t["d_model"], t["heads"], t["d_mlp"]) == (32, 4, 64)  # same kind (the default one): merged
+    assert (t["d_model"], t["heads"], t["d_mlp"]) == (32, 4, 64)  # same kind: merged
     assert m == {"kind": "mlp", "hidden": [16], "act": "quadratic", "bias": False}
+    # a [defaults] table naming no kind merges into the experiment's kind, and its keys are checked there
+    with pytest.raises(ConfigError, match=r"key 'model.d_model'"):
+        parse_config(
+            '[defaults]\nmodel = { d_model = 32 }\n[experiments.m]\nmodel = { kind = "mlp" }\n',
+            Path("x.toml"),
+        )

@@ -222,20 +222,21 @@ def _check_name(where: Where, name: str) -> None:
         where.fail(None, "experiment names may hold letters, digits and _ . + = - (no '/', no '..')")
 
 
-#: Tables whose ``kind`` decides their other keys, and the kind a table without one has.
-KINDS = {"model": "transformer", "grokfast": "none"}
+#: Tables whose ``kind`` decides which other keys they hold.
+KINDS = ("model", "grokfast")
 
 
 def _merge(defaults: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
     """[defaults] under the experiment's keys; model/optim/analysis/grokfast merge key by key, except
-    that an experiment naming another ``kind`` of model or Grokfast filter than [defaults] replaces that
-    table (the default's keys belong to the other kind)."""
+    that an experiment naming another ``kind`` of model or Grokfast filter than the one [defaults] names
+    replaces that table (the default's keys belong to the other kind). A [defaults] table that names no
+    kind merges into whichever kind the experiment has, its keys checked against that kind."""
     merged = {k: v for k, v in defaults.items() if k != "runs_dir"}
     for key in TABLE_KEYS:
         if key in merged or key in table:
             base, own = merged.get(key), table.get(key)
-            if key in KINDS and isinstance(base, dict) and isinstance(own, dict) and "kind" in own:
-                base = base if own["kind"] == base.get("kind", KINDS[key]) else {}
+            if key in KINDS and isinstance(base, dict) and isinstance(own, dict):
+                base = {} if "kind" in own and "kind" in base and own["kind"] != base["kind"] else base
             merged[key] = {**(base or {}), **(own or {})}
     merged.update({k: v for k, v in table.items() if k not in (*TABLE_KEYS, "sweep")})
     return merged
