@@ -154,6 +154,9 @@ def test_softmax_collapse_counts_pairs_whose_float32_softmax_is_exactly_one() ->
 
 # --------------------------------------------------------------------------- real workers, kill -9, resume
 
+#: Steps of each resume run: the kill lands between the resume state of step 100 and the end.
+STEPS = 200
+
 OPTIONS = {
     "grokfast-ema": 'grokfast = { kind = "ema", alpha = 0.9, lamb = 2.0 }',
     "grokfast-ma": 'grokfast = { kind = "ma", window = 20, lamb = 5.0 }',
@@ -179,25 +182,25 @@ def option_toml(tmp_path: Path, option: str, steps: int = 300) -> Path:
 def test_kill9_then_resume_matches_an_uninterrupted_run(option: str, tmp_path: Path) -> None:
     """SIGKILL at a seeded random step past the first resume state; the restarted worker resumes from it
     and ends with the metrics and weights of a run that was never interrupted."""
-    spec = load_config(option_toml(tmp_path, option)).runs[0]
+    spec = load_config(option_toml(tmp_path, option, steps=STEPS)).runs[0]
     straight, killed = (prepare_run(spec, tmp_path / name)[0] for name in ("straight", "killed"))
-    kill_after = random.Random(option).randrange(110, 260)
-    worker = start_worker(killed)
+    kill_after = random.Random(option).randrange(110, STEPS - 10)  # past the resume state of step 100
+    reference, worker = start_worker(straight), start_worker(killed)
     wait_for(lambda: (killed.status().get("step") or 0) >= kill_after, f"step {kill_after}", timeout=120)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
     assert (killed.path / runs.CKPT_DIR / runs.RESUME).exists()
     assert start_worker(killed).wait(timeout=120) == 0
     assert "resumed from step" in (killed.path / runs.LOG).read_text()
-    assert start_worker(straight).wait(timeout=120) == 0
+    assert reference.wait(timeout=120) == 0
     assert killed.status()["state"] == straight.status()["state"] == "done"
 
     def without_time(rows: list[dict]) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "time"} for r in rows]
 
     assert without_time(killed.metrics()) == without_time(straight.metrics())
-    w1, _ = load_checkpoint(killed.checkpoint_path(300))
-    w2, _ = load_checkpoint(straight.checkpoint_path(300))
+    w1, _ = load_checkpoint(killed.checkpoint_path(STEPS))
+    w2, _ = load_checkpoint(straight.checkpoint_path(STEPS))
     assert all(np.array_equal(w1[k], w2[k]) for k in w2)
     collapse = [r["softmax_collapse"] for r in straight.metrics()]
     assert all(0.0 <= c <= 1.0 for c in collapse)
@@ -210,9 +213,9 @@ device = "cpu"
 task = "add"
 p = 47
 train_frac = 0.4
-steps = 800
+steps = 400
 eval_every = 20
-checkpoint_every = 800
+checkpoint_every = 400
 model = {{ kind = "mlp", hidden = [200, 200], act = "relu", bias = false }}
 
 [experiments.orthograd]
@@ -226,7 +229,8 @@ optim = {{ kind = "adamw", {optim} }}
 @pytest.mark.slow
 def test_orthograd_generalises_without_weight_decay_where_adamw_only_memorises(tmp_path: Path) -> None:
     """Prieto et al.'s claim at p = 47: with no weight decay, plain AdamW memorises and its test accuracy
-    stays at chance, while ⊥Grad around the same AdamW generalises (measured here: 0.97 by step 400)."""
+    stays at chance, while ⊥Grad around the same AdamW generalises (measured here: 0.93 at step 300, 0.97
+    at step 400)."""
     optim = "lr = 0.01, weight_decay = 0, betas = [0.9, 0.99], eps = 1e-25, warmup = 0"
     toml = tmp_path / "e.toml"
     toml.write_text(PRIETO_SMALL.format(optim=optim))
