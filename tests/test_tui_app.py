@@ -21,6 +21,7 @@ from tui_helpers import (  # noqa: F401
     fx,
     settled,
     static_text,
+    until,
 )
 
 from grok_tui import format as fmt
@@ -420,3 +421,23 @@ async def test_the_run_and_inspector_name_the_phase_grok_show_and_grok_inspect_n
         step = app.screen.step
         info = json.loads(json.dumps(collect(run_dir, step), default=str))
         assert f"step {step}  phase {info['phase']}" in static_text(app.screen.query_one("#insp-head"))
+
+
+async def test_a_poll_result_between_push_and_mount_of_a_screen_is_no_crash(fx: Path) -> None:
+    """The poll thread's RunsChanged can be handled after a screen is pushed and before it has its
+    widgets (seen under load: NoMatches '#exp-title' from the first poll). It is skipped, and the screen
+    shows the run once mounted."""
+    from textual.widgets import Static
+
+    from grok_tui.tui.messages import RunsChanged
+
+    app = GrokApp(fx / "experiments.toml", palette="truecolor")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settled(pilot)
+        app.open_run("add/seed0")
+        assert not app.screen.is_mounted  # pushed, not composed yet
+        app.on_runs_changed(RunsChanged(app.handled))
+        await until(pilot, lambda: app.screen.is_mounted)
+        await pilot.pause()
+        head = str(app.screen.query_one("#run-head", Static).render())
+        assert "add/seed0" in head and "done" in head

@@ -148,8 +148,11 @@ class GrokApp(App):
             self._poller.stop()
 
     def on_runs_changed(self, message: RunsChanged) -> None:
-        if isinstance(self.screen, LiveScreen):
-            self.screen.refresh_data()
+        # A screen just pushed has no widgets until it is mounted (it refreshes itself when it resumes),
+        # and a closing app is taking them down: a poll result landing then has nothing to update.
+        screen = self.screen
+        if isinstance(screen, LiveScreen) and screen.is_mounted and self.is_running:
+            screen.refresh_data()
         self.handled = max(self.handled, message.served)
 
     def notify(
