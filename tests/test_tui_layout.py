@@ -98,6 +98,18 @@ async def test_legends_wrap_instead_of_being_cut(alive: Path) -> None:
                     assert f"━ {c.label}" in text or not c.label, (plot.id, c.label)
 
 
+async def open_measures(app: GrokApp, pilot, run_id: str) -> None:
+    """The run screen of ``run_id`` on its measures tab (key 2)."""
+    app.open_run(run_id)
+    await pilot.pause()
+    await pilot.press("2")
+
+
+def measure_plots(app: GrokApp) -> dict[str, CurvePlot]:
+    """The measures tab's panels by title, in screen order."""
+    return {p.title: p for p in app.screen.query_one("#measure-grid").query(CurvePlot).results()}
+
+
 async def test_each_quantity_of_the_weights_panel_has_its_own_axis(fx: Path) -> None:
     """Σw² (~1e3), the learning rate (~1e-3) and the key-frequency count (0..4) in separate panels."""
     run = copy_run(fx / "runs" / "add" / "seed0", fx / "runs" / "sched" / "seed0")
@@ -105,12 +117,10 @@ async def test_each_quantity_of_the_weights_panel_has_its_own_axis(fx: Path) -> 
     app = GrokApp(fx / "experiments.toml", palette="truecolor")
     async with app.run_test(size=(100, 30)) as pilot:
         await settled(pilot)
-        app.open_run("sched/seed0")
-        await pilot.pause()
-        await pilot.press("2")
+        await open_measures(app, pilot, "sched/seed0")
         await pilot.pause()
         await pilot.pause()  # the panels mounted for this run's own metrics take their place
-        plots = {p.title: p for p in app.screen.query_one("#measure-grid").query(CurvePlot).results()}
+        plots = measure_plots(app)
         assert list(plots) == [
             "loss",
             "restricted / excluded accuracy",
@@ -144,14 +154,11 @@ async def test_softmax_collapse_gets_its_own_panel(fx: Path) -> None:
     app = GrokApp(fx / "experiments.toml", palette="truecolor")
     async with app.run_test(size=(100, 30)) as pilot:
         await settled(pilot)
-        app.open_run("collapse/seed0")
-        await pilot.pause()
-        await pilot.press("2")
+        await open_measures(app, pilot, "collapse/seed0")
         title = "softmax collapse (share of train pairs)"
 
         def panel() -> CurvePlot | None:
-            plots = {p.title: p for p in app.screen.query_one("#measure-grid").query(CurvePlot).results()}
-            return plots.get(title)
+            return measure_plots(app).get(title)
 
         await until(pilot, lambda: panel() is not None and bool(panel().curves))
         (c,) = panel().curves

@@ -11,8 +11,6 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-LOSSES = ("ce", "mse", "stablemax")
-
 
 def stablemax_s(x: torch.Tensor) -> torch.Tensor:
     """s(x); each branch sees only its own half of the line, so neither yields inf (or a NaN gradient)."""
