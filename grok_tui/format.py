@@ -77,6 +77,19 @@ def task_label(task: Any) -> str:
     return "?" if task is None else str(task)
 
 
+def init_from_label(init_from: Any) -> str:
+    """``embed+block ← add/seed0 @last, frozen embed``: what a transfer run starts from ("" for none)."""
+    if not isinstance(init_from, dict):
+        return ""
+    load, freeze = init_from.get("load") or [], init_from.get("freeze") or []
+    out = []
+    if load:
+        out.append(f"{'+'.join(map(str, load))} ← {init_from.get('run')} @{init_from.get('step')}")
+    if freeze:
+        out.append(f"frozen {'+'.join(map(str, freeze))}")
+    return ", ".join(out)
+
+
 def model_label(model: Any) -> str:
     """The model kind of a spec (``transformer``, ``mlp``, ``rfm``); ``?`` when the spec says none."""
     kind = model.get("kind") if isinstance(model, dict) else None

@@ -241,6 +241,14 @@ class Recorder:
         self.status(step=row["step"], total_steps=total)
         self.log(eval_line(row, total))
 
+    def loaded_from(self, record: dict[str, Any]) -> None:
+        """spec.json gains ``loaded_from`` (the source run, step and digest an ``init_from`` run started
+        from): the one addition to a spec after the launcher wrote it, made before the first evaluation."""
+        spec = runs.read_json(self.dir / runs.SPEC)
+        if spec is None:
+            raise RunFailure(f"{self.dir / runs.SPEC}: unreadable, so the loaded source cannot be recorded")
+        write_json_atomic(self.dir / runs.SPEC, {**spec, "loaded_from": record})
+
     # worker.log -----------------------------------------------------------
     def log(self, line: str) -> None:
         print(line, flush=True)

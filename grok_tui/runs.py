@@ -2,7 +2,8 @@
 
 Layout of ``<runs_dir>/<experiment>/<run>/``:
 
-- ``spec.json``      resolved run spec, written once by the launcher, immutable
+- ``spec.json``      resolved run spec, written once by the launcher; immutable but for ``loaded_from``, which
+  the worker of an ``init_from`` run adds before its first evaluation (source run, step, digest)
 - ``status.json``    state + bookkeeping, replaced atomically by the worker (or launcher for ``queued``)
 - ``metrics.jsonl``  one object per evaluation, append-only; readers skip a torn last line
 - ``fourier.jsonl``  one object per evaluation: ``{"step", "freqs": [k...], "embed": [norm per k]}``

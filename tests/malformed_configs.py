@@ -364,6 +364,58 @@ def generate(seed: int = 0) -> list[Case]:
         _exp(doc)[1][key] = value
         g.add("wrong for the model", f"rfm with {key} = {_value(value)}", doc, key)
 
+    # ---- init_from: a transfer run names a source and the parts it loads or freezes
+    for bad in ("wings", "Embed", "", 1, True):
+        doc = g.transformer_base()
+        _exp(doc)[1]["init_from"] = {"run": "src/seed0", "load": [bad]}
+        g.add("enum", f"init_from load = [{_value(bad)}]", doc, "init_from.load")
+    for bad in (1, "src/seed0", [1], True):
+        g.set_key("wrong type", "init_from", bad)
+    for bad in (-1, "first", 1.5, True, 2**40):
+        doc = g.transformer_base()
+        _exp(doc)[1]["init_from"] = {"run": "src/seed0", "load": ["embed"], "step": bad}
+        g.add("out of range", f"init_from step = {_value(bad)}", doc, "init_from.step")
+    for bad in ("embed", 1, ["embed", 3]):
+        doc = g.transformer_base()
+        _exp(doc)[1]["init_from"] = {"freeze": bad}
+        g.add("wrong type", f"init_from freeze = {_value(bad)}", doc, "init_from.freeze")
+    for table, key in (
+        ({"run": "src/seed0", "parts": ["embed"]}, "parts"),
+        ({"load": ["embed"]}, "init_from.run"),  # loads from no run
+        ({"run": "src/seed0"}, "init_from.load"),  # a source and nothing to take from it
+        ({"freeze": True}, "init_from.freeze"),  # freezes what it loads, and loads nothing
+        ({"run": "nosuch", "load": ["embed"]}, "init_from.run"),  # not EXPERIMENT/NAME
+        ({"run": "a/b/c", "load": ["embed"]}, "init_from.run"),
+        ({"run": "../x", "load": ["embed"]}, "init_from.run"),
+    ):
+        doc = g.transformer_base()
+        _exp(doc)[1]["init_from"] = table
+        g.add("init_from", f"init_from = {_value(table)}", doc, key)
+    for base in (BASES[1], BASES[2]):  # an MLP and an RFM have no transformer parts
+        doc = copy.deepcopy(base)
+        _exp(doc)[1]["init_from"] = {"freeze": ["embed"]}
+        g.add("wrong for the model", f"{_exp(doc)[0]} with init_from", doc, "init_from")
+    src = {"task": "add", "p": 11, "layout": "furuta", "steps": 100, "checkpoint_every": 50}
+    for change, key in (
+        ({"p": 13}, "init_from.run"),  # another vocabulary
+        ({"model": {"d_model": 64}}, "init_from.run"),  # another width
+        ({"init_from": {"run": "src/seed7", "load": ["embed"]}}, "init_from.run"),  # no such run
+        ({"init_from": {"run": "src/seed0", "load": ["embed"], "step": 70}}, "init_from.step"),
+        ({"init_from": {"run": "dst/seed0", "load": ["block"]}}, "init_from.run"),  # itself
+    ):
+        dst = {**src, "task": "2*a+b", "init_from": {"run": "src/seed0", "load": ["embed"]}, **change}
+        g.add(
+            "init_from",
+            f"source and run differ: {_value(change)[:60]}",
+            {"experiments": {"src": src, "dst": dst}},
+            key,
+        )
+    ring = {
+        "a": {**src, "init_from": {"run": "b/seed0", "load": ["embed"]}},
+        "b": {**src, "init_from": {"run": "a/seed0", "load": ["embed"]}},
+    }
+    g.add("init_from", "two runs load from each other", {"experiments": ring}, "init_from.run")
+
     # ---- unknown keys: seeded typos of every key of a base, at every level
     for _ in range(40):
         doc = g.base()
@@ -668,7 +720,7 @@ _ALL_KEYS = {
     "init", "hidden", "bias", "kernel", "bandwidth", "ridge", "agop_power", "centering", "lr",
     "weight_decay", "betas", "eps", "warmup", "key_freq_rule", "key_freq_threshold", "ffd_eta",
     "gini_constant", "discrete_log", "key_freq_frac", "restricted_split", "grokfast", "alpha", "lamb",
-    "window",
+    "window", "init_from", "run", "step", "load", "freeze",
 }  # fmt: skip
 
 

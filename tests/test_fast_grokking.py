@@ -162,6 +162,7 @@ OPTIONS = {
     "grokfast-ma": 'grokfast = { kind = "ma", window = 20, lamb = 5.0 }',
     "stablemax": 'loss = "stablemax"',
     "orthograd": 'optim = { kind = "orthograd", lr = 1e-2, weight_decay = 1.0 }',
+    "frozen-embed": 'init_from = { freeze = ["embed"] }',  # an optimizer over part of the weights
 }
 
 

@@ -102,7 +102,7 @@ def run(
 
     --detach returns at once: follow with `grok ls` or `grok logs RUN -f`, stop with `grok stop`.
     """
-    from ..config import ConfigError
+    from ..config import ConfigError, run_label
     from ..launch.local import LaunchError, check_spec, prepare_run, run_path
     from ..runs import SPEC, RunDir
 
@@ -111,6 +111,10 @@ def run(
         specs = cfg.select(only)
     except ConfigError as e:
         raise fail(str(e)) from None
+    sources = cfg.sources_of(specs)
+    for spec in sources:
+        say(f"{run_label(spec)}: also run, an init_from source of the runs asked for")
+    specs = sources + specs
     _check_device(device)
     root = default_runs_dir(runs_dir, file)
     slots = _slots(gpus, per_gpu, parallel)

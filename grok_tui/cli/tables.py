@@ -112,6 +112,8 @@ def runs_table(cfg: Any, title: str):
     for r in cfg.runs:
         m = r["model"]
         model = m["kind"] + (f" L{m['layers']} d{m['d_model']}" if m["kind"] == "transformer" else "")
+        if init := fmt.init_from_label(r.get("init_from")):
+            model += f", {init}"
         task = fmt.task_label(r["task"])
         table.add_row(
             f"{r['experiment']}/{r['name']}",

@@ -22,8 +22,9 @@ from typing import Any
 
 import msgspec
 
-from ..models.shapes import mlp_shapes, n_params, transformer_shapes
+from ..models.shapes import PARTS, expand_parts, mlp_shapes, n_params, transformer_shapes
 from ..tasks import Task, TaskError, task_tokens
+from ..transfer import array_shapes, mismatch, source_id
 from . import limits
 from .errors import ConfigError, Where, explain, shown
 from .schema import (
@@ -71,6 +72,21 @@ class Config:
             if name not in self.experiments:
                 Where(self.path).fail(None, f"no experiment '{shown(name)}'", name, self.experiments)
             out.extend(self.experiments[name])
+        return out
+
+    def sources_of(self, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Runs of this file that ``specs`` load from (``init_from``), directly or through each other,
+        and that ``specs`` leave out: what running ``specs`` also needs, sources first."""
+        by_id = {run_label(s): s for s in self.runs}
+        chosen = {run_label(s) for s in specs}
+        out: list[dict[str, Any]] = []
+        todo = list(specs)
+        while todo:
+            sid = source_id(todo.pop())
+            if sid in by_id and sid not in chosen:
+                chosen.add(sid)
+                out.insert(0, by_id[sid])
+                todo.append(by_id[sid])
         return out
 
 
@@ -144,7 +160,46 @@ def parse_config(text: str, path: Path) -> Config:
     for name, table in experiments.items():
         expanded[name] = expand_experiment(path, name, table, defaults, budget)
         budget -= len(expanded[name])
+    _check_sources(path, expanded)
     return Config(path=path, runs_dir=path.parent / defaults.get("runs_dir", "runs"), experiments=expanded)
+
+
+def _check_sources(path: Path, expanded: dict[str, list[dict[str, Any]]]) -> None:
+    """Each ``init_from`` source that this file defines exists, has a checkpoint at the step asked
+    for and the shapes of the parts loaded from it; no runs load from each other in a ring. A source
+    defined elsewhere (only in the runs directory) is checked when the run starts."""
+    by_id = {run_label(s): s for runs in expanded.values() for s in runs}
+    for spec in by_id.values():
+        sid = source_id(spec)
+        if sid is None or sid.partition("/")[0] not in expanded:
+            continue
+        where = Where(path, spec["experiment"])
+        exp, _, name = sid.partition("/")
+        src = by_id.get(sid)
+        if src is None:
+            names = [s["name"] for s in expanded[exp]]
+            listed = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+            where.fail("init_from.run", f"experiment '{exp}' has no run '{shown(name)}' (its runs: {listed})")
+        why = mismatch(array_shapes(src), array_shapes(spec) or {}, spec["init_from"]["load"], sid)
+        if why:
+            where.fail("init_from.run", why)
+        step = spec["init_from"]["step"]
+        if (
+            step != "last"
+            and step != src["steps"]
+            and (step > src["steps"] or step % src["checkpoint_every"])
+        ):
+            where.fail(
+                "init_from.step",
+                f"run '{sid}' writes checkpoints every {src['checkpoint_every']} steps up to {src['steps']}; "
+                f"{step} is not one of them",
+            )
+        seen, at = [run_label(spec)], sid
+        while at in by_id:
+            if at in seen:
+                where.fail("init_from.run", f"runs load from each other in a ring: {' → '.join([*seen, at])}")
+            seen.append(at)
+            at = source_id(by_id[at])
 
 
 def scan(doc: dict[str, Any], path: Path) -> None:
@@ -205,7 +260,7 @@ def _set_path(d: dict[str, Any], path: str, value: Any) -> None:
 
 def _slug(value: Any) -> str:
     if isinstance(value, list):
-        value = "+".join(str(v) for v in value)
+        value = "+".join(str(v) for v in value) or "none"
     return re.sub(r"[^A-Za-z0-9_.+=-]+", "_", str(value)).strip("_.") or "_"
 
 
@@ -222,15 +277,18 @@ def _check_name(where: Where, name: str) -> None:
         where.fail(None, "experiment names may hold letters, digits and _ . + = - (no '/', no '..')")
 
 
+#: ``init_from.run``: EXPERIMENT/NAME, where NAME may hold "{seed}".
+_RUN_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*/[A-Za-z0-9{][A-Za-z0-9_.+={}-]*")
+
 #: Tables whose ``kind`` decides which other keys they hold.
 KINDS = ("model", "grokfast")
 
 
 def _merge(defaults: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
-    """[defaults] under the experiment's keys; model/optim/analysis/grokfast merge key by key, except
-    that an experiment naming another ``kind`` of model or Grokfast filter than the one [defaults] names
-    replaces that table (the default's keys belong to the other kind). A [defaults] table that names no
-    kind merges into whichever kind the experiment has, its keys checked against that kind."""
+    """[defaults] under the experiment's keys; the TABLE_KEYS tables merge key by key, except that an
+    experiment naming another ``kind`` of model or Grokfast filter than the one [defaults] names replaces
+    that table (the default's keys belong to the other kind). A [defaults] table that names no kind merges
+    into whichever kind the experiment has, its keys checked against that kind."""
     merged = {k: v for k, v in defaults.items() if k != "runs_dir"}
     for key in TABLE_KEYS:
         if key in merged or key in table:
@@ -314,7 +372,7 @@ class _Point:
     """One sweep point: its settings checked against the schema and against each other."""
 
     def __init__(self, where: Where, name: str, raw: dict[str, Any], sweep_keys: list[str]) -> None:
-        self.where, self.name, self.raw = where, name, raw
+        self.where, self.name, self.raw, self.sweep_keys = where, name, raw, sweep_keys
 
         def rename(key: str) -> str:
             hit = any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in sweep_keys)
@@ -348,6 +406,7 @@ class _Point:
         self.tasks = self._tasks()
         self._check_sizes()
         self._check_split()
+        self._check_init_from()
 
     def fail(self, key: str, text: str) -> None:
         self.where.fail(self.rename(key), text)
@@ -445,6 +504,46 @@ class _Point:
                     f"'{shown(t.name)}' drops: the split may hold none of its pairs",
                 )
 
+    def _check_init_from(self) -> None:
+        """Loading and freezing apply to a transformer's parts, and loading needs a source run."""
+        f, m = self.s.init_from, self.model
+        if not (f.run or f.load or f.freeze):
+            return
+        load_swept = "init_from.load" in self.sweep_keys
+        if not isinstance(m, Transformer):
+            kind = "an MLP" if isinstance(m, Mlp) else "an RFM"
+            self.fail("init_from", f"loads and freezes parts of a transformer; this model is {kind}")
+        if f.load and not f.run:
+            self.fail("init_from.run", "names no run to load from (EXPERIMENT/NAME)")
+        if f.run and not f.load and not load_swept:
+            parts = ", ".join(PARTS)
+            self.fail("init_from.load", f"names no part to load from run '{shown(f.run)}' ({parts} or all)")
+        if f.freeze is True and not f.load and not load_swept:
+            self.fail("init_from.freeze", "true freezes the loaded parts, and load names none")
+        if f.run and not _RUN_REF.fullmatch(f.run):
+            self.fail(
+                "init_from.run",
+                f"must be EXPERIMENT/NAME ('{{seed}}': this run's seed), got '{shown(f.run)}'",
+            )
+        named = set(f.load) | (set(f.freeze) if isinstance(f.freeze, list) else set())
+        if "pos" in named and not m.pos_embed:
+            self.fail("init_from", "names part 'pos', and this model has no position embedding")
+
+    def _init_from(self, seed: int, run_name: str) -> dict[str, Any] | None:
+        """The resolved init_from of one run: parts spelled out, "{seed}" filled in; None when it loads
+        and freezes nothing."""
+        f = self.s.init_from
+        load = expand_parts(list(f.load))
+        freeze = load if f.freeze is True else expand_parts(list(f.freeze) if f.freeze else [])
+        if not self.model.pos_embed:  # type: ignore[union-attr]
+            load, freeze = [p for p in load if p != "pos"], [p for p in freeze if p != "pos"]
+        if not (load or freeze):
+            return None
+        run = f.run.replace("{seed}", str(seed)) if load else ""
+        if run == f"{self.name}/{run_name}":
+            self.fail("init_from.run", f"run '{shown(run)}' would start from itself")
+        return {"run": run, "step": f.step, "load": load, "freeze": freeze}
+
     def spec(self, seed: int, run_name: str) -> dict[str, Any]:
         s = self.s
         split_seed = s.split_seed if s.split_seed is not None else seed
@@ -474,6 +573,7 @@ class _Point:
             "grokfast": msgspec.to_builtins(self.grokfast),
             "optim": optim,
             "analysis": msgspec.to_builtins(s.analysis),
+            "init_from": None if isinstance(self.model, (Rfm, Mlp)) else self._init_from(seed, run_name),
             "version": _package_version(),
         }
 
@@ -492,7 +592,7 @@ def _n_params(m: Transformer | Mlp, p: int, n_tasks: int, vocab: int, n_out: int
 
 #: Spec keys added since the first release, with the value a spec.json written before them means: a
 #: reader comparing an old spec with a new one (``grok run`` on an existing run) fills them in first.
-ADDED_SPEC_KEYS: dict[str, Any] = {"on_nan": "fail", "grokfast": {"kind": "none"}}
+ADDED_SPEC_KEYS: dict[str, Any] = {"on_nan": "fail", "grokfast": {"kind": "none"}, "init_from": None}
 
 
 def run_label(spec: dict[str, Any]) -> str:

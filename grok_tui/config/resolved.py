@@ -16,7 +16,7 @@ import msgspec
 
 from .errors import ConfigError, Where, explain, shown
 from .limits import MAX_SEED
-from .schema import TABLE_KEYS, Analysis, Grokfast, Model, Optim, Settings
+from .schema import TABLE_KEYS, Analysis, Grokfast, InitFrom, Model, Optim, Settings
 
 #: Top-level keys of a spec that an experiments file sets (the rest are the loader's own).
 SETTINGS = tuple(k for k in Settings.__struct_fields__ if k not in (*TABLE_KEYS, "seeds"))
@@ -62,6 +62,10 @@ def check_resolved(spec: Any, path: Path | str, required: Iterable[str] = ("p",)
     convert(spec.get("analysis") or {}, Analysis, "analysis.")
     if spec.get("grokfast") is not None:
         convert(spec["grokfast"], Grokfast, "grokfast.")
+    if spec.get("init_from") is not None:
+        init = convert(spec["init_from"], InitFrom, "init_from.")
+        if not isinstance(init.freeze, list) or "all" in init.load + init.freeze:
+            where.fail("init_from", "must list the parts it loads and freezes, as grok writes them")
     return spec
 
 

@@ -123,6 +123,23 @@ class Optim(Table):
     warmup: Annotated[int, Meta(ge=0, le=MAX_STEPS)] | None = None
 
 
+#: Parts of a transformer that ``init_from`` loads or freezes: the token embedding W_E (Furuta et al.'s
+#: PG-E), the position embedding W_pos, every block's attention and MLP (PG-T), the unembedding W_U, or all.
+Part = Literal["embed", "pos", "block", "unembed", "all"]
+Parts = Annotated[list[Part], Meta(max_length=5)]
+
+
+# Transfer from a pre-grokked run (Furuta et al. 2024 §5): the named parts start as the source run's
+# checkpoint; frozen parts get no gradient and no weight decay. ``freeze = true`` freezes what is loaded;
+# a list freezes those parts, loaded or not (without ``load``: a frozen random embedding, their App. F).
+# ``run`` is EXPERIMENT/NAME; "{seed}" in it is this run's seed (the paper pairs seeds).
+class InitFrom(Table):
+    run: Text = ""
+    step: Annotated[int, Meta(ge=0, le=MAX_STEPS)] | Literal["last"] = "last"
+    load: Parts = field(default_factory=list)
+    freeze: bool | Parts = False
+
+
 class Analysis(Table):
     # Which published key-frequency rule to use (Nanda et al. 2023 §4.1, App. C.2 and their Colab):
     # "neuron" (clusters, 0.85 cut), "embed", "logit".
@@ -173,6 +190,7 @@ class Settings(Table):
     grokfast: dict[str, Any] = {}
     optim: Optim = field(default_factory=Optim)
     analysis: Analysis = field(default_factory=Analysis)
+    init_from: InitFrom = field(default_factory=InitFrom)
 
 
 class Experiment(Settings):
@@ -191,6 +209,6 @@ class Document(Table):
 
 
 #: Keys that hold tables merged key by key with [defaults] (the rest replace the default).
-TABLE_KEYS = ("model", "optim", "analysis", "grokfast")
+TABLE_KEYS = ("model", "optim", "analysis", "grokfast", "init_from")
 #: Keys a sweep may list values for.
 SWEEPABLE = tuple(k for k in Settings.__struct_fields__ if k not in ("description", "seeds"))

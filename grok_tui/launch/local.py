@@ -24,7 +24,7 @@ from .base import Slot
 from .gpus import FAKE_ENV
 
 # Keys whose change does not make an existing run a different experiment.
-_IGNORED_SPEC_KEYS = {"version", "description"}
+_IGNORED_SPEC_KEYS = {"version", "description", "loaded_from"}
 WORKER_MODULE = "grok_tui.worker"
 
 

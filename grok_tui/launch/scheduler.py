@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import recorder, runs
+from .. import recorder, runs, transfer
 from ..exitcodes import BUSY as EXIT_BUSY
 from . import inbox
 from .base import Launcher, Slot, Worker
@@ -52,6 +52,10 @@ class Queued:
     run: runs.RunDir
     device: str | None
     need: str  # "cpu", "gpu" (any) or "gpu:<id>"
+    #: Its spec.json, read when first needed (the init_from source it may wait for).
+    spec: dict[str, Any] | None = None
+    #: Whether the scheduler log already says what it waits for.
+    waiting: bool = False
 
 
 @dataclass
@@ -318,6 +322,8 @@ class Scheduler:
         usage: Counter[str] = Counter(a.slot.key for a in self.active.values())
         usage.update(self.foreign.values())
         for q in list(self.queue):
+            if not self._source_ready(q):
+                continue
             slot = self._free_slot(q, usage)
             if slot is None:
                 continue  # a run that fits elsewhere may still start
@@ -339,6 +345,29 @@ class Scheduler:
             self.active[q.run.path] = Active(q.run, worker, slot)
             usage[slot.key] += 1
             self.log(f"{q.run.run_id}: started on {slot.describe()} (pid {worker.id})")
+
+    def _source_ready(self, q: Queued) -> bool:
+        """Whether ``q`` may start as far as its ``init_from`` source goes: it waits while the source is
+        queued or running, and fails (leaving the queue) when the source can never serve it."""
+        if q.spec is None:
+            q.spec = q.run.spec()
+        if transfer.source_id(q.spec) is None:
+            return True
+        try:
+            verdict, why = transfer.readiness(q.run.path, q.spec)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            verdict, why = "fail", f"{q.run.path / runs.SPEC}: init_from is damaged"
+        if verdict == "ready":
+            return True
+        if verdict == "wait":
+            if not q.waiting:
+                q.waiting = True
+                self.log(f"{q.run.run_id}: {why}")
+            return False
+        self.queue.remove(q)
+        self._fail(q.run, why)
+        self.log(f"{q.run.run_id}: failed: {why}")
+        return False
 
     def shutdown(self, grace: float = GRACE_S) -> None:
         """Stop everything this scheduler owns (queued runs become stopped) and wait for the workers."""

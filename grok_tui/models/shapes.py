@@ -49,3 +49,32 @@ def mlp_shapes(p: int, n_tasks: int, hidden: list[int], n_out: int, bias: bool) 
 
 def n_params(shapes: Mapping[str, tuple[int, ...]]) -> int:
     return sum(math.prod(s) for s in shapes.values())
+
+
+#: The parts ``init_from`` names, in the order they are listed; "all" is every one of them.
+PARTS = ("embed", "pos", "block", "unembed")
+
+
+def part_of(name: str) -> str | None:
+    """Which part of a transformer a checkpoint array belongs to (None: not a transformer weight)."""
+    if name == "W_E":
+        return "embed"
+    if name == "W_pos":
+        return "pos"
+    if name == "W_U":
+        return "unembed"
+    if name.startswith("blocks."):
+        return "block"
+    return None
+
+
+def expand_parts(parts: list[str]) -> list[str]:
+    """``parts`` with "all" spelled out, deduplicated, in PARTS order."""
+    chosen = set(PARTS) if "all" in parts else set(parts)
+    return [p for p in PARTS if p in chosen]
+
+
+def part_shapes(shapes: Mapping[str, tuple[int, ...]], parts: list[str]) -> Shapes:
+    """The arrays of ``shapes`` that belong to ``parts``."""
+    chosen = set(expand_parts(parts))
+    return {k: v for k, v in shapes.items() if part_of(k) in chosen}

@@ -27,6 +27,7 @@ from ..models.mlp import MLP
 from ..models.transformer import Transformer
 from ..recorder import Recorder
 from ..tasks import Dataset, Task, build_dataset, task_tokens
+from . import init_from
 from .common import diverged, limit_blas_threads, pick_device, stops_on_nan
 from .gradients import make_filter, orthogonalise_
 from .losses import per_pair, softmax_collapse
@@ -101,6 +102,7 @@ class Trainer:
             torch.set_flush_denormal(True)
         self.data, model = build(spec)
         self.model = model.to(device)
+        self.frozen = init_from.freeze(self.model, spec)
         self.rec = Recorder(run_dir)
         d = self.data
         self.inputs = torch.from_numpy(d.inputs).to(device)
@@ -112,8 +114,9 @@ class Trainer:
         self.n_out = d.vocab if spec["model"]["kind"] == "transformer" else spec["p"]
         o = spec["optim"]
         fused = device.type == "cuda"
+        params = [q for q in self.model.parameters() if q.requires_grad]
         self.opt = torch.optim.AdamW(
-            self.model.parameters(),
+            params,
             lr=o["lr"],
             betas=tuple(o["betas"]),
             eps=o["eps"],
@@ -121,7 +124,6 @@ class Trainer:
             fused=fused or None,
             foreach=None if fused else True,
         )
-        params = [q for q in self.model.parameters() if q.requires_grad]
         self.grad_filter = make_filter(spec.get("grokfast"), params)
         self.orthograd = params if o["kind"] == "orthograd" else None
         warmup = o["warmup"]
@@ -262,6 +264,7 @@ class Trainer:
             self.rec.truncate_after(self.step)
         else:
             self.rec.truncate_after(-1)
+            self._init_from()
             self.evaluate(checkpoint=True)
         total, ev, ck = spec["steps"], spec["eval_every"], spec["checkpoint_every"]
         t0 = time.perf_counter() - self.elapsed
@@ -286,6 +289,16 @@ class Trainer:
         if rows:
             self.rec.progress(rows)
         return "done"
+
+    def _init_from(self) -> None:
+        """Load the source run's parts (a fresh start only) and say what was loaded and frozen."""
+        record = init_from.load_source(self.model, self.spec, self.dir)
+        if record is not None:
+            self.rec.loaded_from(record)
+            arrays, digest = ", ".join(record["arrays"]), record["sha256"][:12]
+            self.rec.log(f"init_from: {arrays} from {record['run']} step {record['step']} (sha256 {digest})")
+        if self.frozen:
+            self.rec.log(f"init_from: frozen (no gradient, no weight decay): {', '.join(self.frozen)}")
 
     def _checkpoints(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """(step, arrays) of every checkpoint on disk, oldest first; an unreadable one is skipped with a

@@ -1,0 +1,148 @@
+"""What ``init_from`` means, without torch: a run that starts from parts of another run's checkpoint.
+
+Furuta et al. 2024 §5 (their ``train_emb_ft.py``) transfer a pre-grokked embedding (PG-E) or the
+pre-grokked attention and MLP (PG-T) into a run on another task and freeze it; their App. F freezes a
+random embedding as the control. A spec's resolved ``init_from`` is ``{"run": "EXPERIMENT/NAME" or "",
+"step": N or "last", "load": [parts], "freeze": [parts]}`` (parts: :data:`grok_tui.models.shapes.PARTS`),
+or None for a run that starts from its own random init.
+
+One reading of the rules for the three places that need it: the experiments file (shapes checked at
+validate time when the source is in the same file), the scheduler (a run waits while its source is queued
+or running) and the worker (the source's checkpoint checked and loaded at start, with a digest of the
+arrays it loaded written to spec.json as ``loaded_from``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import runs
+from .models.shapes import Shapes, part_of, transformer_shapes
+from .tasks import Task, task_tokens
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Run states a source may be in while the run that loads from it waits.
+WAITING_STATES = ("queued", "running")
+
+
+def source_id(spec: dict[str, Any]) -> str | None:
+    """``EXPERIMENT/NAME`` of the run this spec loads from, or None when it loads nothing."""
+    f = spec.get("init_from")
+    if not isinstance(f, dict) or not f.get("load"):
+        return None
+    run = f.get("run")
+    return run if isinstance(run, str) and run else None
+
+
+def frozen_parts(spec: dict[str, Any]) -> list[str]:
+    f = spec.get("init_from")
+    return list(f.get("freeze") or []) if isinstance(f, dict) else []
+
+
+def loaded_parts(spec: dict[str, Any]) -> list[str]:
+    f = spec.get("init_from")
+    return list(f.get("load") or []) if isinstance(f, dict) else []
+
+
+def array_shapes(spec: dict[str, Any]) -> Shapes | None:
+    """Checkpoint names and shapes of the transformer a spec builds (None for other models)."""
+    m = spec.get("model") or {}
+    if m.get("kind") != "transformer":
+        return None
+    p = int(spec["p"])
+    tasks = [Task.parse(t, p) for t in spec["tasks"]]
+    vocab = task_tokens(tasks, p, spec["layout"])[1]
+    return transformer_shapes(
+        vocab, vocab, m["d_model"], m["d_mlp"], m["layers"], bool(m["pos_embed"]), m["biases"] == "mlp"
+    )
+
+
+def _shown(shape: tuple[int, ...]) -> str:
+    return "×".join(str(n) for n in shape)
+
+
+def mismatch(source: Shapes | None, target: Shapes, parts: list[str], source_name: str) -> str | None:
+    """Why ``parts`` of a model with ``source`` shapes cannot be loaded into one with ``target`` shapes
+    (None when they can): the first array that is missing or differs, named with both shapes."""
+    if source is None:
+        return f"run '{source_name}' is not a transformer: there are no parts to load"
+    chosen = set(parts)
+    for name, shape in target.items():
+        if part_of(name) not in chosen:
+            continue
+        if name not in source:
+            return f"run '{source_name}' has no {name} (part '{part_of(name)}')"
+        if source[name] != shape:
+            return (
+                f"run '{source_name}' has {name} of {_shown(source[name])}, this run's is {_shown(shape)} "
+                "(another p, vocabulary or width)"
+            )
+    return None
+
+
+def source_dir(run_dir: Path, spec: dict[str, Any]) -> Path | None:
+    """The source's run directory: a sibling experiment in the same runs directory."""
+    sid = source_id(spec)
+    return None if sid is None else Path(run_dir).parent.parent / sid
+
+
+def wanted_step(spec: dict[str, Any], source_spec: dict[str, Any]) -> int:
+    """The checkpoint step to load: a number as given, "last" = the source's final step (its last
+    checkpoint is always written there)."""
+    step = spec["init_from"]["step"]
+    return int(source_spec["steps"]) if step == "last" else int(step)
+
+
+def readiness(run_dir: Path, spec: dict[str, Any]) -> tuple[str, str]:
+    """("ready" | "wait" | "fail", why) for starting the run at ``run_dir`` now.
+
+    Ready when it loads nothing, or the source's checkpoint exists and the source is done (or, for a
+    numbered step, already wrote it). Wait while the source is queued or running. Fail when the source
+    is missing, ended without that checkpoint, or never had that step.
+    """
+    src = source_dir(run_dir, spec)
+    if src is None:
+        return "ready", ""
+    sid = source_id(spec)
+    source = runs.RunDir(src)
+    source_spec = source.spec()
+    if not source_spec:
+        return (
+            "fail",
+            f"init_from run '{sid}' does not exist in {src.parent.parent}: run its experiment first",
+        )
+    try:
+        step = wanted_step(spec, source_spec)
+    except (KeyError, TypeError, ValueError):
+        return "fail", f"init_from run '{sid}' has a damaged spec.json (no steps)"
+    state = source.status().get("state")
+    if step in source.checkpoint_steps() and (state == "done" or spec["init_from"]["step"] != "last"):
+        return "ready", ""
+    if state in WAITING_STATES:
+        return "wait", f"waits for init_from run '{sid}' ({state}) to reach step {step}"
+    if state == "done":
+        return "fail", f"init_from run '{sid}' has no checkpoint at step {step} ({_steps(source)})"
+    return "fail", f"init_from run '{sid}' is {state} without a checkpoint at step {step}: resume it first"
+
+
+def _steps(source: runs.RunDir) -> str:
+    steps = source.checkpoint_steps()
+    if not steps:
+        return "it has none"
+    return f"its checkpoints: {', '.join(map(str, steps[:8]))}{', …' if len(steps) > 8 else ''}"
+
+
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over the arrays' names, dtypes, shapes and bytes: equal digests, equal weights."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
