@@ -21,8 +21,8 @@ from . import format as fmt
 from .runs import JsonlTail, RunDir, RunSummary, find_run, finite, fraction, is_step, list_runs
 
 SEED = "seed"
-#: Spec keys that name or describe a run rather than set it.
-IDENTITY = frozenset({"experiment", "name", "description", "version", "tasks"})
+#: Spec keys that name or describe a run rather than set it (loaded_from: what an init_from run loaded).
+IDENTITY = frozenset({"experiment", "name", "description", "version", "tasks", "loaded_from"})
 #: Spec keys that follow the seed unless a file sets them apart (then they vary on their own).
 FOLLOW_SEED = ("split_seed", "init_seed")
 #: Results of a run, in the order tables show them.
@@ -58,6 +58,7 @@ SHORT = {
     "optim.kind": "optim",  # "kind" alone would not say whose (Grokfast's or the optimizer's)
     "grokfast.kind": "grokfast",
     "model.kind": "model",
+    "init_from": "from",  # "init" is model.init
 }
 
 
@@ -75,7 +76,9 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
             key = f"{prefix}{k}"
             if not prefix and k in IDENTITY:
                 continue
-            if isinstance(v, dict):
+            if not prefix and k == "init_from":  # one setting: where the run starts from
+                out[key] = fmt.init_from_label(v) or None
+            elif isinstance(v, dict):
                 walk(v, key + ".")
             else:
                 out[key] = _frozen(v)

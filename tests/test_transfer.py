@@ -197,3 +197,14 @@ def test_a_damaged_init_from_in_spec_json_is_one_line(trained: Path, tmp_path: P
         out = grok("resume", "rand/seed0", "--runs-dir", str(tmp_path / "runs"))
         assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert "init_from" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_compare_shows_where_each_run_started_as_one_setting(trained: Path) -> None:
+    out = grok("compare", "pge", "pgt", "rand", "scratch", "--runs-dir", str(trained), "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["run_id"]: r for r in json.loads(out.stdout)}
+    assert rows["pge/seed0"]["init_from"] == "embed ← src/seed0 @last, frozen embed"
+    assert rows["pgt/seed0"]["init_from"] == "block ← src/seed0 @40, frozen block"
+    assert rows["rand/seed0"]["init_from"] == "frozen embed"
+    assert rows["scratch/seed0"]["init_from"] is None
+    assert not any(k.startswith("loaded_from") for r in rows.values() for k in r)  # a record, not a setting
