@@ -300,6 +300,11 @@ def expand_experiment(
     return runs
 
 
+def _fixed_features(model: Model) -> bool:
+    """An RFM whose M is given (``features`` other than "agop"): no AGOP update, one kernel solve."""
+    return isinstance(model, Rfm) and model.features != "agop"
+
+
 @lru_cache(maxsize=1024)
 def _facts(expr: str, p: int) -> tuple[int, bytes]:
     """Pairs the task keeps at p, and a digest of its label table (equal digests: one function).
@@ -344,8 +349,11 @@ class _Point:
             self.grokfast = msgspec.convert(grokfast_raw, Grokfast)
         except msgspec.ValidationError as e:
             raise explain(e, Grokfast, grokfast_raw, where, prefix="grokfast.", rename=rename) from None
+        if _fixed_features(model) and "steps" not in raw:
+            s = msgspec.structs.replace(s, steps=0)  # fixed features: one solve unless steps is set
         self.s, self.model = s, model
         self.tasks = self._tasks()
+        self._check_steps()
         self._check_sizes()
         self._check_split()
 
@@ -384,6 +392,7 @@ class _Point:
         rows = sum(self._kept(t) for t in self.tasks)
         if isinstance(m, Rfm):
             self._check_gradient_free()
+            self._check_features()
             entries = rows * math.ceil(s.train_frac * rows)
             if entries > limits.MAX_KERNEL:
                 self.fail(
@@ -410,6 +419,28 @@ class _Point:
                 f"{g.window} gradients of {n:,} parameters are {g.window * n:,} floats to keep; "
                 f"at most {limits.MAX_GROKFAST_FLOATS:,} (a limit of this tool)",
             )
+
+    def _check_steps(self) -> None:
+        """steps = 0 is an RFM's single solve with fixed features, which have nothing to iterate."""
+        s, m = self.s, self.model
+        fixed = _fixed_features(m)
+        if fixed and s.steps != 0:
+            self.fail(
+                "steps",
+                f'an RFM with features = "{m.features}" keeps M fixed: one kernel solve, steps = 0 '
+                f"(got {s.steps})",
+            )
+        if not fixed and s.steps == 0:
+            self.fail("steps", 'must be at least 1 (0 is for an RFM with features = "random_circulant")')
+
+    def _check_features(self) -> None:
+        """Random circulant features exist for add, sub, mul and div (Mallinar et al. Fig. 4) only."""
+        if self.model.features == "random_circulant":
+            from ..models import circulant  # numpy: only for a file that asks for it
+
+            problem = circulant.unsupported([t.expr for t in self.tasks], self.s.p)
+            if problem is not None:
+                self.fail("model.features", problem)
 
     def _check_gradient_free(self) -> None:
         """An RFM has no gradient to filter or project and no softmax: those options cannot apply."""
@@ -493,6 +524,17 @@ def _n_params(m: Transformer | Mlp, p: int, n_tasks: int, vocab: int, n_out: int
 #: Spec keys added since the first release, with the value a spec.json written before them means: a
 #: reader comparing an old spec with a new one (``grok run`` on an existing run) fills them in first.
 ADDED_SPEC_KEYS: dict[str, Any] = {"on_nan": "fail", "grokfast": {"kind": "none"}}
+#: The same for keys of one model kind's table (an RFM before ``features`` iterated the AGOP).
+ADDED_MODEL_KEYS: dict[str, dict[str, Any]] = {"rfm": {"features": "agop"}}
+
+
+def with_added_keys(spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``spec`` with every key added since it was written set to what its absence meant."""
+    out = {**ADDED_SPEC_KEYS, **spec}
+    model = out.get("model")
+    if isinstance(model, dict) and isinstance(model.get("kind"), str):
+        out["model"] = {**ADDED_MODEL_KEYS.get(model["kind"], {}), **model}
+    return out
 
 
 def run_label(spec: dict[str, Any]) -> str:
@@ -500,6 +542,7 @@ def run_label(spec: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "ADDED_MODEL_KEYS",
     "ADDED_SPEC_KEYS",
     "Config",
     "ConfigError",
@@ -508,4 +551,5 @@ __all__ = [
     "read_runs_dir",
     "run_label",
     "valid_device",
+    "with_added_keys",
 ]
