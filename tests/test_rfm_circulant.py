@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from grok_tui.analysis import agop as ag
 from grok_tui.checkpoints import load_checkpoint
 from grok_tui.cli import app
-from grok_tui.config import ConfigError, check_resolved, parse_config, with_added_keys
+from grok_tui.config import ConfigError, check_resolved, load_config, parse_config, with_added_keys
 from grok_tui.launch.local import spec_changes
 from grok_tui.models import circulant
 from grok_tui.recorder import write_json_atomic
@@ -68,6 +68,15 @@ def test_one_solve_generalises_where_the_plain_kernel_is_below_chance(tmp_path: 
 
     plain = _train(tmp_path, _spec("agop", extra="steps = 1"), "plain")
     assert plain.metrics()[0]["test_acc"] < 0.05  # 1/p = 0.032 is chance
+
+
+def test_the_shipped_preset_holds_its_headline(tmp_path: Path) -> None:
+    """experiments.toml's rfm-random-circulant at 50 %: one solve, 100 % test accuracy on a + b mod 61."""
+    runs = load_config(Path(__file__).parent.parent / "experiments.toml").experiments["rfm-random-circulant"]
+    (spec,) = [r for r in runs if r["train_frac"] == 0.5]
+    assert spec["steps"] == 0 and spec["model"]["features"] == "random_circulant" and spec["p"] == 61
+    (row,) = _train(tmp_path, spec).metrics()
+    assert row["test_acc"] == 1.0
 
 
 @pytest.mark.parametrize("task", OPS)
