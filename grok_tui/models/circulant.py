@@ -1,10 +1,10 @@
-"""Random circulant features (Mallinar et al. 2024, §4 and Fig. 4): a fixed feature matrix with which a
+"""Random circulant features (Mallinar et al. 2024, Fig. 4): a fixed feature matrix with which a
 plain kernel machine generalises on modular arithmetic, no AGOP iteration needed.
 
 M* = [[I − 11ᵀ/p, Cᵀ], [C, I − 11ᵀ/p]] with C a random p×p block whose entries come from one vector drawn
-uniform on [0, 1] and mean-centred (as in the paper's code); the kernel then uses M = (M*)^{1/2} (their
-inputs x → (M*)^{1/4}x). M* is indefinite, and the real part of its principal square root, which their code
-takes, is the square root with negative eigenvalues clipped to 0 (:func:`..analysis.agop.sym_power`).
+uniform on [0, 1] and mean-centred, as Mallinar et al. draw it; the kernel then uses M = (M*)^{1/2} (their
+inputs x → (M*)^{1/4}x). M* is indefinite, and the real part of its principal square root, which they take,
+is the square root with negative eigenvalues clipped to 0 (:func:`..analysis.agop.sym_power`).
 
 C has the shape a Recursive Feature Machine's own M reaches on the operation (``task_geometry``): for
 a + b a circulant block C[b, a] = c[a − b], for a − b a Hankel block c[a + b], and the same on the residues
