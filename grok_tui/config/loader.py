@@ -300,9 +300,33 @@ def expand_experiment(
     return runs
 
 
-def _fixed_features(model: Model) -> bool:
+def _fixed_features(model: Model | None) -> bool:
     """An RFM whose M is given (``features`` other than "agop"): no AGOP update, one kernel solve."""
     return isinstance(model, Rfm) and model.features != "agop"
+
+
+def features_problem(
+    model: Model | None, steps: int | None, tasks: list[str] | None, p: int | None
+) -> tuple[str, str] | None:
+    """(key, what is wrong) where ``steps`` or the tasks cannot go with the model's features, else None.
+
+    steps = 0 is the single solve of an RFM with fixed features, which have nothing to iterate; random
+    circulant features exist for add, sub, mul and div only (Mallinar et al. Fig. 4). Unknown values
+    (None, in a spec.json that lacks them) are not checked.
+    """
+    fixed = _fixed_features(model)
+    if fixed and steps not in (None, 0):
+        fixed_m = f'an RFM with features = "{model.features}" keeps M fixed'
+        return "steps", f"{fixed_m}: one kernel solve, steps = 0 (got {steps})"
+    if not fixed and steps == 0:
+        return "steps", 'must be at least 1 (0 is for an RFM with features = "random_circulant")'
+    if fixed and model.features == "random_circulant" and tasks is not None and p is not None:
+        from ..models import circulant  # numpy: only for a file that asks for it
+
+        problem = circulant.unsupported(tasks, p)
+        if problem is not None:
+            return "model.features", problem
+    return None
 
 
 @lru_cache(maxsize=1024)
@@ -353,7 +377,8 @@ class _Point:
             s = msgspec.structs.replace(s, steps=0)  # fixed features: one solve unless steps is set
         self.s, self.model = s, model
         self.tasks = self._tasks()
-        self._check_steps()
+        if bad := features_problem(model, s.steps, [t.expr for t in self.tasks], s.p):
+            self.fail(*bad)
         self._check_sizes()
         self._check_split()
 
@@ -392,7 +417,6 @@ class _Point:
         rows = sum(self._kept(t) for t in self.tasks)
         if isinstance(m, Rfm):
             self._check_gradient_free()
-            self._check_features()
             entries = rows * math.ceil(s.train_frac * rows)
             if entries > limits.MAX_KERNEL:
                 self.fail(
@@ -419,28 +443,6 @@ class _Point:
                 f"{g.window} gradients of {n:,} parameters are {g.window * n:,} floats to keep; "
                 f"at most {limits.MAX_GROKFAST_FLOATS:,} (a limit of this tool)",
             )
-
-    def _check_steps(self) -> None:
-        """steps = 0 is an RFM's single solve with fixed features, which have nothing to iterate."""
-        s, m = self.s, self.model
-        fixed = _fixed_features(m)
-        if fixed and s.steps != 0:
-            self.fail(
-                "steps",
-                f'an RFM with features = "{m.features}" keeps M fixed: one kernel solve, steps = 0 '
-                f"(got {s.steps})",
-            )
-        if not fixed and s.steps == 0:
-            self.fail("steps", 'must be at least 1 (0 is for an RFM with features = "random_circulant")')
-
-    def _check_features(self) -> None:
-        """Random circulant features exist for add, sub, mul and div (Mallinar et al. Fig. 4) only."""
-        if self.model.features == "random_circulant":
-            from ..models import circulant  # numpy: only for a file that asks for it
-
-            problem = circulant.unsupported([t.expr for t in self.tasks], self.s.p)
-            if problem is not None:
-                self.fail("model.features", problem)
 
     def _check_gradient_free(self) -> None:
         """An RFM has no gradient to filter or project and no softmax: those options cannot apply."""

@@ -16,8 +16,8 @@ import msgspec
 
 from .errors import ConfigError, Where, explain, shown
 from .limits import MAX_SEED
-from .loader import ADDED_MODEL_KEYS
-from .schema import TABLE_KEYS, Analysis, Grokfast, Model, Optim, Rfm, Settings
+from .loader import ADDED_MODEL_KEYS, features_problem
+from .schema import TABLE_KEYS, Analysis, Grokfast, Model, Optim, Settings
 
 #: Top-level keys of a spec that an experiments file sets (the rest are the loader's own).
 SETTINGS = tuple(k for k in Settings.__struct_fields__ if k not in (*TABLE_KEYS, "seeds"))
@@ -51,6 +51,7 @@ def check_resolved(spec: Any, path: Path | str, required: Iterable[str] = ("p",)
         isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)
     ):
         where.fail("tasks", f"must be a non-empty list of operations, got {shown(tasks)}")
+    model = None
     if spec.get("model") is not None:
         model = convert(spec["model"], Model, "model.")
         added = ADDED_MODEL_KEYS.get(spec["model"].get("kind"), {})  # absent from older spec.json files
@@ -59,32 +60,14 @@ def check_resolved(spec: Any, path: Path | str, required: Iterable[str] = ("p",)
                 where.fail(f"model.{key}", "missing")
         if hasattr(model, "heads") and model.d_model % model.heads:
             where.fail("model.heads", f"must divide d_model = {model.d_model}, got {model.heads}")
-        _check_fixed_features(where, spec, model)
-    elif spec.get("steps") == 0:
-        where.fail("steps", "0 is only for an RFM with fixed features, and this spec names no model")
+    if bad := features_problem(model, spec.get("steps"), tasks, spec.get("p")):
+        where.fail(*bad)
     if spec.get("optim") is not None:
         convert(spec["optim"], Optim, "optim.")
     convert(spec.get("analysis") or {}, Analysis, "analysis.")
     if spec.get("grokfast") is not None:
         convert(spec["grokfast"], Grokfast, "grokfast.")
     return spec
-
-
-def _check_fixed_features(where: Where, spec: dict[str, Any], model: Any) -> None:
-    """The loader's rules for an RFM with fixed features: one solve (steps 0), a task they exist for."""
-    fixed = isinstance(model, Rfm) and model.features != "agop"
-    steps = spec.get("steps")
-    if steps == 0 and not fixed:
-        where.fail("steps", 'must be at least 1 (0 is for an RFM with features = "random_circulant")')
-    if fixed and steps not in (None, 0):
-        where.fail("steps", f"must be 0 for an RFM with features = '{model.features}' (got {shown(steps)})")
-    tasks, p = spec.get("tasks"), spec.get("p")
-    if fixed and model.features == "random_circulant" and tasks is not None and isinstance(p, int):
-        from ..models import circulant  # numpy: only for a spec that asks for it
-
-        problem = circulant.unsupported(list(tasks), p)
-        if problem is not None:
-            where.fail("model.features", problem)
 
 
 def _seed(where: Where, key: str, value: Any) -> None:
