@@ -415,6 +415,33 @@ def generate(seed: int = 0) -> list[Case]:
         "b": {**src, "init_from": {"run": "a/seed0", "load": ["embed"]}},
     }
     g.add("init_from", "two runs load from each other", {"experiments": ring}, "init_from.run")
+    # ---- random circulant features (Mallinar et al. Fig. 4): one operation they exist for, one solve
+    for bad in ("AGOP", "random", "random_circulantx", "circulant", "", 1, True, ["agop"]):
+        doc = copy.deepcopy(BASES[2])
+        _exp(doc)[1]["model"]["features"] = bad
+        g.add("enum", f"rfm features = {_value(bad)}", doc, "model.features")
+    fixed = {"kind": "rfm", "features": "random_circulant"}
+    for changes, expect in (
+        ({"steps": 5}, "steps"),  # fixed features have nothing to iterate
+        ({"steps": 1}, "steps"),
+        ({"sweep": {"steps": [0, 10]}}, "sweep.steps"),
+        ({"task": "x2_y"}, "model.features"),  # no circulant shape is known for it
+        ({"task": "a^2 + b^2"}, "model.features"),
+        ({"task": ["add", "sub"]}, "model.features"),  # a mixture
+        ({"task": "mul", "p": 12}, "model.features"),  # discrete-log order needs a prime p
+    ):
+        doc = {"experiments": {"e": {"task": "add", "p": 11, "train_frac": 0.5, "model": dict(fixed)}}}
+        _exp(doc)[1].update(changes)
+        g.add("wrong for the model", f"random circulant with {_value(changes)[:50]}", doc, expect)
+    doc = {"defaults": {"steps": 100}, "experiments": {"e": {"p": 11, "train_frac": 0.5, "model": fixed}}}
+    g.add("wrong for the model", "random circulant under [defaults] steps = 100", doc, "steps")
+    doc = {"defaults": {"model": fixed}, "experiments": {"e": {"p": 11, "train_frac": 0.5, "steps": 30}}}
+    g.add("wrong for the model", "[defaults] random circulant, experiment steps = 30", doc, "steps")
+    for model in ({"kind": "mlp", "features": "random_circulant"}, {"features": "agop"}):
+        doc = {"experiments": {"e": {"p": 11, "model": model}}}
+        g.add("unknown key", f"features on a {model.get('kind', 'transformer')}", doc, "model.features")
+    g.add("out of range", "steps = 0 on an AGOP rfm", {"experiments": {"e": {"p": 11, "steps": 0,
+          "model": {"kind": "rfm"}}}}, "steps")  # fmt: skip
 
     # ---- unknown keys: seeded typos of every key of a base, at every level
     for _ in range(40):
@@ -720,7 +747,7 @@ _ALL_KEYS = {
     "init", "hidden", "bias", "kernel", "bandwidth", "ridge", "agop_power", "centering", "lr",
     "weight_decay", "betas", "eps", "warmup", "key_freq_rule", "key_freq_threshold", "ffd_eta",
     "gini_constant", "discrete_log", "key_freq_frac", "restricted_split", "grokfast", "alpha", "lamb",
-    "window", "init_from", "run", "step", "load", "freeze",
+    "window", "init_from", "run", "step", "load", "freeze", "features",
 }  # fmt: skip
 
 

@@ -3,8 +3,8 @@
 ``fixtures/config_golden.json`` holds 120 seeded valid files (tests/valid_configs.py) with the SHA-256 of
 the specs that main resolved from them at 91647ce, before the schema replaced the hand-written checks
 (canonical JSON, sorted keys, without ``version``): so ``spec.json`` of every existing run still matches.
-The only new keys are ``on_nan``, ``grokfast`` (``{kind = "none"}`` unless a file sets it) and ``init_from``
-(None unless a file sets it).
+The only new keys are ``on_nan``, ``grokfast`` (``{kind = "none"}`` unless a file sets it), ``init_from``
+(None unless a file sets it) and an RFM's ``model.features`` ("agop").
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def test_valid_files_resolve_to_the_specs_main_made() -> None:
                 assert spec.pop("on_nan") == "fail", entry["text"]
                 assert spec.pop("grokfast") == {"kind": "none"}, entry["text"]
                 assert spec.pop("init_from") is None, entry["text"]
+                if spec["model"]["kind"] == "rfm":
+                    assert spec["model"].pop("features") == "agop", entry["text"]
         assert str(cfg.runs_dir) == entry["runs_dir"]
         assert hashlib.sha256(canonical(cfg.experiments).encode()).hexdigest() == entry["sha256"], entry[
             "text"

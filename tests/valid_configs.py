@@ -63,6 +63,7 @@ def _model(rng: random.Random, layout: str) -> dict[str, Any]:
             "ridge": _number(rng, [0.0, 1e-3, 1.0]),
             "agop_power": _number(rng, [0.5, 1.0, 0.25]),
             "centering": rng.random() < 0.5,
+            "features": rng.choice(["agop", "random_circulant"]),
         }
     m.update({k: v for k, v in options.items() if rng.random() < 0.4})
     return m
@@ -139,6 +140,7 @@ def experiment(rng: random.Random, on_nan: bool = True) -> dict[str, Any]:
     table = {k: v for k, v in options.items() if k in ("p",) or rng.random() < 0.6}
     if (table.get("model") or {}).get("kind") == "rfm":
         _gradient_free(table)
+        _fixed_features(table)
     return table
 
 
@@ -150,6 +152,23 @@ def _gradient_free(table: dict[str, Any], defaults: dict[str, Any] | None = None
         table["optim"] = {**(table.get("optim") or {}), "kind": "adamw"}
     if (table.get("loss") or (defaults or {}).get("loss")) == "stablemax":
         table["loss"] = "mse"
+
+
+def _fixed_features(table: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
+    """What an RFM with random circulant features must say: one operation they are built for (add, sub,
+    mul, div; every p drawn is prime) and one kernel solve (steps = 0, which is also their default)."""
+    model = table.get("model") or (defaults or {}).get("model") or {}
+    if model.get("kind") != "rfm" or model.get("features") != "random_circulant":
+        return
+    if "task" in table and table["task"] not in ("add", "sub", "mul", "div"):
+        table["task"] = "add"
+    if "steps" in table or "steps" in (defaults or {}):
+        table["steps"] = 0
+    sweep = table.get("sweep") or {}
+    for key in ("steps", "task"):
+        sweep.pop(key, None)
+    if "sweep" in table and not sweep:
+        del table["sweep"]
 
 
 def _sweep(rng: random.Random, table: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +203,8 @@ def document(rng: random.Random, on_nan: bool = True) -> dict[str, Any]:
         defaults = {k: v for k, v in experiment(rng, on_nan).items() if rng.random() < 0.3}
         defaults.pop("p", None)
         defaults.pop("task", None)  # a default task must suit every experiment's p
+        if defaults.get("steps") == 0 and (defaults.get("model") or {}).get("features") != "random_circulant":
+            del defaults["steps"]  # one solve is for random circulant features only
         if rng.random() < 0.3:
             defaults["runs_dir"] = rng.choice(["runs", "out/runs", "../r"])
     experiments: dict[str, Any] = {}
@@ -192,10 +213,13 @@ def document(rng: random.Random, on_nan: bool = True) -> dict[str, Any]:
         table = experiment(rng, on_nan)
         if "model" in defaults:  # one model table, so the merged one is of one kind
             table.pop("model", None)
+            if table.get("steps") == 0 and defaults["model"].get("features") != "random_circulant":
+                del table["steps"]  # it was the one solve of the random circulant model just dropped
         if rng.random() < 0.4:
             table["sweep"] = _sweep(rng, {**defaults, **table})
         if (table.get("model") or defaults.get("model") or {}).get("kind") == "rfm":
             _gradient_free(table, defaults)
+            _fixed_features(table, defaults)
         experiments[name] = table
     doc: dict[str, Any] = {"experiments": experiments}
     if defaults:

@@ -177,12 +177,25 @@ def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) ->
     if not rows:
         console.print("no evaluations yet")
         return
+    if len({r["step"] for r in rows}) == 1:  # a single solve (an RFM with fixed features): no curve
+        _one_evaluation(console, rows[-1])
+        return
     acc = {k.split("_")[0]: _series(rows, k) for k in ("train_acc", "test_acc")}
     print(plots.curves(acc, f"{s.run_id}: accuracy", width=width, ylim=(0, 1)))
     loss = {k.split("_")[0]: _series(rows, k) for k in ("train_loss", "test_loss")}
     print(plots.curves(loss, f"{s.run_id}: loss", width=width, log_y=True))
     for chart in progress_curves(r.path, width):
         print(chart)
+
+
+def _one_evaluation(console: Any, row: dict[str, Any]) -> None:
+    """The numbers of a run evaluated at one step only, where curves would be single invisible points."""
+    from .. import format as fmt
+
+    console.print(f"one evaluation, at step {fmt.step(row['step'])}: no curves to draw; its measures:")
+    for key, value in row.items():
+        if key not in ("step", "time") and finite(value) is not None:
+            console.print(f"  {key:<24} {fmt.num(value)}")
 
 
 RefsArg = Annotated[

@@ -11,6 +11,7 @@ import msgspec as _msgspec
 
 from .errors import ConfigError
 from .loader import (
+    ADDED_MODEL_KEYS,
     ADDED_SPEC_KEYS,
     Config,
     expand_experiment,
@@ -19,6 +20,7 @@ from .loader import (
     read_runs_dir,
     run_label,
     valid_device,
+    with_added_keys,
 )
 from .resolved import TO_TRAIN, check_resolved
 from .schema import Analysis as _Analysis
@@ -27,6 +29,7 @@ from .schema import Analysis as _Analysis
 ANALYSIS_DEFAULTS: dict = _msgspec.to_builtins(_Analysis())
 
 __all__ = [
+    "ADDED_MODEL_KEYS",
     "ADDED_SPEC_KEYS",
     "ANALYSIS_DEFAULTS",
     "TO_TRAIN",
@@ -39,4 +42,5 @@ __all__ = [
     "read_runs_dir",
     "run_label",
     "valid_device",
+    "with_added_keys",
 ]

@@ -358,6 +358,35 @@ def expand_experiment(
     return runs
 
 
+def _fixed_features(model: Model | None) -> bool:
+    """An RFM whose M is given (``features`` other than "agop"): no AGOP update, one kernel solve."""
+    return isinstance(model, Rfm) and model.features != "agop"
+
+
+def features_problem(
+    model: Model | None, steps: int | None, tasks: list[str] | None, p: int | None
+) -> tuple[str, str] | None:
+    """(key, what is wrong) where ``steps`` or the tasks cannot go with the model's features, else None.
+
+    steps = 0 is the single solve of an RFM with fixed features, which have nothing to iterate; random
+    circulant features exist for add, sub, mul and div only (Mallinar et al. Fig. 4). Unknown values
+    (None, in a spec.json that lacks them) are not checked.
+    """
+    fixed = _fixed_features(model)
+    if fixed and steps not in (None, 0):
+        fixed_m = f'an RFM with features = "{model.features}" keeps M fixed'
+        return "steps", f"{fixed_m}: one kernel solve, steps = 0 (got {steps})"
+    if not fixed and steps == 0:
+        return "steps", 'must be at least 1 (0 is for an RFM with features = "random_circulant")'
+    if fixed and model.features == "random_circulant" and tasks is not None and p is not None:
+        from ..models import circulant  # numpy: only for a file that asks for it
+
+        problem = circulant.unsupported(tasks, p)
+        if problem is not None:
+            return "model.features", problem
+    return None
+
+
 @lru_cache(maxsize=1024)
 def _facts(expr: str, p: int) -> tuple[int, bytes]:
     """Pairs the task keeps at p, and a digest of its label table (equal digests: one function).
@@ -402,8 +431,12 @@ class _Point:
             self.grokfast = msgspec.convert(grokfast_raw, Grokfast)
         except msgspec.ValidationError as e:
             raise explain(e, Grokfast, grokfast_raw, where, prefix="grokfast.", rename=rename) from None
+        if _fixed_features(model) and "steps" not in raw:
+            s = msgspec.structs.replace(s, steps=0)  # fixed features: one solve unless steps is set
         self.s, self.model = s, model
         self.tasks = self._tasks()
+        if bad := features_problem(model, s.steps, [t.expr for t in self.tasks], s.p):
+            self.fail(*bad)
         self._check_sizes()
         self._check_split()
         self._check_init_from()
@@ -593,6 +626,17 @@ def _n_params(m: Transformer | Mlp, p: int, n_tasks: int, vocab: int, n_out: int
 #: Spec keys added since the first release, with the value a spec.json written before them means: a
 #: reader comparing an old spec with a new one (``grok run`` on an existing run) fills them in first.
 ADDED_SPEC_KEYS: dict[str, Any] = {"on_nan": "fail", "grokfast": {"kind": "none"}, "init_from": None}
+#: The same for keys of one model kind's table (an RFM before ``features`` iterated the AGOP).
+ADDED_MODEL_KEYS: dict[str, dict[str, Any]] = {"rfm": {"features": "agop"}}
+
+
+def with_added_keys(spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``spec`` with every key added since it was written set to what its absence meant."""
+    out = {**ADDED_SPEC_KEYS, **spec}
+    model = out.get("model")
+    if isinstance(model, dict) and isinstance(model.get("kind"), str):
+        out["model"] = {**ADDED_MODEL_KEYS.get(model["kind"], {}), **model}
+    return out
 
 
 def run_label(spec: dict[str, Any]) -> str:
@@ -600,6 +644,7 @@ def run_label(spec: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "ADDED_MODEL_KEYS",
     "ADDED_SPEC_KEYS",
     "Config",
     "ConfigError",
@@ -608,4 +653,5 @@ __all__ = [
     "read_runs_dir",
     "run_label",
     "valid_device",
+    "with_added_keys",
 ]

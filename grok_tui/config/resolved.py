@@ -16,6 +16,7 @@ import msgspec
 
 from .errors import ConfigError, Where, explain, shown
 from .limits import MAX_SEED
+from .loader import ADDED_MODEL_KEYS, features_problem
 from .schema import TABLE_KEYS, Analysis, Grokfast, InitFrom, Model, Optim, Settings
 
 #: Top-level keys of a spec that an experiments file sets (the rest are the loader's own).
@@ -50,13 +51,17 @@ def check_resolved(spec: Any, path: Path | str, required: Iterable[str] = ("p",)
         isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)
     ):
         where.fail("tasks", f"must be a non-empty list of operations, got {shown(tasks)}")
+    model = None
     if spec.get("model") is not None:
         model = convert(spec["model"], Model, "model.")
+        added = ADDED_MODEL_KEYS.get(spec["model"].get("kind"), {})  # absent from older spec.json files
         for key in model.__struct_fields__:  # the loader writes every key, resolved: a missing one is damage
-            if spec["model"].get(key) is None:
+            if spec["model"].get(key) is None and key not in added:
                 where.fail(f"model.{key}", "missing")
         if hasattr(model, "heads") and model.d_model % model.heads:
             where.fail("model.heads", f"must divide d_model = {model.d_model}, got {model.heads}")
+    if bad := features_problem(model, spec.get("steps"), tasks, spec.get("p")):
+        where.fail(*bad)
     if spec.get("optim") is not None:
         convert(spec["optim"], Optim, "optim.")
     convert(spec.get("analysis") or {}, Analysis, "analysis.")

@@ -84,6 +84,8 @@ class Rfm(Table, tag="rfm", tag_field="kind"):
     ridge: NonNegative = 0.0
     agop_power: Positive = 0.5
     centering: bool = True
+    # "random_circulant": their Fig. 4's fixed random block-circulant M (no AGOP update; one solve, steps 0).
+    features: Literal["agop", "random_circulant"] = "agop"
 
 
 Model = Transformer | Mlp | Rfm
@@ -173,7 +175,8 @@ class Settings(Table):
         default_factory=lambda: [0]
     )
     split_seed: Seed | None = None  # None: each run's split follows its seed
-    steps: Count = 10_000
+    # 0 only for an RFM with fixed features (a single kernel solve); the loader checks it.
+    steps: Annotated[int, Meta(ge=0, le=MAX_STEPS)] = 10_000
     eval_every: Count = 100
     checkpoint_every: Count = 1000
     batch_size: Annotated[int, Meta(ge=0, le=MAX_BATCH, description="0 (full batch) or a batch size")] = 0

@@ -46,9 +46,9 @@ def _refuse_links(run_dir: Path) -> None:
 def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Keys whose value differs; a key newer than the old spec.json counts as its default there (a run made
     before ``on_nan`` existed is the same experiment as one that leaves it at "fail")."""
-    from ..config import ADDED_SPEC_KEYS
+    from ..config import with_added_keys
 
-    old = {**ADDED_SPEC_KEYS, **old}
+    old = with_added_keys(old)
     keys = (set(old) | set(new)) - _IGNORED_SPEC_KEYS
     return sorted(k for k in keys if old.get(k) != new.get(k))
 

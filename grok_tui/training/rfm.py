@@ -2,8 +2,12 @@
 
 The run directory gets, per iteration t = 0..steps (t = 0 is M₀ = I): a metrics row, a fourier row
 (spectrum of the off-diagonal block), ``progress.jsonl`` (replaced: alignment of every M_s with the latest
-AGOP^s, final once the run ends), and at checkpoints ``M``/``M_next``. Exact on resume on the CPU: an
-iteration is a deterministic function of M_t.
+AGOP^s, final once the run ends), and at checkpoints ``M`` and ``M_next`` (the AGOP^s of M's predictor).
+Exact on resume on the CPU: an iteration is a deterministic function of M_t.
+
+With fixed features (``model.features = "random_circulant"``, their Fig. 4) M never changes: M₀ is the
+seeded random circulant matrix (:mod:`grok_tui.models.circulant`) and the loader gives such a run one
+solve (steps 0). The AGOP of its predictor is still computed, for the alignment measure and ``M_next``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 
 from .. import runs
 from ..analysis import agop as agop_mod
+from ..models.circulant import random_circulant_features
 from ..models.rfm import Fit, KernelRFM, one_hot_layout
 from ..recorder import Recorder
 from ..tasks import Task, build_dataset, is_prime
@@ -148,7 +153,13 @@ class _Run:
         self.rec = Recorder(self.dir)
         self.history: list[np.ndarray] = []  # M_0 .. M_{t-1}, for progress.jsonl
         self.deviations: list[float] = []
-        self.M = torch.eye(self.d, dtype=torch.float64, device=self.engine.dev)
+        self.fixed = cfg.get("features", "agop") != "agop"  # absent in spec.json files before the key
+        if self.fixed:
+            start = random_circulant_features(list(spec["tasks"]), p, int(spec["init_seed"]))
+            self.M = torch.from_numpy(start).to(self.engine.dev)
+        else:
+            self.M = torch.eye(self.d, dtype=torch.float64, device=self.engine.dev)
+        self.last_root: torch.Tensor | None = None  # AGOP^s of the latest predictor
         self.elapsed = 0.0
 
     # ------------------------------------------------------------------ measures
@@ -159,7 +170,7 @@ class _Run:
         return agop_mod.block_spectrum(agop_mod.measured_block(M, self.p, self.use_dlog))
 
     def metrics_row(
-        self, t: int, elapsed: float, fit: Fit, M: np.ndarray, M_next: np.ndarray
+        self, t: int, elapsed: float, fit: Fit, M: np.ndarray, root: np.ndarray
     ) -> dict[str, Any]:
         n = self.n
         row: dict[str, Any] = {"step": t, "time": elapsed}
@@ -180,9 +191,9 @@ class _Run:
         row["weight_norm"] = float(np.sum(M * M))
         row["agop_trace"] = float(np.trace(M))
         row["circulant_deviation"] = runs.finite(self.deviations[t])
-        # Streamed alignment: the features M_t against the AGOP^s of the predictor they produced, i.e.
-        # M_{t+1}. With the final matrix, this is progress.jsonl's last row.
-        row["agop_alignment"] = runs.finite(agop_mod.agop_alignment(M, M_next))
+        # Streamed alignment: the features M_t against the AGOP^s of the predictor they produced (M_{t+1}
+        # unless the features are fixed). With the final matrix, this is progress.jsonl's last row.
+        row["agop_alignment"] = runs.finite(agop_mod.agop_alignment(M, root))
         row["kernel_solver"] = fit.solver
         return row
 
@@ -233,8 +244,12 @@ class _Run:
                 M, t = self._iteration(t, M, total, every, t0)
         finally:
             threads.restore()
-        # M* = AGOP^s of the final predictor (the paper's "AGOP of the final trained model").
-        self.write_progress(M.cpu().numpy(), t, final=True)
+        # M* = AGOP^s of the final predictor (the paper's "AGOP of the final trained model"): the final
+        # iterate, unless the features are fixed (recomputed when a resume found the loop already over).
+        root = self.last_root
+        if root is None:
+            root = self.engine.update(M, self.engine.fit(M)) if self.fixed else M
+        self.write_progress(root.cpu().numpy(), t, final=True)
         return "done"
 
     def _iteration(
@@ -246,20 +261,21 @@ class _Run:
             loss = _split_metrics(fit.preds[: self.n], self.labels[: self.n])["loss"]
             if not math.isfinite(loss):
                 raise diverged(loss, t)
-        M_next = self.engine.update(M, fit)
-        Mn, Mn_next = M.cpu().numpy(), M_next.cpu().numpy()
+        self.last_root = root = self.engine.update(M, fit)
+        M_next = M if self.fixed else root
+        Mn, Mn_root = M.cpu().numpy(), root.cpu().numpy()
         self.history.append(Mn.copy())
         self.deviations.append(self.deviation(Mn))
         elapsed = time.perf_counter() - t0
-        row = self.metrics_row(t, elapsed, fit, Mn, Mn_next)
+        row = self.metrics_row(t, elapsed, fit, Mn, Mn_root)
         spectrum = self.spectrum(Mn)
         is_ckpt = t % every == 0 or t == total
         if is_ckpt:
             meta = {k: v for k, v in row.items() if k != "tasks"}
             meta.update(direction=self.direction, discrete_log=self.use_dlog)
-            arrays = {"M": Mn, "M_next": Mn_next, "analysis/offdiag_spectrum": spectrum}
+            arrays = {"M": Mn, "M_next": Mn_root, "analysis/offdiag_spectrum": spectrum}
             self.rec.checkpoint(t, arrays, meta)
-        self.write_progress(Mn_next, t + 1, final=False)
+        self.write_progress(Mn_root, t + 1, final=False)
         self.rec.evaluated(row, {"step": t, "embed": spectrum.tolist()}, total)
         if is_ckpt:
             self.save_resume(t + 1, M_next, time.perf_counter() - t0)
