@@ -203,6 +203,30 @@ def _peer_rows(pf: PeerFile) -> list[dict[str, Any]]:
     return [rows[s] for s in sorted(rows)]
 
 
+def split_check(pf: PeerFile, last: dict[str, Any]) -> str | None:
+    """A note when the peer's own last train/test loss disagrees with ours at the last step by more
+    than a factor of 2: the asserted split (train fraction, seed) is then likely not the one it was
+    trained on (the losses of the two splits of a grokked model differ by orders of magnitude).
+
+    The peer's last losses are measured one step before its final weights (Nanda's loop), so only a
+    gross disagreement is reported."""
+    step = last.get("step")
+    rows = {r["step"]: r for r in _peer_rows(pf)}
+    theirs = rows.get(step) or rows.get(step - 1) if isinstance(step, int) else None
+    if not theirs:
+        return None
+    off = []
+    for split in ("train", "test"):
+        a, b = theirs.get(f"{split}_loss"), last.get(f"{split}_loss")
+        if a is None or b is None or not (a > 0 and b > 0):
+            continue
+        if max(a / b, b / a) > 2:
+            off.append(f"{split} loss {b:.4g} here, {a:.4g} in the file at step {theirs['step']}")
+    if not off:
+        return None
+    return "; ".join(off) + ": the file was probably trained on another split (check --train-frac and --seed)"
+
+
 def _checkpoints(run_dir: Path) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     from ..checkpoints import load_checkpoint
 
@@ -252,23 +276,9 @@ def write_run(
         if pf.train_losses or pf.test_losses:
             rewrite_jsonl(staging / PEER_LOSSES, [_clean(r) for r in _peer_rows(pf)])
         log.write(f"grok import: {spec['experiment']}/{spec['name']} done\n")
-    write_json_atomic(
-        staging / runs.STATUS,
-        _clean(
-            {
-                "state": "done",
-                "step": total,
-                "total_steps": total,
-                "device": "cpu",
-                "host": socket.gethostname(),
-                "started": started,
-                "ended": time.time(),
-                "returncode": 0,
-                "error": None,
-                "imported": True,
-            }
-        ),
-    )
+    status = {"state": "done", "step": total, "total_steps": total, "device": "cpu", "returncode": 0}
+    status.update(host=socket.gethostname(), started=started, ended=time.time(), error=None, imported=True)
+    write_json_atomic(staging / runs.STATUS, status)
     return last
 
 
@@ -339,6 +349,8 @@ def import_file(
     spec = build_spec(name, path, peer.sha256(path), pf, mapped[-1][1], settings, given)
     notes += [f"dropped zero biases {', '.join(mapped[-1][1].dropped)}"] if mapped[-1][1].dropped else []
     dest, last = place(root, name, force, lambda staging: write_run(staging, spec, mapped, pf, say))
+    if line := split_check(pf, last):
+        notes.append(line)
     return dest, last, notes
 
 
