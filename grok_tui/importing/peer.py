@@ -214,6 +214,7 @@ def read(obj: Any, every: int | None = None, first: int = 0, step: int | None = 
         return pf
     if "model" in obj:
         pf.format = "saved_run"
+        model = _state_dict(obj["model"], "key 'model'")
         s = step
         if s is None:
             sched = obj.get("scheduler")
@@ -230,7 +231,7 @@ def read(obj: Any, every: int | None = None, first: int = 0, step: int | None = 
                 raise PeerFileError("key 'model' comes with no epoch, scheduler or losses: give --step N")
         else:
             pf.step_rule = "--step"
-        pf.states = [(s, _state_dict(obj["model"], "key 'model'"), "key 'model'")]
+        pf.states = [(s, model, "key 'model'")]
         return pf
     keys = ", ".join(repr(k) for k in list(obj)[:6])
     raise PeerFileError(f"a dict with keys {keys}: no 'model', 'state_dicts' or state dict to import")

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import __version__, runs
 from ..config import ANALYSIS_DEFAULTS
-from ..recorder import Recorder, _clean, eval_line, refusal, rewrite_jsonl, write_json_atomic
+from ..recorder import Recorder, _clean, eval_line, open_log, refusal, rewrite_jsonl, write_json_atomic
 from .layouts import LayoutError, Mapped, map_state_dict
 from .peer import PeerFile, PeerFileError
 
@@ -86,13 +86,13 @@ def build_spec(
         "train_frac": settings["train_frac"],
         "seed": settings["seed"],
         "split_seed": settings["seed"],
-        "steps": max(steps),
         "batch_size": 0,
         "layout": "nanda",
         "loss": "ce",
         "device": "cpu",
         "model": mapped.model,
         "analysis": dict(ANALYSIS_DEFAULTS),
+        **({"steps": max(steps)} if max(steps) >= 1 else {}),  # a run of steps 0 has no step count
         "version": __version__,
         "imported": {
             "source": str(source.resolve()),
@@ -251,10 +251,10 @@ def write_run(
     write_json_atomic(staging / runs.SPEC, spec)
     rec = Recorder(staging)
     started = time.time()
-    total = spec["steps"]
+    total = max(s for s, _ in mapped)
     ev = _Evaluator(spec)
     imp = spec["imported"]
-    with open(staging / runs.LOG, "a") as log:
+    with os.fdopen(open_log(staging), "a") as log:  # worker.log, as the recorder opens it
         log.write(
             f"grok import: {imp['source']} (sha256 {imp['sha256']}), {imp['format']}, "
             f"{imp['layout']} layout, {len(mapped)} state dict(s); steps: {imp['step_rule']}\n"
