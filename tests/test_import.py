@@ -294,6 +294,10 @@ def test_full_unpickling_is_refused_unless_trusted(tmp_path: Path) -> None:
 def test_nonzero_attention_bias_is_refused(tmp_path: Path) -> None:
     r = do_import(tmp_path, tl_sd(0, bias=0.5), *ASSERT)
     assert r.returncode == 2 and "blocks.0.attn.b_Q" in r.stderr and "non-zero bias" in r.stderr
+    sd = tl_sd(0)
+    sd["unembed.W_U"], sd["unembed.b_U"] = sd["unembed.W_U"][:, :P], sd["unembed.b_U"][:P]
+    r = do_import(tmp_path, sd, *ASSERT)  # TransformerLens's demo reads out p classes, not p + 1
+    assert r.returncode == 2 and "unembed.W_U" in r.stderr and "d_vocab_out = p" in r.stderr
 
 
 def test_an_existing_run_is_replaced_only_with_force(tmp_path: Path) -> None:
@@ -326,6 +330,20 @@ def test_an_imported_run_is_never_trained(tmp_path: Path) -> None:
     spec = json.loads((run_dir / "spec.json").read_text())
     with pytest.raises(LaunchError, match="was imported from"):
         prepare_run(spec, tmp_path / "runs", force=True)  # grok run --force, the app's launch key
+    from grok_tui.launch.scheduler import Scheduler
+    from grok_tui.launch.slots import Slots
+
+    sched = Scheduler.acquire(tmp_path / "runs", Slots())
+    assert sched is not None
+    try:
+        action, message = sched.submit(run_dir)  # a request that reaches the scheduler anyway
+        assert action == "error" and "was imported from" in message and not sched.queue
+    finally:
+        sched.release()
+    from grok_tui.tui.actions import ActionError, resume
+
+    with pytest.raises(ActionError, match="was imported from"):
+        resume([run_dir], tmp_path / "runs")  # the app's R key: refused before anything is spawned
     assert (run_dir / "status.json").read_text() == before
 
 

@@ -134,6 +134,12 @@ def map_state_dict(sd: dict[str, np.ndarray], p: int, act: str = "relu") -> Mapp
         out["W_U"] = _shape(sd, "unembed.W_U", (d, vocab), why)
     else:
         out["W_E"] = _shape(sd, "embed.W_E", (vocab, d), why)
+        U = sd["unembed.W_U"]
+        if U.ndim == 2 and U.shape == (d, p):
+            raise LayoutError(
+                f"key 'unembed.W_U' reads out {p} classes (d_vocab_out = p); our model reads out all "
+                f"{vocab} tokens, '=' included, as Nanda's code does (d_vocab_out = p is not supported)"
+            )
         out["W_U"] = _shape(sd, "unembed.W_U", (d, vocab), why)
         if "unembed.b_U" in sd:
             _zero(sd, "unembed.b_U", (vocab,), why, dropped)
