@@ -271,6 +271,10 @@ def test_a_plain_list_needs_its_steps(tmp_path: Path) -> None:
     sds = [nanda_sd(s) for s in range(2)]
     r = do_import(tmp_path, sds, *ASSERT)
     assert r.returncode == 2 and "give --every N" in r.stderr and "Traceback" not in r.stderr
+    r = do_import(tmp_path, sds, *ASSERT, "--step", "5")
+    assert r.returncode == 2 and "--step is for a single one" in r.stderr
+    r = do_import(tmp_path, sds[0], *ASSERT, "--every", "5")
+    assert r.returncode == 2 and "--every and --first are for a list" in r.stderr
     r = do_import(tmp_path, sds, *ASSERT, "--every", "5", "--first", "100")
     assert r.returncode == 0, r.stderr
     assert runs.RunDir(tmp_path / "runs" / "imported" / "peer").checkpoint_steps() == [100, 105]
@@ -310,6 +314,16 @@ def test_an_existing_run_is_replaced_only_with_force(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         np_logits, nanda_forward(nanda_sd(1), all_tokens()).numpy(), rtol=1e-4, atol=1e-5
     )
+
+
+def test_a_linked_experiment_directory_is_never_written_through(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "imported").symlink_to(outside)
+    r = do_import(tmp_path, nanda_sd(0), *ASSERT)
+    assert r.returncode == 2 and "symbolic link" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert list(outside.iterdir()) == []
 
 
 def test_an_imported_run_is_never_trained(tmp_path: Path) -> None:
@@ -465,8 +479,8 @@ def test_any_damaged_state_dict_is_one_error_naming_its_key(layout: str, key: in
     with pytest.raises(LayoutError) as e:
         map_state_dict(sd, P)
     assert len(str(e.value).splitlines()) == 1
-    # the key named is the one damaged, or the first one the damage makes inconsistent
-    assert k in str(e.value) or "blocks.0.attn.W_Q" in str(e.value) or "embed.W_E" in str(e.value), (
+    # the key named is the one damaged, or the one whose sizes it no longer fits, naming the damaged one
+    assert k in str(e.value), (
         k,
         change,
         e.value,

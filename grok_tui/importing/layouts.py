@@ -71,10 +71,10 @@ def detect(sd: dict[str, np.ndarray]) -> str:
 
 def _shape(sd: dict[str, np.ndarray], key: str, want: tuple[int, ...], why: str) -> np.ndarray:
     if key not in sd:
-        raise LayoutError(f"no '{key}' (the {why} layout has it)")
+        raise LayoutError(f"no '{key}' (the {why.split(';')[0].removesuffix(' layout')} layout has it)")
     a = sd[key]
     if tuple(a.shape) != want:
-        raise LayoutError(f"key '{key}' has shape {tuple(a.shape)}, expected {want} ({why} layout)")
+        raise LayoutError(f"key '{key}' has shape {tuple(a.shape)}, expected {want} ({why})")
     if a.dtype.kind != "f":
         raise LayoutError(f"key '{key}' holds {a.dtype}, not floating-point weights")
     if not np.isfinite(a).all():
@@ -127,6 +127,11 @@ def map_state_dict(sd: dict[str, np.ndarray], p: int, act: str = "relu") -> Mapp
     if w_in is None or w_in.ndim != 2:
         raise LayoutError(f"no matrix 'blocks.0.mlp.W_in' ({why} layout has it)")
     d_mlp = w_in.shape[0] if layout == NANDA else w_in.shape[1]
+    # every expected shape says where its sizes came from, so the key named may be the one that set them
+    why += (
+        f" layout; d_model {d} and {vocab} tokens from embed.W_E, {heads} heads of {dh} from"
+        f" blocks.0.attn.W_Q, d_mlp {d_mlp} from blocks.0.mlp.W_in"
+    )
     out: dict[str, np.ndarray] = {}
     dropped: list[str] = []
     if layout == NANDA:

@@ -112,7 +112,10 @@ def _state_dict(obj: Any, where: str) -> dict[str, np.ndarray]:
             raise PeerFileError(f"{where}: key '{k}' is a {type(v).__name__}, not a tensor")
         if v.is_complex() or v.is_quantized or v.layout != torch.strided:
             raise PeerFileError(f"{where}: key '{k}' holds a {v.dtype} {v.layout} tensor, not plain weights")
-        out[k] = (v.detach().double() if v.is_floating_point() else v.detach()).numpy()
+        v = v.detach()
+        if v.dtype in (torch.float16, torch.bfloat16):  # numpy has no bfloat16; float32 holds both exactly
+            v = v.float()
+        out[k] = v.numpy()  # shares the tensor's memory: a series is not held twice
     return out
 
 
@@ -150,6 +153,15 @@ def _json_safe(v: Any) -> Any:
 def read(obj: Any, every: int | None = None, first: int = 0, step: int | None = None) -> PeerFile:
     """The state dicts of an unpickled peer file, each at its step (``step`` overrides a single state's).
     PeerFileError for a layout this does not know, naming the key."""
+    series = isinstance(obj, (list, tuple)) or (isinstance(obj, dict) and "state_dicts" in obj)
+    if series and step is not None:
+        raise PeerFileError(
+            "holds a series of state dicts: --step is for a single one (use --every, --first)"
+        )
+    if not series and (every is not None or first):
+        raise PeerFileError(
+            "holds a single state dict: --every and --first are for a list of them (use --step)"
+        )
     if isinstance(obj, (list, tuple)):
         if not obj:
             raise PeerFileError("an empty list: no state dicts to import")
@@ -197,6 +209,10 @@ def read(obj: Any, every: int | None = None, first: int = 0, step: int | None = 
             steps = [first + i * every for i in range(len(sds))]
             pf.step_rule = f"entry i at step {first} + {every}·i (--first, --every)"
         else:
+            if every is not None:
+                raise PeerFileError(
+                    "key 'checkpoint_epochs' gives the steps: --every and --first are not needed"
+                )
             if not isinstance(epochs, (list, tuple)) or len(epochs) != len(sds):
                 n = len(epochs) if isinstance(epochs, (list, tuple)) else type(epochs).__name__
                 raise PeerFileError(

@@ -287,7 +287,7 @@ def place(root: Path, name: str, force: bool, build: Callable[[Path], Any]) -> t
     ``root/imported/name``; an existing run is replaced only with ``force``, and only once the new one
     is whole. Nothing is left behind on failure."""
     dest = root / EXPERIMENT / name
-    if (line := refusal(dest)) and dest.exists():
+    if line := refusal(dest):  # a linked experiment directory too: never written through
         raise ImportRefused(line)
     if dest.exists() or dest.is_symlink():
         if runs.lock_held(dest):
@@ -304,7 +304,7 @@ def place(root: Path, name: str, force: bool, build: Callable[[Path], Any]) -> t
     try:
         result = build(staging)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if (line := refusal(dest)) and dest.exists():
+        if line := refusal(dest):
             raise ImportRefused(line)
         old = staging_root / f"{name}.replaced.{tag}"
         if dest.exists():
