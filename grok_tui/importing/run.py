@@ -27,7 +27,8 @@ import numpy as np
 
 from .. import __version__, runs
 from ..config import ANALYSIS_DEFAULTS
-from ..recorder import Recorder, _clean, eval_line, open_log, refusal, rewrite_jsonl, write_json_atomic
+from ..config.limits import MAX_P
+from ..recorder import Recorder, eval_line, open_log, refusal, rewrite_jsonl, write_json_atomic
 from .layouts import LayoutError, Mapped, map_state_dict
 from .peer import PeerFile, PeerFileError
 
@@ -52,6 +53,9 @@ def settle(pf: PeerFile, given: dict[str, Any]) -> tuple[dict[str, Any], list[st
         if mine is not None and theirs is not None and mine != theirs:
             notes.append(f"{opt} {mine} overrides the file's config ({key} = {theirs!r})")
         out[key] = mine if mine is not None else theirs
+    p = out["p"]
+    if isinstance(p, bool) or not isinstance(p, int) or not 2 <= p <= MAX_P:
+        raise ImportRefused(f"p must be an integer from 2 to {MAX_P}, got {p!r}")
     return out, notes
 
 
@@ -69,8 +73,6 @@ def build_spec(
     from ..tasks import Task, TaskError
 
     p = settings["p"]
-    if isinstance(p, bool) or not isinstance(p, int):
-        raise ImportRefused(f"p must be an integer, got {p!r}")
     try:
         task = Task.parse(str(settings["task"]), p)
     except (TaskError, ValueError) as e:
@@ -92,7 +94,7 @@ def build_spec(
         "device": "cpu",
         "model": mapped.model,
         "analysis": dict(ANALYSIS_DEFAULTS),
-        **({"steps": max(steps)} if max(steps) >= 1 else {}),  # a run of steps 0 has no step count
+        **({"steps": max(steps)} if max(steps) >= 1 else {}),  # 'steps' is ≥ 1: a lone step-0 state has none
         "version": __version__,
         "imported": {
             "source": str(source.resolve()),
@@ -114,8 +116,6 @@ def build_spec(
         check_resolved(spec, "the run's settings", ("p", "tasks", "train_frac", "split_seed"))
     except ConfigError as e:
         raise ImportRefused(str(e).replace("the run's settings: ", "", 1)) from None
-    if not 0 < float(settings["train_frac"]) < 1:
-        raise ImportRefused(f"train fraction must be in (0, 1), got {settings['train_frac']!r}")
     return spec
 
 
@@ -274,7 +274,7 @@ def write_run(
         if rows:
             rec.progress(rows)
         if pf.train_losses or pf.test_losses:
-            rewrite_jsonl(staging / PEER_LOSSES, [_clean(r) for r in _peer_rows(pf)])
+            rewrite_jsonl(staging / PEER_LOSSES, _peer_rows(pf))
         log.write(f"grok import: {spec['experiment']}/{spec['name']} done\n")
     status = {"state": "done", "step": total, "total_steps": total, "device": "cpu", "returncode": 0}
     status.update(host=socket.gethostname(), started=started, ended=time.time(), error=None, imported=True)
@@ -343,8 +343,6 @@ def import_file(
     pf = peer.read(obj, every=every, first=first, step=step)
     del obj
     settings, notes = settle(pf, given)
-    if isinstance(settings["p"], bool) or not isinstance(settings["p"], int):
-        raise ImportRefused(f"p must be an integer, got {settings['p']!r}")
     mapped = map_all(pf, settings["p"], act)
     spec = build_spec(name, path, peer.sha256(path), pf, mapped[-1][1], settings, given)
     notes += [f"dropped zero biases {', '.join(mapped[-1][1].dropped)}"] if mapped[-1][1].dropped else []
