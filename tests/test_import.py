@@ -515,3 +515,14 @@ async def test_the_app_lists_an_imported_run_and_inspects_it(tmp_path: Path) -> 
         await pilot.press("i")
         assert await until(pilot, lambda: app.screen.id == "inspector")
         assert await until(pilot, lambda: line in static_text(app.screen.query_one("#insp-keys")))
+
+
+def test_a_bias_our_model_lacks_is_refused_in_nandas_layout_too(tmp_path: Path) -> None:
+    """Nanda's layout has no attention or unembedding biases; a file that adds one is not silently cut."""
+    from grok_tui.importing.layouts import LayoutError, map_state_dict
+
+    sd = {k: v.numpy() for k, v in nanda_sd(0).items()}
+    assert map_state_dict({**sd, "unembed.b_U": np.zeros(V, np.float32)}, P).dropped == ["unembed.b_U"]
+    for key in ("unembed.b_U", "blocks.0.attn.b_O"):
+        with pytest.raises(LayoutError, match=key.replace(".", r"\.")):
+            map_state_dict({**sd, key: np.full(V, 0.5, np.float32)}, P)

@@ -53,20 +53,23 @@ class Mapped:
     dropped: list[str]
 
 
-def detect(sd: dict[str, np.ndarray]) -> str:
-    """NANDA or TL, from the keys and the rank of ``W_O``; LayoutError for anything else."""
+def detect(sd: dict[str, np.ndarray], p: int) -> str:
+    """NANDA or TL: from which axis of ``embed.W_E`` holds the p + 1 tokens, else (d_model = p + 1)
+    from the rank of ``W_O`` and TransformerLens's own keys; LayoutError for anything else."""
     if "embed.W_E" not in sd or "unembed.W_U" not in sd:
         missing = "embed.W_E" if "embed.W_E" not in sd else "unembed.W_U"
         raise LayoutError(f"no '{missing}': not Nanda's or TransformerLens's layout of the transformer")
+    ln = [k for k in sd if ".ln" in k or k.startswith("ln_final")]
+    if ln:
+        raise LayoutError(f"key '{ln[0]}': a LayerNorm, which Nanda's model (and ours) does not have")
+    E = sd["embed.W_E"]
+    if E.ndim == 2 and (E.shape[1] == p + 1) != (E.shape[0] == p + 1):
+        return NANDA if E.shape[1] == p + 1 else TL
     w_o = sd.get("blocks.0.attn.W_O")
-    if w_o is None:
-        raise LayoutError(
-            "no 'blocks.0.attn.W_O': not Nanda's or TransformerLens's layout of the transformer"
-        )
-    if any(k.startswith("blocks.") and (".ln" in k) for k in sd) or any(k.startswith("ln_final") for k in sd):
-        key = next(k for k in sd if ".ln" in k or k.startswith("ln_final"))
-        raise LayoutError(f"key '{key}': a LayerNorm, which Nanda's model (and ours) does not have")
-    return TL if w_o.ndim == 3 else NANDA
+    if w_o is not None and w_o.ndim in (2, 3):
+        return TL if w_o.ndim == 3 else NANDA
+    tl_only = ("unembed.b_U", "blocks.0.attn.b_Q", "blocks.0.attn.IGNORE")
+    return TL if any(k in sd for k in tl_only) else NANDA
 
 
 def _shape(sd: dict[str, np.ndarray], key: str, want: tuple[int, ...], why: str) -> np.ndarray:
@@ -85,7 +88,7 @@ def _shape(sd: dict[str, np.ndarray], key: str, want: tuple[int, ...], why: str)
 def map_state_dict(sd: dict[str, np.ndarray], p: int, act: str = "relu") -> Mapped:
     """Our arrays (float32, checkpoint names) for a peer's state dict over p numbers and '=' (the
     nanda token layout: vocabulary p + 1, logits over the same p + 1 classes, as in Nanda's code)."""
-    layout = detect(sd)
+    layout = detect(sd, p)
     blocks = sorted({int(m.group(1)) for k in sd if (m := _BLOCK_KEY.match(k))})
     if blocks != list(range(len(blocks))):
         raise LayoutError(f"blocks numbered {blocks}, not 0..{len(blocks) - 1}")
@@ -122,7 +125,9 @@ def map_state_dict(sd: dict[str, np.ndarray], p: int, act: str = "relu") -> Mapp
     heads = q.shape[0]
     dh = q.shape[1] if layout == NANDA else q.shape[2]
     if heads * dh != d:
-        raise LayoutError(f"key 'blocks.0.attn.W_Q': {heads} heads of {dh} do not make d_model = {d}")
+        raise LayoutError(
+            f"key 'blocks.0.attn.W_Q': {heads} heads of {dh} do not make d_model = {d} (from embed.W_E)"
+        )
     w_in = sd.get("blocks.0.mlp.W_in")
     if w_in is None or w_in.ndim != 2:
         raise LayoutError(f"no matrix 'blocks.0.mlp.W_in' ({why} layout has it)")
@@ -171,6 +176,16 @@ def map_state_dict(sd: dict[str, np.ndarray], p: int, act: str = "relu") -> Mapp
         out[f"{b}b_in"] = _shape(sd, f"{b}mlp.b_in", (d_mlp,), why)
         out[f"{b}b_out"] = _shape(sd, f"{b}mlp.b_out", (d,), why)
         _check_mask(sd, f"{b}attn.mask")
+    for k in sd:  # biases our model lacks, in any layout: zero or refused, never silently dropped
+        m = _BLOCK_KEY.match(k)
+        if (k == "unembed.b_U" or (m and m.group(2) in _ZERO_ONLY)) and k not in dropped:
+            a = sd[k]
+            if a.dtype.kind != "f" or not np.isfinite(a).all() or np.any(a != 0):
+                raise LayoutError(
+                    f"key '{k}' is a non-zero or non-numeric bias; Nanda's model, and ours, has no "
+                    "attention or unembedding biases"
+                )
+            dropped.append(k)
     model = {
         "kind": "transformer", "layers": len(blocks), "d_model": int(d), "heads": int(heads),
         "d_mlp": int(d_mlp), "act": act, "pos_embed": True, "biases": "mlp", "init": "nanda",

@@ -12,7 +12,8 @@ Formats (all torch.save files):
 Steps are optimizer steps. Nanda's loop saves a model at epoch e after that epoch's optimizer step
 (progress-measures-paper ``train_model``: ``do_a_training_step(e)``, then ``save_epoch(e)``), so the
 weights saved at epoch e have taken e + 1 full-batch steps; a final file's scheduler ``last_epoch`` counts
-them directly. ``train_losses[e]`` is measured before step e + 1, i.e. at step e.
+them directly, and is read first (that code's ``final.pth`` stores the configured epoch count as
+``epoch``, even after an early stop). ``train_losses[e]`` is measured before step e + 1, i.e. at step e.
 
 Files are read with ``torch.load(weights_only=True)``, which unpickles tensors and plain containers only;
 a file that needs more (arbitrary classes, which can run code when unpickled) is refused with one line,
