@@ -526,3 +526,27 @@ def test_a_bias_our_model_lacks_is_refused_in_nandas_layout_too(tmp_path: Path) 
     for key in ("unembed.b_U", "blocks.0.attn.b_O"):
         with pytest.raises(LayoutError, match=key.replace(".", r"\.")):
             map_state_dict({**sd, key: np.full(V, 0.5, np.float32)}, P)
+
+
+def test_losses_that_disagree_with_the_files_own_curve_are_named(tmp_path: Path) -> None:
+    """The peer's own last losses against ours on the asserted split: equal, no note; ten times off
+    (a grokked model's two splits differ by orders of magnitude), a note on the split."""
+    sd = nanda_sd(5)
+    logp = torch.log_softmax(nanda_forward(sd, all_tokens()).double(), -1).numpy()
+    labels = np.array([(a + b) % P for a in range(P) for b in range(P)])
+    loss = -logp[np.arange(len(labels)), labels]
+    is_train = split_pairs(P, 0.3, 1).reshape(-1)
+    train, test = float(loss[is_train].mean()), float(loss[~is_train].mean())
+    for factor, noted in ((1.0, False), (0.1, True)):
+        curve = [9.0] * 7 + [train * factor]  # train_losses[7]: measured on the weights after 7 steps
+        obj = {
+            "model": sd,
+            "scheduler": {"last_epoch": 7},
+            "train_losses": curve,
+            "test_losses": [9.0] * 7 + [test],
+        }
+        r = do_import(tmp_path, obj, *ASSERT, "--force")
+        assert r.returncode == 0, r.stderr  # imported as asked either way
+        note = "the file was probably trained on another split (check --train-frac and --seed)"
+        assert (note in r.stderr) == noted, r.stderr
+        assert ("test loss" in r.stderr) is False  # the test loss agrees: only the train loss is named
