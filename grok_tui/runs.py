@@ -185,6 +185,19 @@ class JsonlTail(LineTail):
         return out
 
 
+def untrainable(spec: dict[str, Any], run_id: str) -> str | None:
+    """The one line refusing to train a run that `grok import` made (its spec.json says ``imported``):
+    it holds a peer's weights and no training state, so nothing may resume, rerun or overwrite it."""
+    imp = spec.get("imported")
+    if imp is None:
+        return None
+    source = imp.get("source") if isinstance(imp, dict) else None
+    return (
+        f"run {run_id} was imported from {source or 'a peer file'} by `grok import`: it has no training "
+        "state and is never trained (import it again with --force to replace it)"
+    )
+
+
 def lock_held(run_dir: Path) -> bool:
     """True while some process holds the run's flock, i.e. its worker is alive."""
     path = Path(run_dir) / LOCK

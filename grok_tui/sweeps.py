@@ -21,8 +21,9 @@ from . import format as fmt
 from .runs import JsonlTail, RunDir, RunSummary, find_run, finite, fraction, is_step, list_runs
 
 SEED = "seed"
-#: Spec keys that name or describe a run rather than set it (loaded_from: what an init_from run loaded).
-IDENTITY = frozenset({"experiment", "name", "description", "version", "tasks", "loaded_from"})
+#: Spec keys that name or describe a run rather than set it (``loaded_from``: what an init_from run loaded;
+#: ``imported``: where an imported run came from).
+IDENTITY = frozenset({"experiment", "name", "description", "version", "tasks", "loaded_from", "imported"})
 #: Spec keys that follow the seed unless a file sets them apart (then they vary on their own).
 FOLLOW_SEED = ("split_seed", "init_seed")
 #: Results of a run, in the order tables show them.

@@ -63,6 +63,9 @@ def work(run_dir: Path) -> int:
     if spec is None:
         print(f"grok worker: {run_dir}: no readable {runs.SPEC}", file=sys.stderr)
         return EXIT_USAGE
+    if line := runs.untrainable(spec, runs.RunDir(run_dir).run_id):
+        print(f"grok worker: {line}", file=sys.stderr)  # and nothing written: the run stays as imported
+        return EXIT_USAGE
     refused = refusal(run_dir)
     unsafe = {run_dir.parent, run_dir, run_dir / runs.LOCK, run_dir / runs.STATUS}
     if refused and unsafe & set(runs.symlinks(run_dir)):

@@ -3,6 +3,7 @@
 - ``launching``: validate, run, resume (experiments file → queued runs, watched or detached);
 - ``control``: stop, logs;
 - ``sweeping``: compare, grid (many runs through the sweep model);
+- ``importing``: import (a peer's checkpoint as a run);
 - ``reading``: ls, show, export, inspect (``inspecting`` renders one checkpoint, ``progress`` the panels of
   ``show``);
 - ``tui``: the app's entry (``grok tui`` and ``grok-tui`` share its parser);
@@ -18,7 +19,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import control, launching, reading, sweeping, tui
+from . import control, importing, launching, reading, sweeping, tui
 from .help import GrokCommand, GrokGroup
 
 app = typer.Typer(
@@ -58,6 +59,7 @@ for name, fn in (
     ("show", reading.show),
     ("export", reading.export),
     ("inspect", reading.inspect),
+    ("import", importing.import_),
     ("compare", sweeping.compare),
     ("grid", sweeping.grid),
     ("tui", tui.tui),

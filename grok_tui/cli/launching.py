@@ -156,13 +156,14 @@ def resume(
 ) -> None:
     """Continue stopped or failed runs from their last checkpoint (exact on CPU), through the queue."""
     from ..recorder import refusal
+    from ..runs import untrainable
 
     _check_device(device)
     targets = [get_run(runs_dir, ref) for ref in run_refs]
     from ..config import TO_TRAIN, ConfigError, check_resolved
 
     for r in targets:  # checked here: the scheduler is handed resolved paths, past any link
-        if line := refusal(r.path):
+        if line := refusal(r.path) or untrainable(r.spec(), r.run_id):
             raise fail(line)
         try:  # a damaged spec.json: say so now rather than through a worker that fails on it
             check_resolved(r.spec(), r.path / "spec.json", TO_TRAIN)

@@ -108,6 +108,8 @@ def prepare_run(spec: dict[str, Any], runs_dir: Path, force: bool = False) -> tu
             if run.alive():
                 return run, "live"
             _refuse_links(run.path)
+            if line := runs.untrainable(run.spec(), run.run_id):
+                raise LaunchError(line)
             if force:
                 shutil.rmtree(run.path)
                 force = False  # once: a concurrent creator after this point wins

@@ -186,6 +186,8 @@ class Scheduler:
             return "live", f"{rid}: already has a live worker"
         if any(q.run.path == run.path for q in self.queue):
             return "queued", f"{rid}: already queued"
+        if line := runs.untrainable(run.spec(), rid):
+            return "error", line
         if run.status().get("state") == "done":
             return "done", f"{rid}: already done (use --force to rerun)"
         try:

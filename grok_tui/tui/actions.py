@@ -176,6 +176,8 @@ def resume(run_dirs: list[Path], runs_dir: Path) -> int:
             raise ActionError(f"{rid}: already running")
         if not (d / runs.SPEC).exists():
             raise ActionError(f"{d}: not a run directory (no {runs.SPEC})")
+        if line := runs.untrainable(runs.RunDir(d).spec(), rid):
+            raise ActionError(line)
     ids = [runs.RunDir(d).run_id for d in run_dirs]
     return spawn_detached(resume_argv(ids, runs_dir.resolve()), runs_dir / LAUNCH_LOG)
 
