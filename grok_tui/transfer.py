@@ -90,43 +90,41 @@ def source_dir(run_dir: Path, spec: dict[str, Any]) -> Path | None:
     return None if sid is None else Path(run_dir).parent.parent / sid
 
 
-def wanted_step(spec: dict[str, Any], source_spec: dict[str, Any]) -> int:
-    """The checkpoint step to load: a number as given, "last" = the source's final step (its last
-    checkpoint is always written there)."""
+def wanted_step(spec: dict[str, Any], source: runs.RunDir) -> int | None:
+    """The checkpoint step to load: a number as given; "last" = the source's last checkpoint once it is
+    done (None before: its final step is not written yet)."""
     step = spec["init_from"]["step"]
-    return int(source_spec["steps"]) if step == "last" else int(step)
+    if step != "last":
+        return int(step)
+    steps = source.checkpoint_steps()
+    return steps[-1] if steps and source.status().get("state") == "done" else None
 
 
 def readiness(run_dir: Path, spec: dict[str, Any]) -> tuple[str, str]:
     """("ready" | "wait" | "fail", why) for starting the run at ``run_dir`` now.
 
-    Ready when it loads nothing, or the source's checkpoint exists and the source is done (or, for a
-    numbered step, already wrote it). Wait while the source is queued or running. Fail when the source
-    is missing, ended without that checkpoint, or never had that step.
+    Ready when it loads nothing, or the source has the checkpoint (for "last": the source is done).
+    Wait while the source is queued or running. Fail when the source is missing, or ended without
+    that checkpoint.
     """
     src = source_dir(run_dir, spec)
     if src is None:
         return "ready", ""
     sid = source_id(spec)
     source = runs.RunDir(src)
-    source_spec = source.spec()
-    if not source_spec:
-        return (
-            "fail",
-            f"init_from run '{sid}' does not exist in {src.parent.parent}: run its experiment first",
-        )
-    try:
-        step = wanted_step(spec, source_spec)
-    except (KeyError, TypeError, ValueError):
-        return "fail", f"init_from run '{sid}' has a damaged spec.json (no steps)"
-    state = source.status().get("state")
-    if step in source.checkpoint_steps() and (state == "done" or spec["init_from"]["step"] != "last"):
+    if not (src / runs.SPEC).exists():
+        return "fail", f"init_from run '{sid}' does not exist in {src.parent.parent}: run it first"
+    step = wanted_step(spec, source)
+    if step is not None and step in source.checkpoint_steps():
         return "ready", ""
+    state = source.status().get("state")
+    asked = spec["init_from"]["step"]
+    at = f"step {asked}" if asked != "last" else "its last step"
     if state in WAITING_STATES:
-        return "wait", f"waits for init_from run '{sid}' ({state}) to reach step {step}"
+        return "wait", f"waits for init_from run '{sid}' ({state}) to reach {at}"
     if state == "done":
-        return "fail", f"init_from run '{sid}' has no checkpoint at step {step} ({_steps(source)})"
-    return "fail", f"init_from run '{sid}' is {state} without a checkpoint at step {step}: resume it first"
+        return "fail", f"init_from run '{sid}' has no checkpoint at {at} ({_steps(source)})"
+    return "fail", f"init_from run '{sid}' is {state} without a checkpoint at {at}: resume it first"
 
 
 def _steps(source: runs.RunDir) -> str:

@@ -550,3 +550,32 @@ def test_losses_that_disagree_with_the_files_own_curve_are_named(tmp_path: Path)
         note = "the file was probably trained on another split (check --train-frac and --seed)"
         assert (note in r.stderr) == noted, r.stderr
         assert ("test loss" in r.stderr) is False  # the test loss agrees: only the train loss is named
+
+
+def test_a_run_can_start_from_an_imported_peer_s_parts(tmp_path: Path) -> None:
+    """init_from reads an imported run like one of ours: a peer's embedding and block, frozen, in a
+    run of our own on another task."""
+    assert do_import(tmp_path, nanda_sd(3), *ASSERT).returncode == 0
+    (tmp_path / "experiments.toml").write_text(
+        f"""
+[experiments.from-peer]
+device = "cpu"
+task = "sub"
+p = {P}
+steps = 20
+eval_every = 10
+checkpoint_every = 10
+model = {{ d_model = {D}, heads = {H}, d_mlp = {D_MLP} }}
+init_from = {{ run = "imported/peer", load = ["embed", "block"], freeze = true }}
+"""
+    )
+    out = grok("run", "experiments.toml", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    run = runs.RunDir(tmp_path / "runs/from-peer/seed0")
+    peer = runs.RunDir(tmp_path / "runs/imported/peer")
+    assert run.spec()["loaded_from"]["run"] == "imported/peer"
+    assert run.spec()["loaded_from"]["step"] == peer.checkpoint_steps()[-1]
+    final, _ = load_checkpoint(run.checkpoint_path(20))
+    assert np.array_equal(final["W_E"], nanda_sd(3)["embed.W_E"].T.numpy())
+    imported, _ = load_checkpoint(peer.checkpoint_path(peer.checkpoint_steps()[-1]))
+    assert all(np.array_equal(final[k], imported[k]) for k in imported if k.startswith("blocks."))

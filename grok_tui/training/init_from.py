@@ -42,10 +42,12 @@ def load_source(model: torch.nn.Module, spec: dict[str, Any], run_dir: Path) -> 
         raise RunFailure(why if verdict == "fail" else f"{why}; start it with grok run, which waits for it")
     src = transfer.source_dir(run_dir, spec)
     assert src is not None
+    source = runs.RunDir(src)
+    step = transfer.wanted_step(spec, source)
+    assert step is not None  # ready
     try:
-        source_spec = read_spec(src)
-        step = transfer.wanted_step(spec, source_spec)
-        arrays, _ = load_checkpoint(runs.RunDir(src).checkpoint_path(step))
+        read_spec(src)  # a damaged source spec.json is named as such
+        arrays, _ = load_checkpoint(source.checkpoint_path(step))
     except CheckpointError as e:
         raise RunFailure(f"init_from run '{sid}': {e}") from None
     parts = transfer.loaded_parts(spec)
