@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis import ablation as abl
 from .analysis import forward as fwd
 from .analysis import live
 from .analysis.measures import Spectrum, sum_sq_weights
@@ -273,6 +274,11 @@ class CheckpointView:
     spectrum_source: dict[str, str] = field(default_factory=dict)
     per_task: list[TaskKeyFreqs] = field(default_factory=list)
     neurons_per_freq: dict[int, int] = field(default_factory=dict)  # neuron rule; -1: unexplained
+    clusters: abl.Clusters | None = None  # the neuron rule's clusters, with their variance shares
+    ablation: abl.Ablation | None = None  # Fourier ablations (one task with a Fourier grid)
+    ablation_source: str | None = None  # stored | recomputed
+    ablation_note: str | None = None  # why there is no ablation (no grid, a mixture, not recomputable)
+    gini_constant: bool | None = None  # the run's analysis.gini_constant: Gini with the constant or not
     structure: str | None = None
     measures: dict[str, float | None] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # measure → stored | recomputed
@@ -379,6 +385,14 @@ class CheckpointView:
             for name, sp in self.spectra.items()
         }
         out["spectra_source"] = dict(self.spectrum_source)
+        out["gini_constant"] = self.gini_constant
+        out["ablation"] = (
+            None
+            if self.ablation is None
+            else {"source": self.ablation_source, "structure": self.structure, **self.ablation.to_json()}
+        )
+        out["ablation_note"] = self.ablation_note
+        out["neuron_clusters"] = None if self.clusters is None else self.clusters.to_json()
         return out
 
 
@@ -456,6 +470,8 @@ class _Recompute:
         self.scalars: dict[str, float] = {}
         self.arrays: dict[str, np.ndarray] = {}
         self.why_not: str | None = None  # why restricted/excluded could not be recomputed
+        self.logits: np.ndarray | None = None  # every dataset row's logits (the forward pass)
+        self.data: Any = None
         self.acts_why_not: str | None = None  # why the neuron rule had no activations
 
     def run(self) -> None:
@@ -472,7 +488,7 @@ class _Recompute:
         elif why is None:
             logits, all_acts = fwd.forward(self.weights, model, data)
             acts = all_acts if model["kind"] in live.NEURON_RULE_MODELS else None
-        self.why_not = why
+        self.why_not, self.logits, self.data = why, logits, data
         if acts is None:
             self.acts_why_not = why
         if data is None:
@@ -508,6 +524,7 @@ def view(
         spec = check_spec(spec, spec_path)
         v.p, v.tasks = spec["p"], list(live.spec_tasks(spec))
         v.run_rule = str(live.options(spec)["key_freq_rule"])
+        v.gini_constant = bool(live.options(spec)["gini_constant"])
         arrays, meta = load_checkpoint(path)
         _check_arrays(path, arrays, spec, spec_path)
         meta_step = meta.get("step")
@@ -585,6 +602,57 @@ def _fill(
     if neuron_freq is not None and len(v.per_task) == 1 and v.per_task[0].rule == "neuron":
         ks, counts = np.unique(np.asarray(neuron_freq), return_counts=True)
         v.neurons_per_freq = {int(k): int(c) for k, c in zip(ks, counts, strict=True)}
+        frac = analysis.get("neuron_frac") if "neuron_freq" in analysis else rec.arrays.get("neuron_frac")
+        threshold = float(live.options(spec)["key_freq_threshold"])
+        v.clusters = abl.neuron_clusters(np.asarray(neuron_freq), frac, threshold)
+    _fill_ablation(v, analysis, spec, rec, bool(bad), attempt)
+
+
+def _fill_ablation(
+    v: CheckpointView, analysis: dict[str, np.ndarray], spec: dict[str, Any], rec: _Recompute,
+    bad: bool, attempt: Any,
+) -> None:  # fmt: skip
+    """The Fourier ablations with the view's key frequencies: stored, else from a forward pass."""
+    tasks = live.spec_tasks(spec)
+    if len(tasks) > 1:
+        v.ablation_note = "a mixture of tasks has no single Fourier grid: no Fourier ablations"
+        return
+    grid = attempt("Fourier ablations", lambda: live.task_structure(spec))
+    if grid is None:
+        if not any(n.startswith("Fourier ablations") for n in v.notes):
+            v.ablation_note = (
+                f"c = {tasks[0] if tasks else '?'} is not ±a ± b (nor a^±1·b^±1 in the discrete-log basis):"
+                " no Fourier grid, no Fourier ablations"
+            )
+        return
+    if len(v.per_task) != 1:
+        v.ablation_note = "no key frequencies: no Fourier ablations"
+        return
+    keys, split = v.per_task[0].freqs, str(live.options(spec)["restricted_split"])
+    stored = abl.from_stored(analysis, v.measures, keys, grid.n, split)
+    if isinstance(stored, abl.Ablation) and v.per_task[0].source == STORED:
+        v.ablation, v.ablation_source = stored, STORED
+        return
+    if isinstance(stored, str):
+        v.notes.append(f"{v.path.name}: {stored}: Fourier ablations recomputed")
+    if bad:
+        v.ablation_note = "Fourier ablations not recomputed (non-finite weights)"
+        return
+    if not attempt("Fourier ablations", lambda: rec.run() or True):
+        return
+    if rec.logits is None:
+        v.ablation_note = f"Fourier ablations not recomputed ({rec.why_not})"
+        return
+
+    def recompute() -> abl.Ablation | None:
+        data = rec.data
+        rows = live.dataset_grid(data, spec)
+        if rows is None:
+            raise ValueError("the dataset's pairs do not fill the task's Fourier grid")
+        return abl.fourier_ablation(rec.logits, data.labels, data.is_train, rows, keys, split)
+
+    v.ablation = attempt("Fourier ablations", recompute)
+    v.ablation_source = RECOMPUTED if v.ablation is not None else None
 
 
 def _take_recomputed(v: CheckpointView, rec: _Recompute, need_progress: bool) -> None:
