@@ -524,7 +524,7 @@ def view(
         spec = check_spec(spec, spec_path)
         v.p, v.tasks = spec["p"], list(live.spec_tasks(spec))
         v.run_rule = str(live.options(spec)["key_freq_rule"])
-        v.gini_constant = bool(live.options(spec)["gini_constant"])
+        v.gini_constant = live.gini_constant(spec)
         arrays, meta = load_checkpoint(path)
         _check_arrays(path, arrays, spec, spec_path)
         meta_step = meta.get("step")
@@ -605,54 +605,57 @@ def _fill(
         frac = analysis.get("neuron_frac") if "neuron_freq" in analysis else rec.arrays.get("neuron_frac")
         threshold = float(live.options(spec)["key_freq_threshold"])
         v.clusters = abl.neuron_clusters(np.asarray(neuron_freq), frac, threshold)
-    _fill_ablation(v, analysis, spec, rec, bool(bad), attempt)
+    _fill_ablation(v, analysis, spec, rec, bool(bad))
 
 
-def _fill_ablation(
-    v: CheckpointView, analysis: dict[str, np.ndarray], spec: dict[str, Any], rec: _Recompute,
-    bad: bool, attempt: Any,
-) -> None:  # fmt: skip
-    """The Fourier ablations with the view's key frequencies: stored, else from a forward pass."""
+def _fill_ablation(v: CheckpointView, analysis: dict[str, np.ndarray], spec: dict[str, Any], rec: _Recompute,
+                   bad: bool) -> None:  # fmt: skip
+    """The Fourier ablations with the view's key frequencies: stored, else from a forward pass; else
+    ``ablation_note`` says why there are none (no Fourier grid, a mixture, nothing to recompute from)."""
+    try:
+        v.ablation = _ablation(v, analysis, spec, rec, bad)
+    except _NoAblation as e:
+        v.ablation_note = str(e)
+    except Exception as e:  # the worker's functions on a checkpoint they were not written for
+        v.ablation_note = f"Fourier ablations not recomputed ({e.__class__.__name__}: {e})"
+
+
+class _NoAblation(Exception):
+    """Why a checkpoint has no Fourier ablations, in one line."""
+
+
+def _ablation(
+    v: CheckpointView, analysis: dict[str, np.ndarray], spec: dict[str, Any], rec: _Recompute, bad: bool
+) -> abl.Ablation:
     tasks = live.spec_tasks(spec)
     if len(tasks) > 1:
-        v.ablation_note = "a mixture of tasks has no single Fourier grid: no Fourier ablations"
-        return
-    grid = attempt("Fourier ablations", lambda: live.task_structure(spec))
+        raise _NoAblation("a mixture of tasks has no single Fourier grid: no Fourier ablations")
+    grid = live.task_structure(spec)
     if grid is None:
-        if not any(n.startswith("Fourier ablations") for n in v.notes):
-            v.ablation_note = (
-                f"c = {tasks[0] if tasks else '?'} is not ±a ± b (nor a^±1·b^±1 in the discrete-log basis):"
-                " no Fourier grid, no Fourier ablations"
-            )
-        return
+        raise _NoAblation(
+            f"c = {tasks[0] if tasks else '?'} is not ±a ± b (nor a^±1·b^±1 in the discrete-log basis):"
+            " no Fourier grid, no Fourier ablations"
+        )
+    v.structure = v.structure or grid.describe
     if len(v.per_task) != 1:
-        v.ablation_note = "no key frequencies: no Fourier ablations"
-        return
+        raise _NoAblation("no key frequencies: no Fourier ablations")
     keys, split = v.per_task[0].freqs, str(live.options(spec)["restricted_split"])
     stored = abl.from_stored(analysis, v.measures, keys, grid.n, split)
     if isinstance(stored, abl.Ablation) and v.per_task[0].source == STORED:
-        v.ablation, v.ablation_source = stored, STORED
-        return
+        v.ablation_source = STORED
+        return stored
     if isinstance(stored, str):
         v.notes.append(f"{v.path.name}: {stored}: Fourier ablations recomputed")
     if bad:
-        v.ablation_note = "Fourier ablations not recomputed (non-finite weights)"
-        return
-    if not attempt("Fourier ablations", lambda: rec.run() or True):
-        return
+        raise _NoAblation("Fourier ablations not recomputed (non-finite weights)")
+    rec.run()
     if rec.logits is None:
-        v.ablation_note = f"Fourier ablations not recomputed ({rec.why_not})"
-        return
-
-    def recompute() -> abl.Ablation | None:
-        data = rec.data
-        rows = live.dataset_grid(data, spec)
-        if rows is None:
-            raise ValueError("the dataset's pairs do not fill the task's Fourier grid")
-        return abl.fourier_ablation(rec.logits, data.labels, data.is_train, rows, keys, split)
-
-    v.ablation = attempt("Fourier ablations", recompute)
-    v.ablation_source = RECOMPUTED if v.ablation is not None else None
+        raise _NoAblation(f"Fourier ablations not recomputed ({rec.why_not})")
+    rows = live.dataset_grid(rec.data, spec)
+    if rows is None:
+        raise _NoAblation("Fourier ablations not recomputed (the dataset does not fill the task's grid)")
+    v.ablation_source = RECOMPUTED
+    return abl.fourier_ablation(rec.logits, rec.data.labels, rec.data.is_train, rows, keys, split)
 
 
 def _take_recomputed(v: CheckpointView, rec: _Recompute, need_progress: bool) -> None:

@@ -151,7 +151,8 @@ def ablation_lines(ab: dict[str, Any], clusters: dict[str, Any] | None = None) -
     lines = [
         f"as trained: loss {num(ab['loss'])} ({split} pairs), {num(ab['train_loss'])} (train pairs)",
         f"only key frequencies {keys} kept (restricted): loss {num(ab['restricted_loss'])}"
-        f"  acc {acc(ab['restricted_acc'])} ({split} pairs){times(ab['restricted_loss'])}",
+        f"  acc {acc(ab['restricted_acc'])} ({split} pairs), {num(ab['restricted_train_loss'])} (train pairs)"
+        f"{times(ab['restricted_train_loss'])}",
         f"key frequencies removed (excluded): loss {num(ab['excluded_loss'])}"
         f"  acc {acc(ab['excluded_acc'])} (train pairs)",
     ]
@@ -182,7 +183,7 @@ def ablation_lines(ab: dict[str, Any], clusters: dict[str, Any] | None = None) -
 def excess_decades(per_freq: list[Any], train_loss: Any) -> list[float]:
     """log10(train loss with k removed / the train loss) per frequency: how much removing k alone hurts,
     on a scale where a key frequency (orders of magnitude) and a non-key one that matters (subtraction)
-    both show. Never below 0: a removal that helps a little reads as no effect; unknown reads as 0."""
+    both show. Never below 0: a removal that helps a little, round-off or an unknown value reads as 0."""
     import math
 
     base = finite(train_loss)
@@ -190,5 +191,6 @@ def excess_decades(per_freq: list[Any], train_loss: Any) -> list[float]:
     for v in per_freq:
         f = finite(v)
         ok = f is not None and base is not None and base > 0 and f > 0
-        out.append(max(0.0, math.log10(f / base)) if ok else 0.0)  # type: ignore[operator]
+        d = math.log10(f / base) if ok else 0.0  # type: ignore[operator]
+        out.append(d if d > 1e-9 else 0.0)  # round-off is no effect
     return out

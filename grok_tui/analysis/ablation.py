@@ -3,7 +3,7 @@
 From the logits over the task's Fourier grid and the checkpoint's key frequencies K:
 
 - the loss of the logits as they are, on the restricted split and on the train pairs (the reference);
-- only K kept (the restricted loss, with its bias correction, on the restricted split);
+- only K kept (the restricted loss, with its bias correction, on the restricted split and on train pairs);
 - all of K removed (the excluded loss, train pairs);
 - each single frequency k = 1..⌊n/2⌋ removed alone (train pairs): the bars. For a key frequency the
   loss rises; for a non-key one it stays at the train loss when the model uses K alone (addition),
@@ -24,11 +24,24 @@ from typing import Any
 
 import numpy as np
 
-from .progress import cross_entropy, grid_logits, progress_measures, single_excluded_losses, split_mask
+from .fourier import sum_directions
+from .progress import (
+    cross_entropy,
+    excluded_logits,
+    grid_logits,
+    restricted_logits,
+    single_excluded_losses,
+    split_mask,
+)
 from .structure import Structure
 
 #: Arrays the worker stores per checkpoint (``analysis/<name>``); restricted/excluded are the row's.
-STORED_ARRAYS = ("ablation_loss", "ablation_train_loss", "excluded_loss_all_freqs")
+STORED_ARRAYS = (
+    "ablation_loss",
+    "ablation_train_loss",
+    "ablation_restricted_train_loss",
+    "excluded_loss_all_freqs",
+)
 #: The scalars an ablation shares with the metrics row (stored there, not twice).
 ROW_SCALARS = ("restricted_loss", "restricted_acc", "excluded_loss", "excluded_acc")
 
@@ -47,6 +60,7 @@ class Ablation:
     train_loss: float  # the logits as they are, on train pairs
     restricted_loss: float  # only the key frequencies (and the constant) kept, ``split`` pairs
     restricted_acc: float
+    restricted_train_loss: float  # the same logits on train pairs: against train_loss, like for like
     excluded_loss: float  # every key frequency removed, train pairs
     excluded_acc: float
     per_freq: np.ndarray  # (⌊n/2⌋,) train loss with frequency k = 1..⌊n/2⌋ removed alone
@@ -69,6 +83,7 @@ class Ablation:
         return {
             "ablation_loss": np.asarray(self.loss, dtype=np.float64),
             "ablation_train_loss": np.asarray(self.train_loss, dtype=np.float64),
+            "ablation_restricted_train_loss": np.asarray(self.restricted_train_loss, dtype=np.float64),
             "excluded_loss_all_freqs": np.asarray(self.per_freq, dtype=np.float64),
         }
 
@@ -82,6 +97,7 @@ class Ablation:
             "train_loss": _num(self.train_loss),
             "restricted_loss": _num(self.restricted_loss),
             "restricted_acc": _num(self.restricted_acc),
+            "restricted_train_loss": _num(self.restricted_train_loss),
             "excluded_loss": _num(self.excluded_loss),
             "excluded_acc": _num(self.excluded_acc),
             "without_key": {str(k): _num(v) for k, v in self.without_key().items()},
@@ -101,19 +117,25 @@ def fourier_ablation(
     """The ablation of ``logits`` (indexed like ``structure.rows``, as ``progress_measures`` takes
     them) with key frequencies ``key_freqs``; restricted on ``split``, the rest on train pairs."""
     keys = sorted({int(k) for k in key_freqs})
-    m = progress_measures(logits, labels, is_train, structure, keys, split=split)
     L = grid_logits(logits, structure)
     y = np.asarray(labels, dtype=np.int64)[structure.rows]
     train = np.asarray(is_train, dtype=bool)[structure.rows]
     mask = split_mask(split, train)
-    per = single_excluded_losses(L, y, train, structure, range(1, structure.n // 2 + 1))
+    U = sum_directions(structure.n, keys, structure.sign)
+    R, E = restricted_logits(L, U), excluded_logits(L, U)
+    r_loss, r_acc = cross_entropy(R[mask], y[mask])
+    e_loss, e_acc = cross_entropy(E[train], y[train])
     return Ablation(
         key_freqs=keys,
         split=split,
         loss=cross_entropy(L[mask], y[mask])[0],
         train_loss=cross_entropy(L[train], y[train])[0],
-        per_freq=per,
-        **{k: float(m[k]) for k in ROW_SCALARS},  # type: ignore[arg-type]
+        restricted_loss=r_loss,
+        restricted_acc=r_acc,
+        restricted_train_loss=cross_entropy(R[train], y[train])[0],
+        excluded_loss=e_loss,
+        excluded_acc=e_acc,
+        per_freq=single_excluded_losses(L, y, train, structure, range(1, structure.n // 2 + 1)),
     )
 
 
@@ -132,7 +154,7 @@ def from_stored(
     per = np.asarray(analysis["excluded_loss_all_freqs"])
     if per.shape != (n // 2,) or per.dtype.kind != "f":
         return f"array 'analysis/excluded_loss_all_freqs' is {per.dtype} {per.shape}, not float ({n // 2},)"
-    for k in STORED_ARRAYS[:2]:
+    for k in STORED_ARRAYS[:3]:
         a = np.asarray(analysis[k])
         if a.shape != () or a.dtype.kind != "f":
             return f"array 'analysis/{k}' is {a.dtype} {a.shape}, not a float scalar"
@@ -141,6 +163,7 @@ def from_stored(
         split=split,
         loss=float(analysis["ablation_loss"]),
         train_loss=float(analysis["ablation_train_loss"]),
+        restricted_train_loss=float(analysis["ablation_restricted_train_loss"]),
         per_freq=per.astype(np.float64),
         **{k: float(scalars[k]) for k in ROW_SCALARS},  # type: ignore[arg-type]
     )

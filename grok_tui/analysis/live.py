@@ -37,6 +37,20 @@ def options(spec: dict[str, Any]) -> dict[str, Any]:
     return {**ANALYSIS_DEFAULTS, **(spec.get("analysis") or {})}
 
 
+def gini_constant(spec: Any) -> bool | None:
+    """Whether the run's Gini numbers include the constant component (``analysis.gini_constant``; the
+    default for a spec that predates the key); None when a damaged spec.json does not say."""
+    if not isinstance(spec, dict):
+        return None
+    analysis = spec.get("analysis")
+    if analysis is None:
+        analysis = {}
+    if not isinstance(analysis, dict):
+        return None
+    v = analysis.get("gini_constant", ANALYSIS_DEFAULTS["gini_constant"])
+    return v if isinstance(v, bool) else None
+
+
 def _warn(where: str, err: BaseException) -> None:
     print(f"grok analysis: {where} skipped ({err.__class__.__name__}: {err})", file=sys.stderr)
 

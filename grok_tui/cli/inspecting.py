@@ -219,7 +219,7 @@ def render(info: dict[str, Any], width: int = 100) -> str:
     for name, sp in info["spectra"].items():
         text += "\n" + spectrum_bars(sp["per_freq"], info["key_freqs"], labels[name], width)
     if ab is not None:
-        title = "train loss with frequency k removed alone: log10(loss / train loss), 0 = no effect"
+        title = "log10(train loss with k removed / train loss)"  # plotext drops a title wider than the plot
         text += "\n" + spectrum_bars(
             fmt.excess_decades(ab["excluded_loss_per_freq"], ab["train_loss"]), ab["key_freqs"], title, width
         )
