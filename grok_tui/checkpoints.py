@@ -514,9 +514,12 @@ def view(
     row: dict[str, Any] | None = None,
     *,
     spec_path: Path | str = SPEC,
+    ablation: bool = True,
 ) -> CheckpointView:
     """The view of checkpoint ``path`` of a run with ``spec`` (spec.json's object) and ``row`` (its
-    metrics row at that step, if any). Never raises for damaged input: see ``error``."""
+    metrics row at that step, if any). Never raises for damaged input: see ``error``. ``ablation=False``
+    leaves the Fourier ablations out (a caller that wants the key frequencies alone need not wait
+    for the forward pass an older checkpoint's ablations take)."""
     path = Path(path)
     v = CheckpointView(path=path, step=_step_of(path))
     _row_measures(v, row or {})
@@ -535,12 +538,16 @@ def view(
         return v
     v.readable = True
     with np.errstate(all="ignore"):  # non-finite weights give NaN measures, reported once as the error
-        _fill(v, arrays, meta, spec)
+        _fill(v, arrays, meta, spec, ablation)
     return v
 
 
 def _fill(
-    v: CheckpointView, arrays: dict[str, np.ndarray], meta: dict[str, Any], spec: dict[str, Any]
+    v: CheckpointView,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    spec: dict[str, Any],
+    ablation: bool,
 ) -> None:
     """Everything a readable checkpoint adds to the row's measures: stored first, else recomputed."""
     weights = live.weights_of(arrays)
@@ -605,7 +612,8 @@ def _fill(
         frac = analysis.get("neuron_frac") if "neuron_freq" in analysis else rec.arrays.get("neuron_frac")
         threshold = float(live.options(spec)["key_freq_threshold"])
         v.clusters = abl.neuron_clusters(np.asarray(neuron_freq), frac, threshold)
-    _fill_ablation(v, analysis, spec, rec, bool(bad))
+    if ablation:
+        _fill_ablation(v, analysis, spec, rec, bool(bad))
 
 
 def _fill_ablation(v: CheckpointView, analysis: dict[str, np.ndarray], spec: dict[str, Any], rec: _Recompute,
@@ -651,10 +659,15 @@ def _ablation(
     rec.run()
     if rec.logits is None:
         raise _NoAblation(f"Fourier ablations not recomputed ({rec.why_not})")
+    v.ablation_source = RECOMPUTED
+    done = rec.arrays.get("key_freqs")
+    if done is not None and sorted(int(k) for k in done) == keys:  # the recomputation's own, same keys
+        again = abl.from_stored(rec.arrays, rec.scalars, keys, grid.n, split)
+        if isinstance(again, abl.Ablation):
+            return again
     rows = live.dataset_grid(rec.data, spec)
     if rows is None:
         raise _NoAblation("Fourier ablations not recomputed (the dataset does not fill the task's grid)")
-    v.ablation_source = RECOMPUTED
     return abl.fourier_ablation(rec.logits, rec.data.labels, rec.data.is_train, rows, keys, split)
 
 
@@ -696,7 +709,9 @@ def read_spec(run_dir: Path | str) -> dict[str, Any]:
     return check_spec(spec, path)
 
 
-def run_view(run_dir: Path | str, step: int, row: dict[str, Any] | None = None) -> CheckpointView:
+def run_view(
+    run_dir: Path | str, step: int, row: dict[str, Any] | None = None, *, ablation: bool = True
+) -> CheckpointView:
     """The view of a run's checkpoint at ``step``; ``row`` defaults to its metrics row at that step."""
     run = RunDir(run_dir)
     path = run.checkpoint_path(step)
@@ -708,4 +723,4 @@ def run_view(run_dir: Path | str, step: int, row: dict[str, Any] | None = None) 
         v = CheckpointView(path=path, step=step, error=str(e))
         _row_measures(v, row)
         return v
-    return view(path, spec, row, spec_path=run.path / SPEC)
+    return view(path, spec, row, spec_path=run.path / SPEC, ablation=ablation)

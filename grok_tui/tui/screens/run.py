@@ -235,7 +235,7 @@ class RunScreen(LiveScreen):
         cps = self.series.checkpoints
         if not cps:
             return []
-        return self.app.checkpoint_view(self.run_id, cps[-1]).key_freqs
+        return self.app.checkpoint_view(self.run_id, cps[-1], ablation=False).key_freqs
 
     # ------------------------------------------------------------------ actions
     def action_tab(self, tab: str) -> None:
