@@ -566,6 +566,7 @@ def _fill(
             "a Recursive Feature Machine has no network weights: no key frequencies, spectra or"
             " restricted/excluded loss to recompute (its own measures are the metrics row's)"
         )
+        v.ablation_note = "a Recursive Feature Machine has no network logits here: no Fourier ablations"
         return
     p = spec["p"]
     rec = _Recompute(weights, spec)
