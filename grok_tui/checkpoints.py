@@ -5,7 +5,8 @@ numpy only. What the checkpoint lacks (an older or imported file, an analysis th
 worker) is recomputed from its weights with the worker's own functions (``analysis.live``), the forward
 pass over every (a, b) pair included (``analysis.forward``). The view says which key-frequency rule
 gave the frequencies, and for every number whether the worker stored it or it was recomputed, and why
-not the run's own rule when that one could not apply. A damaged file (truncated, garbled, arrays
+not the run's own rule when that one could not apply. The Fourier ablations (``analysis.ablation``)
+use the view's own key frequencies, stored or recomputed alike. A damaged file (truncated, garbled, arrays
 missing or of the wrong shape, non-finite weights, a bad ``meta_json``, a spec.json of the wrong types)
 becomes one line naming the file (``CheckpointView.error``), never an exception.
 """
