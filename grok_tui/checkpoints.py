@@ -5,7 +5,8 @@ numpy only. What the checkpoint lacks (an older or imported file, an analysis th
 worker) is recomputed from its weights with the worker's own functions (``analysis.live``), the forward
 pass over every (a, b) pair included (``analysis.forward``). The view says which key-frequency rule
 gave the frequencies, and for every number whether the worker stored it or it was recomputed, and why
-not the run's own rule when that one could not apply. A damaged file (truncated, garbled, arrays
+not the run's own rule when that one could not apply. The Fourier ablations (``analysis.ablation``)
+use the view's own key frequencies, stored or recomputed alike. A damaged file (truncated, garbled, arrays
 missing or of the wrong shape, non-finite weights, a bad ``meta_json``, a spec.json of the wrong types)
 becomes one line naming the file (``CheckpointView.error``), never an exception.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis import ablation as abl
 from .analysis import forward as fwd
 from .analysis import live
 from .analysis.measures import Spectrum, sum_sq_weights
@@ -273,6 +275,11 @@ class CheckpointView:
     spectrum_source: dict[str, str] = field(default_factory=dict)
     per_task: list[TaskKeyFreqs] = field(default_factory=list)
     neurons_per_freq: dict[int, int] = field(default_factory=dict)  # neuron rule; -1: unexplained
+    clusters: abl.Clusters | None = None  # the neuron rule's clusters, with their variance shares
+    ablation: abl.Ablation | None = None  # Fourier ablations (one task with a Fourier grid)
+    ablation_source: str | None = None  # stored | recomputed
+    ablation_note: str | None = None  # why there is no ablation (no grid, a mixture, not recomputable)
+    gini_constant: bool | None = None  # the run's analysis.gini_constant: Gini with the constant or not
     structure: str | None = None
     measures: dict[str, float | None] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # measure → stored | recomputed
@@ -379,6 +386,14 @@ class CheckpointView:
             for name, sp in self.spectra.items()
         }
         out["spectra_source"] = dict(self.spectrum_source)
+        out["gini_constant"] = self.gini_constant
+        out["ablation"] = (
+            None
+            if self.ablation is None
+            else {"source": self.ablation_source, "structure": self.structure, **self.ablation.to_json()}
+        )
+        out["ablation_note"] = self.ablation_note
+        out["neuron_clusters"] = None if self.clusters is None else self.clusters.to_json()
         return out
 
 
@@ -456,6 +471,8 @@ class _Recompute:
         self.scalars: dict[str, float] = {}
         self.arrays: dict[str, np.ndarray] = {}
         self.why_not: str | None = None  # why restricted/excluded could not be recomputed
+        self.logits: np.ndarray | None = None  # every dataset row's logits (the forward pass)
+        self.data: Any = None
         self.acts_why_not: str | None = None  # why the neuron rule had no activations
 
     def run(self) -> None:
@@ -472,7 +489,7 @@ class _Recompute:
         elif why is None:
             logits, all_acts = fwd.forward(self.weights, model, data)
             acts = all_acts if model["kind"] in live.NEURON_RULE_MODELS else None
-        self.why_not = why
+        self.why_not, self.logits, self.data = why, logits, data
         if acts is None:
             self.acts_why_not = why
         if data is None:
@@ -498,9 +515,12 @@ def view(
     row: dict[str, Any] | None = None,
     *,
     spec_path: Path | str = SPEC,
+    ablation: bool = True,
 ) -> CheckpointView:
     """The view of checkpoint ``path`` of a run with ``spec`` (spec.json's object) and ``row`` (its
-    metrics row at that step, if any). Never raises for damaged input: see ``error``."""
+    metrics row at that step, if any). Never raises for damaged input: see ``error``. ``ablation=False``
+    leaves the Fourier ablations out (a caller that wants the key frequencies alone need not wait
+    for the forward pass an older checkpoint's ablations take)."""
     path = Path(path)
     v = CheckpointView(path=path, step=_step_of(path))
     _row_measures(v, row or {})
@@ -508,6 +528,7 @@ def view(
         spec = check_spec(spec, spec_path)
         v.p, v.tasks = spec["p"], list(live.spec_tasks(spec))
         v.run_rule = str(live.options(spec)["key_freq_rule"])
+        v.gini_constant = live.gini_constant(spec)
         arrays, meta = load_checkpoint(path)
         _check_arrays(path, arrays, spec, spec_path)
         meta_step = meta.get("step")
@@ -518,12 +539,16 @@ def view(
         return v
     v.readable = True
     with np.errstate(all="ignore"):  # non-finite weights give NaN measures, reported once as the error
-        _fill(v, arrays, meta, spec)
+        _fill(v, arrays, meta, spec, ablation)
     return v
 
 
 def _fill(
-    v: CheckpointView, arrays: dict[str, np.ndarray], meta: dict[str, Any], spec: dict[str, Any]
+    v: CheckpointView,
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    spec: dict[str, Any],
+    ablation: bool,
 ) -> None:
     """Everything a readable checkpoint adds to the row's measures: stored first, else recomputed."""
     weights = live.weights_of(arrays)
@@ -542,6 +567,7 @@ def _fill(
             "a Recursive Feature Machine has no network weights: no key frequencies, spectra or"
             " restricted/excluded loss to recompute (its own measures are the metrics row's)"
         )
+        v.ablation_note = "a Recursive Feature Machine has no network logits here: no Fourier ablations"
         return
     p = spec["p"]
     rec = _Recompute(weights, spec)
@@ -585,6 +611,66 @@ def _fill(
     if neuron_freq is not None and len(v.per_task) == 1 and v.per_task[0].rule == "neuron":
         ks, counts = np.unique(np.asarray(neuron_freq), return_counts=True)
         v.neurons_per_freq = {int(k): int(c) for k, c in zip(ks, counts, strict=True)}
+        frac = analysis.get("neuron_frac") if "neuron_freq" in analysis else rec.arrays.get("neuron_frac")
+        threshold = float(live.options(spec)["key_freq_threshold"])
+        v.clusters = abl.neuron_clusters(np.asarray(neuron_freq), frac, threshold)
+    if ablation:
+        _fill_ablation(v, analysis, spec, rec, bool(bad))
+
+
+def _fill_ablation(v: CheckpointView, analysis: dict[str, np.ndarray], spec: dict[str, Any], rec: _Recompute,
+                   bad: bool) -> None:  # fmt: skip
+    """The Fourier ablations with the view's key frequencies: stored, else from a forward pass; else
+    ``ablation_note`` says why there are none (no Fourier grid, a mixture, nothing to recompute from)."""
+    try:
+        v.ablation = _ablation(v, analysis, spec, rec, bad)
+    except _NoAblation as e:
+        v.ablation_note = str(e)
+    except Exception as e:  # the worker's functions on a checkpoint they were not written for
+        v.ablation_note = f"Fourier ablations not recomputed ({e.__class__.__name__}: {e})"
+
+
+class _NoAblation(Exception):
+    """Why a checkpoint has no Fourier ablations, in one line."""
+
+
+def _ablation(
+    v: CheckpointView, analysis: dict[str, np.ndarray], spec: dict[str, Any], rec: _Recompute, bad: bool
+) -> abl.Ablation:
+    tasks = live.spec_tasks(spec)
+    if len(tasks) > 1:
+        raise _NoAblation("a mixture of tasks has no single Fourier grid: no Fourier ablations")
+    grid = live.task_structure(spec)
+    if grid is None:
+        raise _NoAblation(
+            f"c = {tasks[0] if tasks else '?'} is not ±a ± b (nor a^±1·b^±1 in the discrete-log basis):"
+            " no Fourier grid, no Fourier ablations"
+        )
+    v.structure = v.structure or grid.describe
+    if len(v.per_task) != 1:
+        raise _NoAblation("no key frequencies: no Fourier ablations")
+    keys, split = v.per_task[0].freqs, str(live.options(spec)["restricted_split"])
+    stored = abl.from_stored(analysis, v.measures, keys, grid.n, split)
+    if isinstance(stored, abl.Ablation) and v.per_task[0].source == STORED:
+        v.ablation_source = STORED
+        return stored
+    if isinstance(stored, str):
+        v.notes.append(f"{v.path.name}: {stored}: Fourier ablations recomputed")
+    if bad:
+        raise _NoAblation("Fourier ablations not recomputed (non-finite weights)")
+    rec.run()
+    if rec.logits is None:
+        raise _NoAblation(f"Fourier ablations not recomputed ({rec.why_not})")
+    v.ablation_source = RECOMPUTED
+    done = rec.arrays.get("key_freqs")
+    if done is not None and sorted(int(k) for k in done) == keys:  # the recomputation's own, same keys
+        again = abl.from_stored(rec.arrays, rec.scalars, keys, grid.n, split)
+        if isinstance(again, abl.Ablation):
+            return again
+    rows = live.dataset_grid(rec.data, spec)
+    if rows is None:
+        raise _NoAblation("Fourier ablations not recomputed (the dataset does not fill the task's grid)")
+    return abl.fourier_ablation(rec.logits, rec.data.labels, rec.data.is_train, rows, keys, split)
 
 
 def _take_recomputed(v: CheckpointView, rec: _Recompute, need_progress: bool) -> None:
@@ -625,7 +711,9 @@ def read_spec(run_dir: Path | str) -> dict[str, Any]:
     return check_spec(spec, path)
 
 
-def run_view(run_dir: Path | str, step: int, row: dict[str, Any] | None = None) -> CheckpointView:
+def run_view(
+    run_dir: Path | str, step: int, row: dict[str, Any] | None = None, *, ablation: bool = True
+) -> CheckpointView:
     """The view of a run's checkpoint at ``step``; ``row`` defaults to its metrics row at that step."""
     run = RunDir(run_dir)
     path = run.checkpoint_path(step)
@@ -637,4 +725,4 @@ def run_view(run_dir: Path | str, step: int, row: dict[str, Any] | None = None) 
         v = CheckpointView(path=path, step=step, error=str(e))
         _row_measures(v, row)
         return v
-    return view(path, spec, row, spec_path=run.path / SPEC)
+    return view(path, spec, row, spec_path=run.path / SPEC, ablation=ablation)

@@ -140,3 +140,70 @@ def cells(s: RunSummary) -> dict[str, str]:
         "device": text(s.device),
         "error": short_error(s.error),
     }
+
+
+def gini_convention(constant: bool | None) -> str:
+    """How a Gini of Fourier norms was taken (``analysis.gini_constant``): the papers leave it open."""
+    if constant is None:
+        return "constant component: unrecorded"
+    return "constant component in" if constant else "constant component out"
+
+
+def ablation_lines(ab: dict[str, Any], clusters: dict[str, Any] | None = None) -> list[str]:
+    """The Fourier ablations (``CheckpointView.to_json()['ablation']``) and the neuron clusters as the
+    lines `grok inspect` prints and the TUI inspector shows. Every loss names its pairs."""
+    split, base = ab["restricted_split"], finite(ab.get("train_loss"))
+
+    def times(v: Any) -> str:
+        f = finite(v)
+        if f is None or base is None or base <= 0:
+            return ""
+        return f"  ({f / base:.3g} × train loss)"
+
+    keys = " ".join(map(str, ab["key_freqs"])) or "none"
+    lines = [
+        f"as trained: loss {num(ab['loss'])} ({split} pairs), {num(ab['train_loss'])} (train pairs)",
+        f"only key frequencies {keys} kept (restricted): loss {num(ab['restricted_loss'])}"
+        f"  acc {acc(ab['restricted_acc'])} ({split} pairs), {num(ab['restricted_train_loss'])} (train pairs)"
+        f"{times(ab['restricted_train_loss'])}",
+        f"key frequencies removed (excluded): loss {num(ab['excluded_loss'])}"
+        f"  acc {acc(ab['excluded_acc'])} (train pairs)",
+    ]
+    one = "  ".join(f"{k}: {num(v)}" for k, v in ab["without_key"].items())
+    if one:
+        lines.append(f"one key frequency removed (train loss): {one}")
+    worst = ab.get("worst_non_key")
+    if worst:
+        lines.append(
+            f"most harmful non-key frequency removed: k = {worst['freq']}: train loss {num(worst['loss'])}"
+            f"{times(worst['loss'])}"
+        )
+    if clusters:
+        parts = [
+            f"{c['freq']}: {c['neurons']}"
+            + (f" (share {acc(c['mean_share'])})" if c["mean_share"] is not None else "")
+            for c in clusters["clusters"]
+        ]
+        explained = finite(clusters.get("explained_share"))
+        lines.append(
+            f"neuron clusters (variance share > {clusters['threshold']:g}): {', '.join(parts) or 'none'};"
+            f" unexplained {clusters['unexplained']} of {clusters['neurons']}"
+            + (f" ({explained:.1%} explained)" if explained is not None else "")
+        )
+    return lines
+
+
+def excess_decades(per_freq: list[Any], train_loss: Any) -> list[float]:
+    """log10(train loss with k removed / the train loss) per frequency: how much removing k alone hurts,
+    on a scale where a key frequency (orders of magnitude) and a non-key one that matters (subtraction)
+    both show. Never below 0: a removal that helps a little, round-off or an unknown value reads as 0."""
+    import math
+
+    base = finite(train_loss)
+    out = []
+    for v in per_freq:
+        f = finite(v)
+        ok = f is not None and base is not None and base > 0 and f > 0
+        d = math.log10(f / base) if ok else 0.0  # type: ignore[operator]
+        out.append(d if d > 1e-9 else 0.0)  # round-off is no effect
+    return out

@@ -167,7 +167,7 @@ def test_progress_series_prefer_the_final_key_frequencies(run_dir, tmp_path) -> 
     steps, excluded = panels[title]["excluded_loss"]
     assert steps == [0.0, 100.0, 200.0, 300.0]
     assert excluded[-1] == pytest.approx(math.log(P), abs=1e-6)
-    assert "FFD / FCR" in panels and "Gini of Fourier norms" in panels
+    assert "FFD / FCR" in panels and "Gini of Fourier norms (constant component out)" in panels
     collapse = panels["softmax collapse (share of train pairs)"]["softmax_collapse"]
     assert collapse[0] == [0.0, 100.0, 200.0, 300.0]
     assert collapse[1] == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0], abs=1e-9)  # metrics.jsonl keeps 9 digits

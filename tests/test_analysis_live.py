@@ -75,7 +75,7 @@ def test_checkpoint_measures_on_a_grokked_synthetic_model(task: str) -> None:
     assert out["key_freqs"].tolist() == KEYS and str(out["key_freq_rule"]) == "neuron"
     assert scalars["restricted_acc"] == 1.0
     assert scalars["excluded_loss"] == pytest.approx(math.log(P), abs=1e-6)
-    assert out["excluded_loss_per_freq"].shape == (3,)
+    assert out["excluded_loss_all_freqs"].shape == (P // 2 if basis == "standard" else (P - 1) // 2,)
     assert {"embed_cos", "embed_sin", "logit_cos", "logit_sin", "neuron_freq", "neuron_frac"} <= set(out)
     assert ("embed_cos_dlog" in out) == (basis == "dlog")
     # the arrays survive an npz round trip without pickle

@@ -76,6 +76,15 @@ def test_recomputed_analysis_equals_the_stored_one(trained: Path, tmp_path: Path
             (t.task, t.freqs, t.rule) for t in stored.per_task
         ]
         assert fresh.neurons_per_freq == stored.neurons_per_freq and fresh.structure == stored.structure
+        # the Fourier ablations: the worker's, and the view's from the weights alone (mixtures: none)
+        assert (stored.ablation_source, fresh.ablation_source) == (
+            ("stored", "recomputed") if run_id == "tiny/seed0" else (None, None)
+        )
+        if stored.ablation is not None:
+            np.testing.assert_allclose(
+                fresh.ablation.per_freq, stored.ablation.per_freq, rtol=1e-4, atol=1e-8
+            )
+            assert fresh.ablation.train_loss == pytest.approx(stored.ablation.train_loss, rel=1e-4, abs=1e-9)
         for name in ("embed", "logit"):
             assert fresh.spectrum_source[name] == RECOMPUTED and stored.spectrum_source[name] == STORED
             np.testing.assert_allclose(fresh.spectra[name].norms, stored.spectra[name].norms, rtol=1e-5)

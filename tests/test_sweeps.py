@@ -110,6 +110,24 @@ def test_the_fixture_sweep_grid_follows_its_curves(tmp_path: Path) -> None:
             assert c.value == (statistics.median(got) if got else None)
 
 
+def test_a_grid_of_gini_says_which_convention(tmp_path: Path) -> None:
+    """The papers leave open whether the constant component is in a Gini: the grid's title says it."""
+    make_sweep_fixture(tmp_path)
+    args = (
+        "grid",
+        "fr",
+        "--rows",
+        "train_frac",
+        "--cols",
+        "weight_decay",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
+    r = grok(*args, "--value", "gini_embed", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("gini_embed (constant component out): train_frac down")
+
+
 # --------------------------------------------------------------------------- the commands, real runs
 
 

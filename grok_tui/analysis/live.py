@@ -20,6 +20,7 @@ import numpy as np
 from ..config import ANALYSIS_DEFAULTS
 from ..tasks import Task, is_prime
 from . import keyfreq
+from .ablation import ROW_SCALARS, fourier_ablation
 from .measures import Spectrum, embed_matrix, logit_spectrum, spectrum
 from .progress import progress_measures
 from .structure import Structure, detect_structure
@@ -34,6 +35,20 @@ NEURON_RULE_MODELS = ("transformer",)
 def options(spec: dict[str, Any]) -> dict[str, Any]:
     """The run's analysis options with defaults filled in (older specs may lack some)."""
     return {**ANALYSIS_DEFAULTS, **(spec.get("analysis") or {})}
+
+
+def gini_constant(spec: Any) -> bool | None:
+    """Whether the run's Gini numbers include the constant component (``analysis.gini_constant``; the
+    default for a spec that predates the key); None when a damaged spec.json does not say."""
+    if not isinstance(spec, dict):
+        return None
+    analysis = spec.get("analysis")
+    if analysis is None:
+        analysis = {}
+    if not isinstance(analysis, dict):
+        return None
+    v = analysis.get("gini_constant", ANALYSIS_DEFAULTS["gini_constant"])
+    return v if isinstance(v, bool) else None
 
 
 def _warn(where: str, err: BaseException) -> None:
@@ -61,10 +76,15 @@ def _basis_option(opts: dict[str, Any]) -> str:
 
 def has_structure(spec: dict[str, Any]) -> bool:
     """Whether restricted/excluded loss exist for this run: one task, with a Fourier structure."""
+    return task_structure(spec) is not None
+
+
+def task_structure(spec: dict[str, Any]) -> Structure | None:
+    """The Fourier grid of a one-task run (None for a mixture or a task without one)."""
     tasks = spec_tasks(spec)
     if len(tasks) != 1:
-        return False
-    return _task_structure(tasks[0], int(spec["p"]), _basis_option(options(spec))) is not None
+        return None
+    return _task_structure(tasks[0], int(spec["p"]), _basis_option(options(spec)))
 
 
 def use_dlog(spec: dict[str, Any]) -> bool:
@@ -161,6 +181,14 @@ def _grid(dataset: Any, rows: np.ndarray, p: int, basis: str) -> Structure | Non
     return None
 
 
+def dataset_grid(dataset: Any, spec: dict[str, Any]) -> Structure | None:
+    """The Fourier grid over a one-task dataset's rows (None for a mixture or a task without one)."""
+    if len(getattr(dataset, "tasks", [None])) > 1:
+        return None
+    grid = _grid(dataset, np.arange(len(dataset.labels)), int(spec["p"]), _basis_option(options(spec)))
+    return grid if grid is not None and grid.sign != 0 else None
+
+
 def key_frequencies(
     arrays: dict[str, np.ndarray],
     acts: np.ndarray | None,
@@ -242,12 +270,12 @@ def checkpoint_analysis(
     if grid is not None and grid.sign != 0:
         out["structure"] = np.asarray(grid.describe)
         if logits is not None:
-            m = progress_measures(
+            ab = fourier_ablation(
                 np.asarray(logits), dataset.labels, dataset.is_train, grid, kf.freqs,
-                split=str(opts["restricted_split"]), per_freq=True,
+                split=str(opts["restricted_split"]),
             )  # fmt: skip
-            out["excluded_loss_per_freq"] = np.asarray(m.pop("excluded_loss_per_freq"))
-            scalars.update({k: _clean(float(v)) for k, v in m.items()})  # type: ignore[arg-type]
+            out.update(ab.arrays())
+            scalars.update({k: _clean(getattr(ab, k)) for k in ROW_SCALARS})
     return scalars, out
 
 
@@ -265,7 +293,8 @@ def checkpoint_measures(
     restricted_acc, excluded_loss, excluded_acc, n_key_freqs — the first four only for tasks with a
     Fourier structure, see structure.py; arrays stored as ``analysis/<name>``: key_freqs,
     key_freq_rule, key_freq_note (why not the run's rule, when another one applied), structure,
-    embed_cos/sin/const, logit_cos/sin/const, neuron_freq, neuron_frac, excluded_loss_per_freq, and
+    embed_cos/sin/const, logit_cos/sin/const, neuron_freq, neuron_frac, the Fourier ablation's
+    ablation_loss, ablation_train_loss and excluded_loss_all_freqs (k = 1..⌊n/2⌋; see ablation.py), and
     ``*_dlog`` spectra for mul/div). Mixtures get spectra and per-task key frequencies
     (``key_freqs_task<i>``, ``key_freq_rule_task<i>``, ``key_freq_note_task<i>``) only.
     """

@@ -16,6 +16,7 @@ argmax of the same logits.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def excluded_logits(L: np.ndarray, U: np.ndarray) -> np.ndarray:
     return L - projection(L, U)
 
 
-def _mask(split: str, train: np.ndarray) -> np.ndarray:
+def split_mask(split: str, train: np.ndarray) -> np.ndarray:
     if split == "all":
         return np.ones_like(train, dtype=bool)
     if split == "train":
@@ -94,7 +95,7 @@ def progress_measures(
     P = projection(L, U)
     restricted = P + (L - P).mean(axis=0, keepdims=True)
     excluded = L - P
-    m = _mask(split, train)
+    m = split_mask(split, train)
     r_loss, r_acc = cross_entropy(restricted[m], y[m])
     e_loss, e_acc = cross_entropy(excluded[train], y[train])
     out: dict[str, object] = {
@@ -104,10 +105,37 @@ def progress_measures(
         "excluded_acc": e_acc,
     }
     if per_freq:
-        Lt, yt = L[train], y[train]
-        per = []
-        for k in freqs:
-            Uk = sum_directions(structure.n, [k], structure.sign)
-            per.append(cross_entropy(Lt - projection(L, Uk)[train], yt)[0])
-        out["excluded_loss_per_freq"] = np.asarray(per, dtype=np.float64)
+        out["excluded_loss_per_freq"] = single_excluded_losses(L, y, train, structure, freqs)
     return out
+
+
+@lru_cache(maxsize=256)
+def _directions(n: int, k: int, sign: int) -> np.ndarray:
+    """``sum_directions(n, [k], sign)``, kept: the inspector asks for the same ones at every step."""
+    U = sum_directions(n, [k], sign)
+    U.setflags(write=False)
+    return U
+
+
+def single_excluded_losses(
+    L: np.ndarray, y: np.ndarray, train: np.ndarray, structure: Structure, freqs: Iterable[int]
+) -> np.ndarray:
+    """Train loss with each frequency k of ``freqs`` removed alone (Nanda Fig. 15), in their order.
+
+    ``L``, ``y``, ``train`` are in grid order (``grid_logits``). Every frequency's coefficients come
+    from one product (U_all @ L) and only the train rows of each excluded-logit matrix are formed:
+    all 56 frequencies of p = 113 in a fraction of a second, where one small product per frequency
+    is slowed tenfold by a busy multi-threaded BLAS.
+    """
+    freqs = [int(k) for k in freqs]
+    dirs = [_directions(structure.n, k, structure.sign) for k in freqs]
+    if not dirs:
+        return np.zeros(0)
+    C = np.concatenate(dirs) @ L  # (Σ directions, classes)
+    Lt, yt = L[train], y[train]
+    per, i = [], 0
+    for Uk in dirs:
+        j = i + Uk.shape[0]
+        per.append(cross_entropy(Lt - Uk[:, train].T @ C[i:j], yt)[0])
+        i = j
+    return np.asarray(per, dtype=np.float64)

@@ -190,9 +190,16 @@ def render(info: dict[str, Any], width: int = 100) -> str:
             f" / acc {fmt.acc(fin['restricted_acc'])}, excluded {fmt.num(fin['excluded_loss'])}"
             f" / acc {fmt.acc(fin['excluded_acc'])}"
         )
+    ab = info["ablation"]
+    if ab is not None:
+        lines.append(f"Fourier ablations ({ab['source']}; logits over the c = {ab['structure']} grid):")
+        lines += [f"  {line}" for line in fmt.ablation_lines(ab, info["neuron_clusters"])]
+    elif info["ablation_note"]:
+        lines.append(f"Fourier ablations: {info['ablation_note']}")
+    gini = fmt.gini_convention(info["gini_constant"])
     lines.append(
         f"weight norm (Σθ²) {fmt.num(info['weight_norm'])}   "
-        f"Gini W_E {fmt.num(info['gini_embed'])}  W_L {fmt.num(info['gini_logit'])}"
+        f"Gini W_E {fmt.num(info['gini_embed'])}  W_L {fmt.num(info['gini_logit'])} ({gini})"
     )
     lines.append(
         f"FFD W_E {fmt.num(info['ffd_embed'])}  W_L {fmt.num(info['ffd_logit'])}   "
@@ -200,7 +207,7 @@ def render(info: dict[str, Any], width: int = 100) -> str:
     )
     if "ffd_embed_dlog" in info:
         lines.append(
-            f"discrete-log basis: Gini W_E {fmt.num(info.get('gini_embed_dlog'))}"
+            f"discrete-log basis: Gini W_E {fmt.num(info.get('gini_embed_dlog'))} ({gini})"
             f"  FFD W_E {fmt.num(info.get('ffd_embed_dlog'))}"
             f"  FCR W_E {fmt.num(info.get('fcr_embed_dlog'))}"
         )
@@ -211,6 +218,11 @@ def render(info: dict[str, Any], width: int = 100) -> str:
     }
     for name, sp in info["spectra"].items():
         text += "\n" + spectrum_bars(sp["per_freq"], info["key_freqs"], labels[name], width)
+    if ab is not None:
+        title = "log10(train loss with k removed / train loss)"  # plotext drops a title wider than the plot
+        text += "\n" + spectrum_bars(
+            fmt.excess_decades(ab["excluded_loss_per_freq"], ab["train_loss"]), ab["key_freqs"], title, width
+        )
     return text
 
 

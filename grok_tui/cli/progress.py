@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import format as fmt
+from ..analysis.live import gini_constant
 from ..analysis.phase import phase_boundaries
 from ..runs import RunDir, finite
 from .inspecting import read_progress
@@ -37,7 +38,8 @@ def progress_series(run_dir: Path | str) -> dict[str, dict[str, tuple[list[float
     panels["sum of squared weights"] = {"weight_norm": series(rows, "weight_norm")}
     # Prieto et al. 2025: train pairs whose float32 softmax is exactly 1 (their loss and gradient are 0)
     panels["softmax collapse (share of train pairs)"] = {"softmax_collapse": series(rows, "softmax_collapse")}
-    panels["Gini of Fourier norms"] = {k: series(rows, k) for k in ("gini_embed", "gini_logit")}
+    gini = fmt.gini_convention(gini_constant(run.spec()))
+    panels[f"Gini of Fourier norms ({gini})"] = {k: series(rows, k) for k in ("gini_embed", "gini_logit")}
     panels["FFD / FCR"] = {k: series(rows, k) for k in ("ffd_embed", "fcr_embed", "ffd_logit", "fcr_logit")}
     panels["feature matrix (RFM / MLP)"] = {
         k: series(rows, k) for k in ("circulant_deviation", "agop_alignment", "nfa_corr")

@@ -315,7 +315,8 @@ def inspect(
     runs_dir: RunsDirOpt = None,
     width: WidthOpt = 100,
 ) -> None:
-    """Key frequencies, W_E/W_L spectra, restricted/excluded loss, Gini, FFD/FCR and phase of a checkpoint."""
+    """Key frequencies, W_E/W_L spectra, restricted/excluded loss, Fourier ablations and neuron clusters,
+    Gini, FFD/FCR and phase of a checkpoint."""
     from .inspecting import inspect as inspect_run
 
     if step is not None and last:

@@ -234,7 +234,12 @@ def grid(
     if _emit(g.records(), as_json, as_csv):
         return
     console = table_console()
-    console.print(f"{g.value}: {g.rows} down, {g.cols} across", style="bold", highlight=False)
+    title = g.value
+    if g.value.startswith("gini_"):  # which Gini: the papers leave the constant component open
+        in_out = {r.settings.get("analysis.gini_constant", False) for r in sweep.runs}
+        words = [fmt.gini_convention(v if isinstance(v, bool) else None) for v in sorted(in_out, key=str)]
+        title += f" ({' / '.join(words)})"
+    console.print(f"{title}: {g.rows} down, {g.cols} across", style="bold", highlight=False)
     console.print(grid_table(g, plot))
     if g.value == "grokked_at":
         console.print(

@@ -217,10 +217,13 @@ class GrokApp(App):
         self.ema_weight = EMA_STEPS[(i + 1) % len(EMA_STEPS)]
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_view(self, run_id: str, step: int, row: dict | None = None) -> CheckpointView:
+    def checkpoint_view(
+        self, run_id: str, step: int, row: dict | None = None, *, ablation: bool = True
+    ) -> CheckpointView:
         """The view of one checkpoint (``grok inspect``'s), cached: stepping back and forth is free.
         ``row``: the metrics row at ``step`` (the run screen, which only wants key frequencies,
-        passes none). A damaged file is the view's error line, never an exception."""
+        passes none, and no Fourier ablations). A damaged file is the view's error line, never an
+        exception."""
         from grok_tui.checkpoints import CheckpointView, run_view
 
         rd = self.store.run_dir(run_id)
@@ -232,11 +235,11 @@ class GrokApp(App):
                 sig.append((st.st_ino, st.st_mtime_ns, st.st_size))
             except OSError:
                 sig.append(None)
-        key = (run_id, step, tuple(sig), tuple(sorted((row or {}).items())))
+        key = (run_id, step, tuple(sig), tuple(sorted((row or {}).items())), ablation)
         view = self._ckpt_cache.get(key)
         if view is None:
             try:
-                view = run_view(rd.path, step, row or {})
+                view = run_view(rd.path, step, row or {}, ablation=ablation)
             except Exception as e:  # a bug must not take the app down: say what failed, on which file
                 view = CheckpointView(path=path, step=step, error=f"{path}: {e.__class__.__name__}: {e}")
             self._ckpt_cache[key] = view

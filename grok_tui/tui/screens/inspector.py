@@ -1,5 +1,7 @@
 """Checkpoint inspector: ←/→ (h/l) walk the checkpoints; spectra, key frequencies, measures and the
-step's mark on the Fourier heatmap follow. What it shows is ``grok_tui.checkpoints.CheckpointView``,
+step's mark on the Fourier heatmap follow; ``a`` swaps the spectra and the heatmap for the Fourier
+ablations (train loss with each frequency removed alone, key frequencies marked; restricted and
+excluded loss; the neuron clusters). What it shows is ``grok_tui.checkpoints.CheckpointView``,
 the same view ``grok inspect`` prints: stored by the worker, else recomputed from the weights, saying
 which (values recomputed here carry a ``*``)."""
 
@@ -17,7 +19,7 @@ from textual.widgets import Static
 from grok_tui import format as fmt
 from grok_tui.checkpoints import RECOMPUTED, CheckpointView
 from grok_tui.tui.screens.base import LiveScreen, footer
-from grok_tui.tui.widgets.bars import SpectrumBars
+from grok_tui.tui.widgets.bars import LossBars, SpectrumBars
 from grok_tui.tui.widgets.heatmap import FourierHeatmap
 from grok_tui.tui.widgets.palette import tone_style
 
@@ -46,6 +48,26 @@ LABELS = {
 }
 
 
+def label(view: CheckpointView, key: str) -> str:
+    """A measure's name; a Gini says whether the constant component is in (analysis.gini_constant)."""
+    name = LABELS[key]
+    if key.startswith("gini_") and view.gini_constant is not None:
+        name += " +const" if view.gini_constant else " −const"
+    return name
+
+
+def ablation_text(view: CheckpointView) -> Text:
+    """The Fourier ablations and neuron clusters in `grok inspect`'s words, or why there are none."""
+    if view.ablation is None:
+        return Text(f"Fourier ablations: {view.ablation_note or 'not available'}", "dim")
+    head = f"Fourier ablations ({view.ablation_source}; logits over the c = {view.structure} grid)"
+    out = Text(head, "bold")
+    clusters = None if view.clusters is None else view.clusters.to_json()
+    for line in fmt.ablation_lines(view.ablation.to_json(), clusters):
+        out.append(f"\n{line}")
+    return out
+
+
 def measure_value(view: CheckpointView, key: str) -> str:
     """A measure as shown: ``fmt.num``, with a ``*`` when it was recomputed from the weights."""
     shown = fmt.acc if key.endswith("_acc") else fmt.num  # as `grok inspect` prints them
@@ -55,7 +77,9 @@ def measure_value(view: CheckpointView, key: str) -> str:
 def measures_table(view: CheckpointView, width: int) -> Table:
     """Measures in as many name/value column pairs as the width allows (3 at 80 columns)."""
     items = [
-        (LABELS[k], measure_value(view, k)) for k in view.shown_measures() if view.measures.get(k) is not None
+        (label(view, k), measure_value(view, k))
+        for k in view.shown_measures()
+        if view.measures.get(k) is not None
     ]
     pairs = max(1, min(4, width // 26))
     t = Table.grid(padding=(0, 1), expand=True)
@@ -89,6 +113,10 @@ class InspectorScreen(LiveScreen):
     DEFAULT_CSS = """
     InspectorScreen #insp-keys { height: auto; max-height: 4; padding: 0 1; }
     InspectorScreen #insp-heat { height: 1fr; min-height: 5; padding: 0 1; }
+    InspectorScreen #insp-ablation { height: auto; padding: 0 1; }
+    InspectorScreen .ablation { display: none; }
+    InspectorScreen.ablations .ablation { display: block; }
+    InspectorScreen.ablations .spectra { display: none; }
     """
 
     BINDINGS = [
@@ -96,6 +124,7 @@ class InspectorScreen(LiveScreen):
         Binding("right,l", "step(1)", "Next ckpt", key_display="→/l", id="inspector.next"),
         Binding("home,g", "first", "First", show=False, id="inspector.first"),
         Binding("end,G", "last", "Last", show=False, id="inspector.last"),
+        Binding("a", "ablations", "Ablations", id="inspector.ablations"),
         Binding("escape", "app.pop_screen", "Back", id="inspector.back"),
     ]
 
@@ -109,9 +138,16 @@ class InspectorScreen(LiveScreen):
         with Vertical(id="insp-body"):
             yield Static("", id="insp-head")
             yield Static("", id="insp-keys")
-            yield SpectrumBars("W_E (embedding)", id="bars-embed")
-            yield SpectrumBars("W_L (neuron → logit)", id="bars-logit")
-            yield FourierHeatmap("", id="insp-heat")
+            yield SpectrumBars("W_E (embedding)", id="bars-embed", classes="spectra")
+            yield SpectrumBars("W_L (neuron → logit)", id="bars-logit", classes="spectra")
+            yield LossBars(
+                "log10(train loss with k removed / train loss)",
+                floor=1.0,
+                id="bars-ablation",
+                classes="ablation",
+            )
+            yield Static("", id="insp-ablation", classes="ablation")
+            yield FourierHeatmap("", id="insp-heat", classes="spectra")
             yield Static("", id="insp-measures")
         yield footer()
 
@@ -168,8 +204,19 @@ class InspectorScreen(LiveScreen):
             view.key_freqs,
             "" if lg else why or "no W_U/W_out in this checkpoint",
         )
+        ab = view.ablation
+        self.query_one("#bars-ablation", LossBars).show(
+            None if ab is None else fmt.excess_decades(list(ab.per_freq), ab.train_loss),
+            view.key_freqs,
+            "" if ab is not None else why or view.ablation_note or "",
+        )
+        self.query_one("#insp-ablation", Static).update(ablation_text(view))
         self.query_one("#insp-measures", Static).update(measures_table(view, self.size.width or 80))
         self.draw_heatmap()
+
+    def action_ablations(self) -> None:
+        """Spectra and heatmap, or the Fourier ablations, in the same place (both fit 80×24 alone)."""
+        self.toggle_class("ablations")
 
     def phase_at(self, step: int) -> str | None:
         """The phase at the inspected step, in hindsight, as `grok inspect` names it (none for an RFM)."""

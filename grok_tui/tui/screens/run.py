@@ -169,6 +169,12 @@ class RunScreen(LiveScreen):
         steps = self.series.metrics.get("step")
         return None if b is None or steps is None else b.phase_at(int(steps[-1]))
 
+    def gini_constant(self) -> bool | None:
+        """The run's analysis.gini_constant (its default for a spec that predates the key)."""
+        from grok_tui.analysis.live import gini_constant
+
+        return gini_constant(self.app.store.run_dir(self.run_id).spec())
+
     def draw_curves(self) -> None:
         row = self.app.store.row(self.run_id)
         s, w, logx = self.series, self.app.ema_weight, self.logx
@@ -192,7 +198,10 @@ class RunScreen(LiveScreen):
             if wid in ("m-loss", "m-racc"):  # the final pass (final key frequencies), when the run has one
                 for j, k in enumerate(keys[-2:]):
                     cs.append(curve(s.progress, k, f"{LABELS[k]} (final K)", 4 + j, 0))
-            self.query_one(f"#{wid}", CurvePlot).plot([c for c in cs if c], logx=logx, note=note)
+            shown = note
+            if wid == "m-gini":  # which Gini: the papers leave the constant component open
+                shown = ", ".join(filter(None, [note, fmt.gini_convention(self.gini_constant())]))
+            self.query_one(f"#{wid}", CurvePlot).plot([c for c in cs if c], logx=logx, note=shown)
         grid = self.query_one("#measure-grid", Grid)
         for key in (k for k in m.names() if k not in KNOWN and not k.startswith("tasks/")):
             c = curve(m, key, key, 0, w)
@@ -226,7 +235,7 @@ class RunScreen(LiveScreen):
         cps = self.series.checkpoints
         if not cps:
             return []
-        return self.app.checkpoint_view(self.run_id, cps[-1]).key_freqs
+        return self.app.checkpoint_view(self.run_id, cps[-1], ablation=False).key_freqs
 
     # ------------------------------------------------------------------ actions
     def action_tab(self, tab: str) -> None:
