@@ -59,7 +59,11 @@ SHORT = {
     "optim.kind": "optim",  # "kind" alone would not say whose (Grokfast's or the optimizer's)
     "grokfast.kind": "grokfast",
     "model.kind": "model",
-    "init_from": "from",  # "init" is model.init
+    # where a transfer run starts (Furuta et al.'s PG-E/PG-T): "run" and "step" would read as results
+    "init_from.run": "from",
+    "init_from.step": "from_step",
+    "init_from.load": "load",
+    "init_from.freeze": "frozen",
 }
 
 
@@ -77,9 +81,12 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
             key = f"{prefix}{k}"
             if not prefix and k in IDENTITY:
                 continue
-            if not prefix and k == "init_from":  # one setting: where the run starts from
-                out[key] = fmt.init_from_label(v) or None
-            elif isinstance(v, dict):
+            if not prefix and k == "init_from":
+                if not v:
+                    continue  # a run from its own random init: no init_from.* settings ("-" beside others)
+                if isinstance(v, dict) and not v.get("load"):
+                    v = {"freeze": v.get("freeze")}  # loads nothing: the source and step say nothing
+            if isinstance(v, dict):
                 walk(v, key + ".")
             else:
                 out[key] = _frozen(v)

@@ -146,6 +146,17 @@ def test_a_second_run_of_the_file_finds_everything_done(trained: Path) -> None:
     assert "pge/seed0: already done" in out.stdout + out.stderr
 
 
+def test_force_starts_over_the_runs_asked_for_and_never_their_source(trained: Path) -> None:
+    src = runs.RunDir(trained / "src/seed0")
+    before = (src.raw_status()["ended"], src.checkpoint_path(60).stat().st_mtime_ns)
+    out = grok("run", "experiments.toml", "--only", "pge", "--force", cwd=trained.parent, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (src.raw_status()["ended"], src.checkpoint_path(60).stat().st_mtime_ns) == before
+    pge = runs.RunDir(trained / "pge/seed0")
+    assert pge.status()["state"] == "done" and pge.raw_status()["started"] > before[0]
+    assert np.array_equal(_arrays(pge, 60)["W_E"], _arrays(src, 60)["W_E"])
+
+
 # --------------------------------------------------------------------------- a source that cannot serve
 
 
@@ -199,12 +210,21 @@ def test_a_damaged_init_from_in_spec_json_is_one_line(trained: Path, tmp_path: P
         assert "init_from" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_compare_shows_where_each_run_started_as_one_setting(trained: Path) -> None:
+def test_compare_shows_where_each_run_started(trained: Path) -> None:
     out = grok("compare", "pge", "pgt", "rand", "scratch", "--runs-dir", str(trained), "--json")
     assert out.returncode == 0, out.stderr
     rows = {r["run_id"]: r for r in json.loads(out.stdout)}
-    assert rows["pge/seed0"]["init_from"] == "embed ← src/seed0 @last, frozen embed"
-    assert rows["pgt/seed0"]["init_from"] == "block ← src/seed0 @40, frozen block"
-    assert rows["rand/seed0"]["init_from"] == "frozen embed"
-    assert rows["scratch/seed0"]["init_from"] is None
+    pge, pgt, rand, scratch = (rows[f"{n}/seed0"] for n in ("pge", "pgt", "rand", "scratch"))
+    assert (pge["init_from.load"], pge["init_from.run"], pge["init_from.step"]) == (
+        ["embed"],
+        "src/seed0",
+        "last",
+    )
+    assert (pgt["init_from.load"], pgt["init_from.freeze"], pgt["init_from.step"]) == (
+        ["block"],
+        ["block"],
+        40,
+    )
+    assert rand["init_from.freeze"] == ["embed"] and rand["init_from.run"] is None  # it loads nothing
+    assert all(scratch[k] is None for k in pge if k.startswith("init_from."))
     assert not any(k.startswith("loaded_from") for r in rows.values() for k in r)  # a record, not a setting

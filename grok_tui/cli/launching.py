@@ -114,14 +114,20 @@ def run(
     sources = cfg.sources_of(specs)
     for spec in sources:
         say(f"{run_label(spec)}: also run, an init_from source of the runs asked for")
+    added = {run_label(s) for s in sources}
     specs = sources + specs
+
+    def forced(spec: dict[str, Any]) -> bool:
+        """--force starts over the runs asked for, never a source they need (its checkpoints are theirs)."""
+        return force and run_label(spec) not in added
+
     _check_device(device)
     root = default_runs_dir(runs_dir, file)
     slots = _slots(gpus, per_gpu, parallel)
     # Check every run before creating any, so a refusal leaves the runs directory as it was.
     for spec in specs:
         existing = RunDir(run_path(spec, root))
-        if not force and (existing.path / SPEC).exists() and not existing.alive():
+        if not forced(spec) and (existing.path / SPEC).exists() and not existing.alive():
             try:
                 check_spec(existing, spec)
             except LaunchError as e:
@@ -130,7 +136,7 @@ def run(
     skipped: list[RunDir] = []
     for spec in specs:
         try:
-            r, action = prepare_run(spec, root, force)
+            r, action = prepare_run(spec, root, forced(spec))
         except LaunchError as e:
             raise fail(str(e)) from None
         if action in ("new", "resume"):

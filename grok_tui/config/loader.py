@@ -264,6 +264,14 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.+=-]+", "_", str(value)).strip("_.") or "_"
 
 
+def _label(key: str, value: Any) -> str:
+    """``key=value`` in a sweep run's name: the key's last part, but ``from`` for ``init_from.run`` (whose
+    ``/seed{seed}``, the same for every point, is left out)."""
+    if key == "init_from.run" and isinstance(value, str):
+        return f"from={_slug(value.removesuffix('/seed{seed}'))}"
+    return f"{key.split('.')[-1]}={_slug(value)}"
+
+
 def _package_version() -> str:
     from .. import __version__
 
@@ -343,7 +351,7 @@ def expand_experiment(
         raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in merged.items()}
         for key, value in zip(keys, point, strict=True):
             _set_path(raw, key, value)
-        label = "-".join(f"{k.split('.')[-1]}={_slug(v)}" for k, v in zip(keys, point, strict=True))
+        label = "-".join(_label(k, v) for k, v in zip(keys, point, strict=True))
         resolved = _Point(where, name, raw, keys)
         names = [f"{label}-seed{seed}" if label else f"seed{seed}" for seed in seeds]
         for run_name in names:
