@@ -84,8 +84,12 @@ def settings(spec: dict[str, Any]) -> dict[str, Any]:
             if not prefix and k == "init_from":
                 if not v:
                     continue  # a run from its own random init: no init_from.* settings ("-" beside others)
-                if isinstance(v, dict) and not v.get("load"):
-                    v = {"freeze": v.get("freeze")}  # loads nothing: the source and step say nothing
+                if isinstance(v, dict):
+                    load, freeze = v.get("load") or [], v.get("freeze") or []
+                    # freeze = true (what is loaded) stays one value across parts, as the file says it
+                    v = {**v, "freeze": True if load and freeze == load else (freeze or False)}
+                    if not load:
+                        v = {"freeze": v["freeze"]}  # loads nothing: the source and step say nothing
             if isinstance(v, dict):
                 walk(v, key + ".")
             else:

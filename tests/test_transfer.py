@@ -211,20 +211,14 @@ def test_a_damaged_init_from_in_spec_json_is_one_line(trained: Path, tmp_path: P
 
 
 def test_compare_shows_where_each_run_started(trained: Path) -> None:
-    out = grok("compare", "pge", "pgt", "rand", "scratch", "--runs-dir", str(trained), "--json")
+    out = grok("compare", "pge", "pgt", "ft", "rand", "scratch", "--runs-dir", str(trained), "--json")
     assert out.returncode == 0, out.stderr
     rows = {r["run_id"]: r for r in json.loads(out.stdout)}
     pge, pgt, rand, scratch = (rows[f"{n}/seed0"] for n in ("pge", "pgt", "rand", "scratch"))
-    assert (pge["init_from.load"], pge["init_from.run"], pge["init_from.step"]) == (
-        ["embed"],
-        "src/seed0",
-        "last",
-    )
-    assert (pgt["init_from.load"], pgt["init_from.freeze"], pgt["init_from.step"]) == (
-        ["block"],
-        ["block"],
-        40,
-    )
+    assert [pge[f"init_from.{k}"] for k in ("load", "run", "step")] == [["embed"], "src/seed0", "last"]
+    # freeze = true ("what is loaded") is one value whatever the parts, so a grid over load stays 2-D
+    assert [pgt[f"init_from.{k}"] for k in ("load", "freeze", "step")] == [["block"], True, 40]
+    assert rows["ft/seed0"]["init_from.freeze"] is False
     assert rand["init_from.freeze"] == ["embed"] and rand["init_from.run"] is None  # it loads nothing
     assert all(scratch[k] is None for k in pge if k.startswith("init_from."))
     assert not any(k.startswith("loaded_from") for r in rows.values() for k in r)  # a record, not a setting
