@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import TINY_TOML, processes_under
+from sweep_helpers import tiny_sweep  # noqa: F401  (here, not in each module: one training per session)
 
 #: Modules whose every test trains for real, starts real processes or drives tmux, or feeds a generated
 #: class of inputs through them: ``-m "not slow"`` skips them for a fast inner loop (a single slow test

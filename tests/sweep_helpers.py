@@ -2,7 +2,9 @@
 
 At 600 steps the fraction 0.3 memorises and never generalises, 0.7 with weight decay 1 groks (by step ~300)
 and 0.7 with weight decay 0.3 climbs without reaching 0.99: a grid with cells that grok and cells that do
-not. Tests read these directories and never write them (copy to modify).
+not. Tests read these directories and never write them (copy to modify). conftest.py registers the
+fixture, so the sweep trains once per session: imported into each test module instead, every module would
+get (and train) its own.
 """
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the tiny_sweep fixture imported from sweep_helpers is a parameter here)
 """`grok export` of a whole sweep and `grok ls` filters, on a real trained 2×2×2 sweep, through the real CLI.
 
 The exported table is read back with the stdlib (csv, json) and checked number by number against the run
@@ -16,7 +15,6 @@ from typing import Any
 
 import pytest
 from helpers import grok
-from sweep_helpers import tiny_sweep  # noqa: F401
 
 from grok_tui import runs
 from grok_tui.cli.exporting import flatten_row

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from helpers import grok
-from sweep_helpers import tiny_sweep  # noqa: F401
 
 from grok_tui import runs, sweeps
 

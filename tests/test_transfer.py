@@ -151,6 +151,7 @@ def test_force_starts_over_the_runs_asked_for_and_never_their_source(trained: Pa
     before = (src.raw_status()["ended"], src.checkpoint_path(60).stat().st_mtime_ns)
     out = grok("run", "experiments.toml", "--only", "pge", "--force", cwd=trained.parent, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
+    assert "src/seed0: also run, an init_from source" in out.stdout + out.stderr  # not asked for, needed
     assert (src.raw_status()["ended"], src.checkpoint_path(60).stat().st_mtime_ns) == before
     pge = runs.RunDir(trained / "pge/seed0")
     assert pge.status()["state"] == "done" and pge.raw_status()["started"] > before[0]
@@ -160,31 +161,26 @@ def test_force_starts_over_the_runs_asked_for_and_never_their_source(trained: Pa
 # --------------------------------------------------------------------------- a source that cannot serve
 
 
-@pytest.mark.slow
-def test_a_source_that_cannot_serve_fails_the_run_with_one_line(tmp_path: Path) -> None:
-    """Checked when the run starts, for sources the experiments file does not define: another shape, no
-    such run, a source that ended (stopped) without the checkpoint and so will never write it. Each run
-    fails at once with one line rather than waiting for ever; the sources are left as they were."""
-    from grok_tui.config import load_config
+def test_a_source_that_cannot_serve_fails_the_run_with_one_line(trained: Path, tmp_path: Path) -> None:
+    """Checked when the run starts, for sources the experiments file does not define (they are only in
+    the runs directory): another shape, no such run, a source that ended (stopped) without the checkpoint
+    and so will never write it. Each run fails at once with one line rather than waiting for ever; the
+    sources are left as they were."""
+    from grok_tui.config import parse_config
     from grok_tui.launch.local import prepare_run
     from grok_tui.recorder import update_status
 
-    (tmp_path / "experiments.toml").write_text(BASE + SOURCE + SOURCE.replace("src", "src2") + RUNS)
-    cfg = load_config(tmp_path / "experiments.toml")
-    out = grok("run", "experiments.toml", "--only", "pge", cwd=tmp_path, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "src/seed0: also run, an init_from source" in out.stdout + out.stderr  # not asked for, needed
-    assert {r.run_id for r in runs.list_runs(tmp_path / "runs")} == {"src/seed0", "pge/seed0"}
-    stopped, _ = prepare_run(cfg.experiments["src2"][0], tmp_path / "runs")
+    cfg = parse_config(BASE + SOURCE.replace("src", "src2"), tmp_path / "src2.toml")
+    stopped, _ = prepare_run(cfg.runs[0], trained)
     update_status(stopped.path, state="stopped")
     loads = 'task = "2*a+b"\ninit_from = {{ run = "{}", load = ["embed"] }}\n'
-    (tmp_path / "other.toml").write_text(  # sources that only the runs directory knows
+    (tmp_path / "other.toml").write_text(
         BASE
         + "[experiments.wrong-p]\np = 13\n" + loads.format("src/seed0")
         + "[experiments.gone]\n" + loads.format("vanished/seed0")
         + "[experiments.after-stopped]\n" + loads.format("src2/seed0")
     )  # fmt: skip
-    out = grok("run", "other.toml", "--parallel", "2", cwd=tmp_path, timeout=300)
+    out = grok("run", "other.toml", "--runs-dir", str(trained), "--parallel", "2", cwd=tmp_path, timeout=300)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
     for run_id, fragments in (
@@ -192,11 +188,11 @@ def test_a_source_that_cannot_serve_fails_the_run_with_one_line(tmp_path: Path) 
         ("gone/seed0", ("'vanished/seed0' does not exist",)),
         ("after-stopped/seed0", ("src2/seed0", "is stopped")),
     ):
-        st = runs.RunDir(tmp_path / "runs" / run_id).status()
+        st = runs.RunDir(trained / run_id).status()
         assert st["state"] == "failed" and "\n" not in st["error"], st
         assert all(f in st["error"] for f in fragments), st["error"]
     assert stopped.status()["state"] == "stopped"
-    assert runs.RunDir(tmp_path / "runs/src/seed0").status()["state"] == "done"
+    assert runs.RunDir(trained / "src/seed0").status()["state"] == "done"
 
 
 def test_a_damaged_init_from_in_spec_json_is_one_line(trained: Path, tmp_path: Path) -> None:

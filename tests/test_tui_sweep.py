@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from helpers import grok
-from sweep_helpers import tiny_sweep  # noqa: F401
 from tui_helpers import drive
 
 from grok_tui.tui.app import GrokApp
