@@ -21,6 +21,7 @@ SLOW_MODULES = {
     "test_tui_imports.py",  # fresh interpreters driving every screen
     "test_config_malformed.py",  # hundreds of generated files through the real CLI
     "test_sweep_export.py",  # trains the tiny sweep
+    "test_transfer.py",  # trains sources and the runs that load from them
 }
 
 

@@ -552,6 +552,7 @@ def test_losses_that_disagree_with_the_files_own_curve_are_named(tmp_path: Path)
         assert ("test loss" in r.stderr) is False  # the test loss agrees: only the train loss is named
 
 
+@pytest.mark.slow
 def test_a_run_can_start_from_an_imported_peer_s_parts(tmp_path: Path) -> None:
     """init_from reads an imported run like one of ours: a peer's embedding and block, frozen, in a
     run of our own on another task."""
