@@ -27,6 +27,7 @@ from .analysis import ablation as abl
 from .analysis import forward as fwd
 from .analysis import live
 from .analysis.measures import Spectrum, sum_sq_weights
+from .models.shapes import spec_shapes
 from .runs import SPEC, RunDir, finite
 
 STORED, RECOMPUTED = "stored", "recomputed"
@@ -145,29 +146,6 @@ def check_spec(spec: Any, where: Path | str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- arrays vs spec
 
 
-def _expected(spec: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
-    """Weight name → shape that the spec's model has, or None when the spec names no model."""
-    from .models.shapes import mlp_shapes, transformer_shapes
-    from .tasks import Task, task_tokens
-
-    model, p = spec.get("model"), spec["p"]
-    if model is None or model["kind"] == "rfm":
-        return None
-    tasks = [Task.parse(t, p) for t in list(live.spec_tasks(spec)) or ["add"]]
-    tokens, vocab = task_tokens(tasks, p, spec.get("layout", "nanda"))
-    if model["kind"] == "mlp":
-        return mlp_shapes(p, len(tokens), model["hidden"], p, model["bias"])
-    return transformer_shapes(
-        vocab,
-        vocab,
-        model["d_model"],
-        model["d_mlp"],
-        model["layers"],
-        model["pos_embed"],
-        model["biases"] == "mlp",
-    )
-
-
 def _analysis_shapes(p: int) -> dict[str, tuple[str, tuple[int, ...] | None]]:
     """Stored analysis arrays the view reads: name → (dtype kind, shape; None = any 1-D)."""
     half, half_log = p // 2, (p - 1) // 2
@@ -212,7 +190,7 @@ def _check_arrays(
             f"{path}: {fwd.n_layers(arrays)} blocks, the model of {spec_path} has {model['layers']}"
         )
     try:
-        expected = _expected(spec)
+        expected = spec_shapes(spec)
     except (ValueError, RecursionError) as e:  # a task that does not parse (TaskError)
         raise CheckpointError(f"{spec_path}: key 'tasks': {e}") from None
     for key, shape in (expected or {}).items():

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import runs
-from .models.shapes import Shapes, part_of, transformer_shapes
-from .tasks import Task, task_tokens
+from .models.shapes import Shapes, part_of, spec_shapes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,15 +49,7 @@ def loaded_parts(spec: dict[str, Any]) -> list[str]:
 
 def array_shapes(spec: dict[str, Any]) -> Shapes | None:
     """Checkpoint names and shapes of the transformer a spec builds (None for other models)."""
-    m = spec.get("model") or {}
-    if m.get("kind") != "transformer":
-        return None
-    p = int(spec["p"])
-    tasks = [Task.parse(t, p) for t in spec["tasks"]]
-    vocab = task_tokens(tasks, p, spec["layout"])[1]
-    return transformer_shapes(
-        vocab, vocab, m["d_model"], m["d_mlp"], m["layers"], bool(m["pos_embed"]), m["biases"] == "mlp"
-    )
+    return spec_shapes(spec) if (spec.get("model") or {}).get("kind") == "transformer" else None
 
 
 def _shown(shape: tuple[int, ...]) -> str:
@@ -90,14 +81,13 @@ def source_dir(run_dir: Path, spec: dict[str, Any]) -> Path | None:
     return None if sid is None else Path(run_dir).parent.parent / sid
 
 
-def wanted_step(spec: dict[str, Any], source: runs.RunDir) -> int | None:
-    """The checkpoint step to load: a number as given; "last" = the source's last checkpoint once it is
-    done (None before: its final step is not written yet)."""
+def wanted_step(spec: dict[str, Any], steps: list[int], state: Any) -> int | None:
+    """The checkpoint step to load, given the source's checkpoint ``steps`` and ``state``: a number as
+    given; "last" = its last checkpoint once it is done (None before: its final step is not written yet)."""
     step = spec["init_from"]["step"]
     if step != "last":
         return int(step)
-    steps = source.checkpoint_steps()
-    return steps[-1] if steps and source.status().get("state") == "done" else None
+    return steps[-1] if steps and state == "done" else None
 
 
 def readiness(run_dir: Path, spec: dict[str, Any]) -> tuple[str, str]:
@@ -105,7 +95,7 @@ def readiness(run_dir: Path, spec: dict[str, Any]) -> tuple[str, str]:
 
     Ready when it loads nothing, or the source has the checkpoint (for "last": the source is done).
     Wait while the source is queued or running. Fail when the source is missing, or ended without
-    that checkpoint.
+    that checkpoint. The scheduler asks at every poll: the source's directory is read once.
     """
     src = source_dir(run_dir, spec)
     if src is None:
@@ -114,21 +104,20 @@ def readiness(run_dir: Path, spec: dict[str, Any]) -> tuple[str, str]:
     source = runs.RunDir(src)
     if not (src / runs.SPEC).exists():
         return "fail", f"init_from run '{sid}' does not exist in {src.parent.parent}: run it first"
-    step = wanted_step(spec, source)
-    if step is not None and step in source.checkpoint_steps():
+    steps, state = source.checkpoint_steps(), source.status().get("state")
+    step = wanted_step(spec, steps, state)
+    if step is not None and step in steps:
         return "ready", ""
-    state = source.status().get("state")
     asked = spec["init_from"]["step"]
     at = f"step {asked}" if asked != "last" else "its last step"
     if state in WAITING_STATES:
         return "wait", f"waits for init_from run '{sid}' ({state}) to reach {at}"
     if state == "done":
-        return "fail", f"init_from run '{sid}' has no checkpoint at {at} ({_steps(source)})"
+        return "fail", f"init_from run '{sid}' has no checkpoint at {at} ({_listed(steps)})"
     return "fail", f"init_from run '{sid}' is {state} without a checkpoint at {at}: resume it first"
 
 
-def _steps(source: runs.RunDir) -> str:
-    steps = source.checkpoint_steps()
+def _listed(steps: list[int]) -> str:
     if not steps:
         return "it has none"
     return f"its checkpoints: {', '.join(map(str, steps[:8]))}{', …' if len(steps) > 8 else ''}"

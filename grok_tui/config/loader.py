@@ -574,9 +574,11 @@ class _Point:
         """The resolved init_from of one run: parts spelled out, "{seed}" filled in; None when it loads
         and freezes nothing."""
         f = self.s.init_from
+        if not isinstance(self.model, Transformer):
+            return None  # _check_init_from refused any init_from for these
         load = expand_parts(list(f.load))
         freeze = load if f.freeze is True else expand_parts(list(f.freeze) if f.freeze else [])
-        if not self.model.pos_embed:  # type: ignore[union-attr]
+        if not self.model.pos_embed:
             load, freeze = [p for p in load if p != "pos"], [p for p in freeze if p != "pos"]
         if not (load or freeze):
             return None
@@ -614,7 +616,7 @@ class _Point:
             "grokfast": msgspec.to_builtins(self.grokfast),
             "optim": optim,
             "analysis": msgspec.to_builtins(s.analysis),
-            "init_from": None if isinstance(self.model, (Rfm, Mlp)) else self._init_from(seed, run_name),
+            "init_from": self._init_from(seed, run_name),
             "version": _package_version(),
         }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 #: Sequence length of both layouts: [a, b, =] (Nanda) and [a, op, b] (Furuta).
 N_CTX = 3
@@ -45,6 +46,25 @@ def mlp_shapes(p: int, n_tasks: int, hidden: list[int], n_out: int, bias: bool) 
         if bias:
             out[f"mlp.{i}.b"] = (b,)
     return out
+
+
+def spec_shapes(spec: Mapping[str, Any]) -> Shapes | None:
+    """Weight name → shape of the network a resolved spec builds (None for an RFM or no model): what a
+    checkpoint of it must hold, and what an ``init_from`` source must match."""
+    from ..tasks import Task, task_tokens
+
+    model, p = spec.get("model"), spec["p"]
+    if model is None or model["kind"] == "rfm":
+        return None
+    t = spec.get("tasks") or spec.get("task") or ()  # an older spec has only ``task``
+    tasks = [Task.parse(x, p) for x in ([t] if isinstance(t, str) else list(t)) or ["add"]]
+    tokens, vocab = task_tokens(tasks, p, spec.get("layout", "nanda"))
+    if model["kind"] == "mlp":
+        return mlp_shapes(p, len(tokens), model["hidden"], p, model["bias"])
+    biases = model["biases"] == "mlp"
+    return transformer_shapes(
+        vocab, vocab, model["d_model"], model["d_mlp"], model["layers"], model["pos_embed"], biases
+    )
 
 
 def n_params(shapes: Mapping[str, tuple[int, ...]]) -> int:

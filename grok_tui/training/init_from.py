@@ -43,7 +43,7 @@ def load_source(model: torch.nn.Module, spec: dict[str, Any], run_dir: Path) -> 
     src = transfer.source_dir(run_dir, spec)
     assert src is not None
     source = runs.RunDir(src)
-    step = transfer.wanted_step(spec, source)
+    step = transfer.wanted_step(spec, source.checkpoint_steps(), source.status().get("state"))
     assert step is not None  # ready
     try:
         read_spec(src)  # a damaged source spec.json is named as such
