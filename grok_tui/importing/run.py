@@ -19,7 +19,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -227,15 +227,6 @@ def split_check(pf: PeerFile, last: dict[str, Any]) -> str | None:
     return "; ".join(off) + ": the file was probably trained on another split (check --train-frac and --seed)"
 
 
-def _checkpoints(run_dir: Path) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    from ..checkpoints import load_checkpoint
-
-    run = runs.RunDir(run_dir)
-    for step in run.checkpoint_steps():
-        arrays, _ = load_checkpoint(run.checkpoint_path(step))
-        yield step, arrays
-
-
 def write_run(
     staging: Path,
     spec: dict[str, Any],
@@ -246,6 +237,7 @@ def write_run(
     """Fill ``staging`` with the run; returns the last metrics row."""
     from ..analysis import live
     from ..training.common import limit_blas_threads
+    from ..training.neural import saved_checkpoints
 
     limit_blas_threads(1)  # as the worker: numpy's BLAS threads would fight torch's
     write_json_atomic(staging / runs.SPEC, spec)
@@ -270,7 +262,7 @@ def write_run(
             say(line)
             last = row
         final = mapped[-1][1].arrays
-        rows = live.final_pass(final, _checkpoints(staging), spec, ev.forward, ev.data)
+        rows = live.final_pass(final, saved_checkpoints(staging), spec, ev.forward, ev.data)
         if rows:
             rec.progress(rows)
         if pf.train_losses or pf.test_losses:

@@ -63,6 +63,19 @@ def weight_norm(model: torch.nn.Module) -> float:
         return float(sum(p.double().pow(2).sum() for p in model.parameters()))
 
 
+def saved_checkpoints(run_dir: Path) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """(step, arrays) of every checkpoint on disk, oldest first, for the final pass; an unreadable one
+    is skipped with a line in worker.log."""
+    run = runs.RunDir(run_dir)
+    for step in run.checkpoint_steps():
+        try:
+            arrays, _ = load_checkpoint(run.checkpoint_path(step))
+        except ValueError as e:
+            print(f"grok analysis: final pass at step {step} skipped ({e})", file=sys.stderr)
+            continue
+        yield step, arrays
+
+
 class LossWatch:
     """Finds the first step whose training loss is NaN or ±inf without a device sync per step: the
     losses gather on the device and are inspected (``check``) before every evaluation and every save,
@@ -284,7 +297,7 @@ class Trainer:
             if is_ckpt:
                 self.save_resume()
         rows = live.final_pass(
-            self.model.export_arrays(), self._checkpoints(), spec, self.forward_arrays, self.data
+            self.model.export_arrays(), saved_checkpoints(self.dir), spec, self.forward_arrays, self.data
         )
         if rows:
             self.rec.progress(rows)
@@ -299,18 +312,6 @@ class Trainer:
             self.rec.log(f"init_from: {arrays} from {record['run']} step {record['step']} (sha256 {digest})")
         if self.frozen:
             self.rec.log(f"init_from: frozen (no gradient, no weight decay): {', '.join(self.frozen)}")
-
-    def _checkpoints(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        """(step, arrays) of every checkpoint on disk, oldest first; an unreadable one is skipped with a
-        line in worker.log."""
-        run = runs.RunDir(self.dir)
-        for step in run.checkpoint_steps():
-            try:
-                arrays, _ = load_checkpoint(run.checkpoint_path(step))
-            except ValueError as e:
-                print(f"grok analysis: final pass at step {step} skipped ({e})", file=sys.stderr)
-                continue
-            yield step, arrays
 
     @torch.no_grad()
     def forward_arrays(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
