@@ -101,6 +101,14 @@ def update_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
     return status
 
 
+def request_stop(run_dir: Path | str) -> None:
+    """Ask the packed worker that trains this run to stop it alone (a signal would stop the whole pack):
+    the worker checkpoints the run, marks it stopped, deletes the file and trains the others on."""
+    path = Path(run_dir) / runs.STOP_REQUEST
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+
+
 def refusal(run_dir: Path | str) -> str | None:
     """The one line refusing to write into a run directory that holds a symbolic link (runs.symlinks),
     or None when it holds none."""

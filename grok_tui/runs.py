@@ -14,6 +14,7 @@ Layout of ``<runs_dir>/<experiment>/<run>/``:
   kept as ``resume.prev.pt``, so a damaged one has a fallback (and is moved to ``resume.damaged.pt``)
 - ``worker.log``     the worker's stdout/stderr
 - ``.lock``          flock held by the live worker: liveness without pids
+- ``stop.request``   asks the packed worker training this run to stop it alone (recorder.request_stop)
 
 Readers never crash on a missing, half-written or older file; this module imports numpy at most. The
 writer side (every function that writes into a run directory) is grok_tui/recorder.py.
@@ -39,6 +40,8 @@ FOURIER = "fourier.jsonl"
 PROGRESS = "progress.jsonl"
 LOG = "worker.log"
 LOCK = ".lock"
+#: A member of a pack stops (checkpoint, state stopped) when this file appears; the pack goes on.
+STOP_REQUEST = "stop.request"
 CKPT_DIR = "checkpoints"
 RESUME = "resume.pt"
 RESUME_PREV = "resume.prev.pt"
