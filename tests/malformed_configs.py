@@ -672,6 +672,19 @@ def generate(seed: int = 0) -> list[Case]:
             f"runs_dir of {n} characters",
             {"defaults": {"runs_dir": "r" * n}, "experiments": {"e": {}}},
         )
+    # ---- [defaults] pack: runs per worker, a whole number from 1 to 1024 or "auto"; a file-level key
+    for bad, cls in (
+        (0, "out of range"), (-1, "out of range"), (1025, "out of range"), (10**17, "out of range"),
+        (2**63 - 1, "out of range"), ("big", "enum"), ("Auto", "enum"), ("", "enum"), (" auto", "enum"),
+        (1.5, "wrong type"), (2.0, "wrong type"), (True, "wrong type"), (False, "wrong type"),
+        ([2], "wrong type"), ({"n": 2}, "wrong type"), (datetime.date(1979, 5, 27), "wrong type"),
+        (math.nan, "non-finite"), (math.inf, "non-finite"), (Raw("1e400"), "non-finite"),
+    ):  # fmt: skip
+        doc = {"defaults": {"pack": bad}, "experiments": {"e": {"p": 11}}}
+        g.add(cls, f"[defaults] pack = {_value(bad)[:40]}", doc, "defaults.pack")
+    g.add("unknown key", "pack in an experiment", {"experiments": {"e": {"p": 11, "pack": 2}}}, "pack")
+    g.add("structure", "sweep = { pack = [2] }", "[experiments.e]\nsweep = { pack = [2] }\n", "sweep.pack")
+
     g.add(
         "long string",
         "device of 10,000 characters",
@@ -743,7 +756,7 @@ def generate(seed: int = 0) -> list[Case]:
 _ALL_KEYS = {
     "description", "task", "p", "train_frac", "seeds", "split_seed", "steps", "eval_every",
     "checkpoint_every", "batch_size", "layout", "loss", "device", "on_nan", "model", "optim", "analysis",
-    "sweep", "runs_dir", "kind", "layers", "d_model", "heads", "d_mlp", "act", "pos_embed", "biases",
+    "sweep", "runs_dir", "pack", "kind", "layers", "d_model", "heads", "d_mlp", "act", "pos_embed", "biases",
     "init", "hidden", "bias", "kernel", "bandwidth", "ridge", "agop_power", "centering", "lr",
     "weight_decay", "betas", "eps", "warmup", "key_freq_rule", "key_freq_threshold", "ffd_eta",
     "gini_constant", "discrete_log", "key_freq_frac", "restricted_split", "grokfast", "alpha", "lamb",

@@ -45,6 +45,9 @@ MAX_GROKFAST_FLOATS = 2**28
 MAX_LOGITS = 2**31
 #: Entries of an RFM's kernel matrix (all points × training points, float64): 8.6 GB at the limit.
 MAX_KERNEL = 2**30
+#: Members of one pack (``[defaults] pack`` / ``--pack``): more than any GPU holds of the smallest model;
+#: ``pack = "auto"`` stops at packing.AUTO_MAX.
+MAX_PACK = 1024
 
 __all__ = [
     "MAX_BATCH",
@@ -63,6 +66,7 @@ __all__ = [
     "MAX_NAME",
     "MAX_NESTING",
     "MAX_P",
+    "MAX_PACK",
     "MAX_PARAMS",
     "MAX_RUNS",
     "MAX_SEED",

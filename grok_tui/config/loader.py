@@ -29,6 +29,7 @@ from . import limits
 from .errors import ConfigError, Where, explain, shown
 from .schema import (
     DEVICE_RE,
+    FILE_KEYS,
     NAME_RE,
     SWEEPABLE,
     TABLE_KEYS,
@@ -58,6 +59,8 @@ class Config:
     path: Path
     runs_dir: Path
     experiments: dict[str, list[dict[str, Any]]]
+    #: [defaults].pack: runs per worker, or "auto" (the scheduler groups them; see grok_tui.packing).
+    pack: int | str = 1
 
     @property
     def runs(self) -> list[dict[str, Any]]:
@@ -161,7 +164,12 @@ def parse_config(text: str, path: Path) -> Config:
         expanded[name] = expand_experiment(path, name, table, defaults, budget)
         budget -= len(expanded[name])
     _check_sources(path, expanded)
-    return Config(path=path, runs_dir=path.parent / defaults.get("runs_dir", "runs"), experiments=expanded)
+    return Config(
+        path=path,
+        runs_dir=path.parent / defaults.get("runs_dir", "runs"),
+        experiments=expanded,
+        pack=defaults.get("pack", 1),
+    )
 
 
 def _check_sources(path: Path, expanded: dict[str, list[dict[str, Any]]]) -> None:
@@ -297,7 +305,7 @@ def _merge(defaults: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
     experiment naming another ``kind`` of model or Grokfast filter than the one [defaults] names replaces
     that table (the default's keys belong to the other kind). A [defaults] table that names no kind merges
     into whichever kind the experiment has, its keys checked against that kind."""
-    merged = {k: v for k, v in defaults.items() if k != "runs_dir"}
+    merged = {k: v for k, v in defaults.items() if k not in FILE_KEYS}
     for key in TABLE_KEYS:
         if key in merged or key in table:
             base, own = merged.get(key), table.get(key)

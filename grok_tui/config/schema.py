@@ -24,6 +24,7 @@ from .limits import (
     MAX_HIDDEN,
     MAX_LAYERS,
     MAX_P,
+    MAX_PACK,
     MAX_SEED,
     MAX_SEEDS,
     MAX_STEPS,
@@ -204,6 +205,13 @@ class Defaults(Settings):
     runs_dir: Annotated[str, Meta(min_length=1, max_length=MAX_STRING, description="a non-empty path")] = (
         "runs"
     )
+    # Runs per worker process (packing.py): N, or "auto" to size packs from the free memory. A file-level
+    # key like runs_dir: how the runs are scheduled, not what they compute, so it never enters spec.json.
+    pack: Annotated[int, Meta(ge=1, le=MAX_PACK)] | Literal["auto"] = 1
+
+
+#: [defaults] keys about the file as a whole, not defaults of a run: they are left out of every spec.
+FILE_KEYS = ("runs_dir", "pack")
 
 
 class Document(Table):
