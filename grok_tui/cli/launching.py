@@ -48,6 +48,15 @@ DetachOpt = Annotated[
         "--detach", "-d", help="Return at once; a detached scheduler drains the queue (no terminal)."
     ),
 ]
+PackOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pack",
+        metavar="N|auto",
+        help="Train up to N compatible runs in one worker (one slot), or as many as the free memory holds "
+        "(auto); default: [defaults] pack of the file, else 1.",
+    ),
+]
 DeviceOpt = Annotated[
     str | None,
     typer.Option("--device", metavar="DEVICE", help="Override every run's device: auto, cpu, cuda, cuda:N."),
@@ -57,7 +66,9 @@ DeviceOpt = Annotated[
 def validate(file: FileArg) -> None:
     """Check an experiments file and print the runs it expands to."""
     cfg = load(file)
-    table_console().print(runs_table(cfg, f"{file}: {len(cfg.runs)} runs → {default_runs_dir(None, file)}"))
+    packs = f", packs of {cfg.pack}" if cfg.pack != 1 else ""
+    title = f"{file}: {len(cfg.runs)} runs → {default_runs_dir(None, file)}{packs}"
+    table_console().print(runs_table(cfg, title))
 
 
 def _check_device(device: str | None) -> None:
@@ -68,7 +79,19 @@ def _check_device(device: str | None) -> None:
             raise fail(f"--device '{device}' is not auto, cpu, cuda or cuda:N")
 
 
-def _slots(gpus: str | None, per_gpu: int | None, parallel: int | None):
+def _pack(pack: str | None, default: int | str = 1) -> int | str:
+    """--pack as the scheduler takes it (the file's [defaults] pack when the option is not given)."""
+    from ..launch.slots import pack_value
+
+    if pack is None:
+        return default
+    try:
+        return pack_value(pack)
+    except ValueError as e:
+        raise fail(str(e)) from None
+
+
+def _slots(gpus: str | None, per_gpu: int | None, parallel: int | None, pack: int | str = 1):
     """Slots from the options and the GPU inventory (nvidia-smi or env; never torch)."""
     from ..launch import gpus as inventory
     from ..launch.slots import Slots
@@ -77,7 +100,7 @@ def _slots(gpus: str | None, per_gpu: int | None, parallel: int | None):
         ids = inventory.select(gpus, inventory.detect())
     except inventory.GpuError as e:
         raise fail(str(e)) from None
-    return Slots(ids, per_gpu or 1, parallel or 1)
+    return Slots(ids, per_gpu or 1, parallel or 1, pack)
 
 
 def run(
@@ -91,6 +114,7 @@ def run(
     parallel: ParallelOpt = None,
     gpus: GpusOpt = None,
     per_gpu: PerGpuOpt = None,
+    pack: PackOpt = None,
     detach: DetachOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Start finished or changed runs over.")] = False,
 ) -> None:
@@ -123,7 +147,7 @@ def run(
 
     _check_device(device)
     root = default_runs_dir(runs_dir, file)
-    slots = _slots(gpus, per_gpu, parallel)
+    slots = _slots(gpus, per_gpu, parallel, _pack(pack, cfg.pack))
     # Check every run before creating any, so a refusal leaves the runs directory as it was.
     for spec in specs:
         existing = RunDir(run_path(spec, root))
@@ -145,7 +169,7 @@ def run(
             why = "already done (use --force to rerun)" if action == "done" else "already has a live worker"
             say(f"{r.run_id}: {why}")
             skipped.append(r)
-    code = _launch(root, todo, slots, device, detach, explicit=(gpus, per_gpu, parallel))
+    code = _launch(root, todo, slots, device, detach, explicit=(gpus, per_gpu, parallel, pack))
     if not detach and todo + skipped and code != exitcodes.HANGUP:
         table_console().print(summary_table([r.summary() for r in todo + skipped]))
     raise typer.Exit(code)
@@ -158,13 +182,17 @@ def resume(
     parallel: ParallelOpt = None,
     gpus: GpusOpt = None,
     per_gpu: PerGpuOpt = None,
+    pack: PackOpt = None,
     detach: DetachOpt = False,
 ) -> None:
-    """Continue stopped or failed runs from their last checkpoint (exact on CPU), through the queue."""
+    """Continue stopped or failed runs from their last checkpoint (exact on CPU), through the queue.
+
+    --pack N resumes compatible runs together in one worker, as `grok run --pack` trains them."""
     from ..recorder import refusal
     from ..runs import untrainable
 
     _check_device(device)
+    pack_size = _pack(pack)
     targets = [get_run(runs_dir, ref) for ref in run_refs]
     from ..config import TO_TRAIN, ConfigError, check_resolved
 
@@ -187,9 +215,8 @@ def resume(
             say(f"{r.run_id}: already done (use `grok run --force` to start it over)")
         elif r not in todo:
             todo.append(r)
-    code = _launch(
-        roots.pop(), todo, _slots(gpus, per_gpu, parallel), device, detach, (gpus, per_gpu, parallel)
-    )
+    slots = _slots(gpus, per_gpu, parallel, pack_size)
+    code = _launch(roots.pop(), todo, slots, device, detach, (gpus, per_gpu, parallel, pack))
     if not detach and todo and code != exitcodes.HANGUP:
         table_console().print(summary_table([r.summary() for r in todo]))
     raise typer.Exit(code)
@@ -257,11 +284,12 @@ def _note_slots(info: dict[str, Any], slots, explicit: tuple) -> None:
         list(slots.gpus) != info.get("gpus")
         or slots.per_gpu != info.get("per_gpu")
         or slots.cpu != info.get("cpu")
+        or slots.pack != info.get("pack", 1)
     ):
         say(
             f"note: the live scheduler keeps its own slots (GPU {info.get('gpus') or 'none'}, "
-            f"{info.get('per_gpu')} per GPU, {info.get('cpu')} on CPU); "
-            "--gpus/--per-gpu/--parallel are ignored",
+            f"{info.get('per_gpu')} per GPU, {info.get('cpu')} on CPU, packs of {info.get('pack', 1)}); "
+            "--gpus/--per-gpu/--parallel/--pack are ignored",
             err=True,
         )
 

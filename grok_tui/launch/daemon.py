@@ -15,7 +15,7 @@ from typing import Any
 from . import inbox
 from .gpus import NO_GPU_WORDS, split_ids
 from .scheduler import POLL_S, Scheduler
-from .slots import Slots
+from .slots import Slots, pack_value
 
 DAEMON_MODULE = "grok_tui.launch.daemon"
 
@@ -84,9 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpus", default="none", help="comma-separated GPU ids, or none")
     ap.add_argument("--per-gpu", type=int, default=1)
     ap.add_argument("--parallel", type=int, default=1, help="CPU slots")
+    ap.add_argument("--pack", type=_pack, default=1, help="runs per worker: N, or auto")
     a = ap.parse_args(argv)
     gpus = () if a.gpus.strip().lower() in NO_GPU_WORDS else split_ids(a.gpus)
-    return serve(a.runs_dir.resolve(), Slots(gpus, max(1, a.per_gpu), max(1, a.parallel)))
+    return serve(a.runs_dir.resolve(), Slots(gpus, max(1, a.per_gpu), max(1, a.parallel), a.pack))
+
+
+def _pack(text: str) -> int | str:
+    try:
+        return pack_value(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 if __name__ == "__main__":
