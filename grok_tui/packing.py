@@ -15,10 +15,16 @@ run directory edited in between is refused there rather than trained wrong.
 from __future__ import annotations
 
 import json
+import os
+import time
+import uuid
 from typing import Any
 
 from .transfer import frozen_parts
 
+#: Environment variable through which the launcher hands the packed worker its pack id (the id names the
+#: pack's own log, ``<runs_dir>/.grok/packs/<id>.log``, and every member's status.json ``pack``).
+PACK_ID_ENV = "GROK_PACK_ID"
 #: Spec keys every member of a pack shares (grokfast and optim: their kind and MA window only).
 SHARED_KEYS = ("p", "tasks", "layout", "batch_size", "loss", "model", "device")
 #: Upper bound on ``pack = "auto"``: past a few dozen members the gain per member is small (the step is
@@ -26,6 +32,11 @@ SHARED_KEYS = ("p", "tasks", "layout", "batch_size", "loss", "model", "device")
 AUTO_MAX = 64
 #: Share of the free memory ``auto`` plans to use: the estimate leaves room for the allocator's slack.
 AUTO_SHARE = 0.5
+
+
+def new_pack_id() -> str:
+    """A pack id unique on this machine and sortable by start: time, the spawner's pid, a short uuid."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 def solo_reason(spec: dict[str, Any]) -> str | None:
@@ -48,16 +59,24 @@ def pack_key(spec: dict[str, Any]) -> str:
     return json.dumps(shared, sort_keys=True, default=str)
 
 
-def difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
-    """The first shared key in which two specs differ (``model``, ``grokfast.kind``, …), or None."""
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Every shared key in which two specs differ (``model``, ``grokfast.kind``, …), sorted; the
+    scheduler names the queued run nearest to one that must run solo (fewest differences)."""
     ka, kb = json.loads(pack_key(a)), json.loads(pack_key(b))
+    out = []
     for key in sorted(ka):
         if ka[key] != kb[key]:
-            if isinstance(ka[key], dict):
+            if isinstance(ka[key], dict) and isinstance(kb[key], dict):
                 sub = next(k for k in sorted(set(ka[key]) | set(kb[key])) if ka[key].get(k) != kb[key].get(k))
-                return f"{key}.{sub}"
-            return "init_from.freeze" if key == "frozen" else key
-    return None
+                out.append(f"{key}.{sub}")
+            else:
+                out.append("init_from.freeze" if key == "frozen" else key)
+    return out
+
+
+def difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """The first shared key in which two specs differ (``model``, ``grokfast.kind``, …), or None."""
+    return next(iter(differences(a, b)), None)
 
 
 def member_bytes(spec: dict[str, Any]) -> int:

@@ -1,7 +1,7 @@
 """The launcher interface: the scheduler decides *when* and *where*, a launcher decides *how*.
 
-A launcher starts ``python -m grok_tui.worker RUN_DIR`` somewhere (this machine now; Slurm later) and
-returns a handle the scheduler polls and signals. Everything else (liveness, progress, results) is read
+A launcher starts ``python -m grok_tui.worker RUN_DIR`` somewhere (this machine now; Slurm later), or one
+packed worker for several run directories, and returns a handle the scheduler polls and signals. Everything else (liveness, progress, results) is read
 from the run directory, so a run outlives its launcher, its scheduler and any terminal.
 """
 
@@ -32,6 +32,8 @@ class Worker(Protocol):
 
     #: Process id (local) or job id: for messages only; liveness comes from the run's lock.
     id: str
+    #: The pack id of a worker that trains several runs (their status.json names it), else None.
+    pack: str | None
 
     def poll(self) -> int | None:
         """Exit code once finished (negative: killed by that signal), else None. Reaps it."""
@@ -45,4 +47,9 @@ class Worker(Protocol):
 class Launcher(Protocol):
     def start(self, run: RunDir, slot: Slot, device: str | None, threads: int) -> Worker:
         """Start a worker for ``run`` on ``slot``; ``device`` overrides the spec's device when given."""
+        ...
+
+    def start_pack(self, members: list[RunDir], slot: Slot, device: str | None, threads: int) -> Worker:
+        """Start one packed worker that trains every run of ``members`` (same packing.pack_key) on
+        ``slot``: one process, one slot; each member still writes its own run directory."""
         ...

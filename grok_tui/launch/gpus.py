@@ -45,24 +45,37 @@ def split_ids(value: str) -> tuple[str, ...]:
     return () if items in ((), ("-1",)) else items
 
 
-def nvidia_smi_ids(timeout: float = 10.0) -> tuple[str, ...] | None:
-    """GPU indices from nvidia-smi, or None when nvidia-smi is missing or broken."""
+def _nvidia_smi(args: list[str], timeout: float) -> subprocess.CompletedProcess | None:
+    """nvidia-smi's answer to ``args``, or None when nvidia-smi is missing or hangs."""
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return None
     try:
-        out = subprocess.run(
-            [exe, "--query-gpu=index", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
+        return subprocess.run(
+            [exe, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
         )
     except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def nvidia_smi_ids(timeout: float = 10.0) -> tuple[str, ...] | None:
+    """GPU indices from nvidia-smi, or None when nvidia-smi is missing or broken."""
+    out = _nvidia_smi(["--query-gpu=index", "--format=csv,noheader"], timeout)
+    if out is None:
         return None
     if out.returncode != 0:
         return ()  # e.g. "No devices were found" / driver not loaded: no usable GPU
     return tuple(line.strip() for line in out.stdout.splitlines() if line.strip().isdigit())
+
+
+def free_memory(gpu: str, timeout: float = 10.0) -> int | None:
+    """Free bytes on GPU ``gpu`` (an index or UUID, as CUDA_VISIBLE_DEVICES names it) per nvidia-smi,
+    or None when nvidia-smi cannot say."""
+    out = _nvidia_smi(["--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", gpu], timeout)
+    if out is None or out.returncode != 0:
+        return None
+    lines = out.stdout.split()
+    return int(lines[0]) << 20 if len(lines) == 1 and lines[0].isdigit() else None  # MiB
 
 
 def detect(env: Mapping[str, str] | None = None) -> Inventory:

@@ -18,10 +18,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .. import runs
-from ..recorder import open_log, refusal, update_status, write_json_atomic
+from .. import packing, runs
+from ..recorder import open_log, refusal, request_stop, update_status, write_json_atomic
 from .base import Slot
 from .gpus import FAKE_ENV
+from .inbox import state_dir
 
 # Keys whose change does not make an existing run a different experiment.
 _IGNORED_SPEC_KEYS = {"version", "description", "loaded_from"}
@@ -165,6 +166,44 @@ def spawn_worker(run_dir: Path, env: dict[str, str] | None = None, note: str = "
         )
 
 
+def spawn_pack(run_dirs: list[Path], env: dict[str, str], pack_id: str, note: str = "") -> subprocess.Popen:
+    """Start ``python -m grok_tui.worker RUN_DIR ...``, one packed worker for every run, detached like
+    :func:`spawn_worker`. Each member's worker.log gets the ``grok: <time> starting worker in pack ...``
+    line; the process's own output goes to ``<runs_dir>/.grok/packs/<pack id>.log`` (a pack's messages
+    belong to no one member). LinkRefused (nothing started, nothing written) for a member holding a link."""
+    run_dirs = [Path(d) for d in run_dirs]
+    for d in run_dirs:
+        if line := refusal(d):
+            raise LinkRefused(line)
+    packs = state_dir(run_dirs[0].parents[1]) / "packs"
+    packs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    start = f"grok: {stamp} starting worker in pack {pack_id} ({len(run_dirs)} members)"
+    start += f" {note}\n" if note else "\n"
+    for d in run_dirs:
+        with open(open_log(d), "ab", buffering=0) as log:
+            log.write(start.encode())
+    fd = os.open(packs / f"{pack_id}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with open(fd, "ab", buffering=0) as log:
+        members = " ".join(runs.RunDir(d).run_id for d in run_dirs)
+        log.write(f"{start.rstrip()}: {members}\n".encode())
+        return subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, *(str(d.resolve()) for d in run_dirs)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env={**env, packing.PACK_ID_ENV: pack_id},
+        )
+
+
+def _clear_stop_request(run_dir: Path) -> None:
+    """A stop.request left by a pack that died before it read it would stop the run's next worker."""
+    with contextlib.suppress(FileNotFoundError):
+        (Path(run_dir) / runs.STOP_REQUEST).unlink()
+
+
 def effective_device(run: runs.RunDir, device: str | None) -> str:
     """The device a run is started with: the override, else its spec's ("auto" when it names none)."""
     dev = run.spec().get("device")
@@ -172,11 +211,13 @@ def effective_device(run: runs.RunDir, device: str | None) -> str:
 
 
 class LocalWorker:
-    """A worker process this process started (it leads its own process group)."""
+    """A worker process this process started (it leads its own process group); ``pack`` is its pack id
+    when it trains several runs."""
 
-    def __init__(self, proc: subprocess.Popen) -> None:
+    def __init__(self, proc: subprocess.Popen, pack: str | None = None) -> None:
         self.proc = proc
         self.id = str(proc.pid)
+        self.pack = pack
 
     def poll(self) -> int | None:
         return self.proc.poll()
@@ -190,7 +231,8 @@ class LocalWorker:
 class LocalLauncher:
     """Workers as detached processes of this machine; a GPU slot becomes CUDA_VISIBLE_DEVICES."""
 
-    def start(self, run: runs.RunDir, slot: Slot, device: str | None, threads: int) -> LocalWorker:
+    @staticmethod
+    def _env(run: runs.RunDir, slot: Slot, device: str | None, threads: int) -> dict[str, str]:
         dev = effective_device(run, device)
         if slot.gpu is not None:
             # One GPU visible: "cuda:N" of the spec is that GPU, now called "cuda". A run on a GPU slot
@@ -198,16 +240,35 @@ class LocalLauncher:
             # the run with "CUDA unavailable" (except for the tests' declared GPUs, which are not there).
             fake = FAKE_ENV in os.environ
             on_gpu = dev.startswith("cuda") or (dev == "auto" and not fake)
-            env = worker_env("cuda" if on_gpu else device, threads, slot.gpu)
-        else:
-            # CPU pool: hide GPUs, so a run here never takes one the scheduler did not hand out.
-            env = worker_env(device, threads, "")
+            return worker_env("cuda" if on_gpu else device, threads, slot.gpu)
+        # CPU pool: hide GPUs, so a run here never takes one the scheduler did not hand out.
+        return worker_env(device, threads, "")
+
+    def start(self, run: runs.RunDir, slot: Slot, device: str | None, threads: int) -> LocalWorker:
+        env = self._env(run, slot, device, threads)
         if line := refusal(run.path):  # before anything is written into it
             raise LinkRefused(line)
-        update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid())
+        _clear_stop_request(run.path)
+        # pack None: a solo worker, so `grok stop` signals it rather than asking a pack that is gone
+        update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid(), pack=None)
         return LocalWorker(
             spawn_worker(run.path, env, note=f"on {slot.describe()} (scheduler {os.getpid()})")
         )
+
+    def start_pack(
+        self, members: list[runs.RunDir], slot: Slot, device: str | None, threads: int
+    ) -> LocalWorker:
+        """One packed worker for ``members`` (the scheduler checked they share a packing.pack_key)."""
+        env = self._env(members[0], slot, device, threads)
+        for run in members:
+            if line := refusal(run.path):
+                raise LinkRefused(line)
+        pack_id = packing.new_pack_id()
+        for run in members:
+            _clear_stop_request(run.path)
+            update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid())
+        note = f"on {slot.describe()} (scheduler {os.getpid()})"
+        return LocalWorker(spawn_pack([r.path for r in members], env, pack_id, note), pack=pack_id)
 
 
 # --------------------------------------------------------------------------- signalling a run
@@ -224,9 +285,18 @@ def _is_worker(pid: int) -> bool:
         return True  # no /proc (not Linux): trust the lock that said the run is alive
 
 
+def live_pack(status: dict[str, Any]) -> str | None:
+    """The pack id a live run's status.json names (its worker trains other runs too), else None."""
+    pack = status.get("pack")
+    pid = pack.get("id") if isinstance(pack, dict) else None
+    return pid if isinstance(pid, str) and pid else None
+
+
 def signal_run(run: runs.RunDir, sig: int) -> int | None:
     """Send ``sig`` to the live worker of ``run`` (its whole process group when it leads one).
 
+    A member of a pack is stopped alone: SIGTERM becomes its stop.request (a signal would stop every
+    member); SIGKILL still kills the pack's whole process group (the others stay resumable).
     Returns the pid signalled, or None when no live worker could be signalled (not running, or its
     status.json does not name it yet: call again on the next poll)."""
     if not run.alive():
@@ -235,6 +305,12 @@ def signal_run(run: runs.RunDir, sig: int) -> int | None:
     pid, pgid = st.get("pid"), st.get("pgid")
     if not isinstance(pid, int) or pid <= 1 or not _is_worker(pid):
         return None
+    if sig == signal.SIGTERM and live_pack(st):
+        try:
+            request_stop(run.path)
+        except OSError:
+            return None
+        return pid
     try:
         if isinstance(pgid, int) and pgid == pid and pgid != os.getpgid(0):
             os.killpg(pgid, sig)
