@@ -1,8 +1,9 @@
 """The launcher interface: the scheduler decides *when* and *where*, a launcher decides *how*.
 
 A launcher starts ``python -m grok_tui.worker RUN_DIR`` somewhere (this machine now; Slurm later), or one
-packed worker for several run directories, and returns a handle the scheduler polls and signals. Everything else (liveness, progress, results) is read
-from the run directory, so a run outlives its launcher, its scheduler and any terminal.
+packed worker for several run directories, and returns a handle the scheduler polls and signals.
+Everything else (liveness, progress, results) is read from the run directory, so a run outlives its
+launcher, its scheduler and any terminal.
 """
 
 from __future__ import annotations

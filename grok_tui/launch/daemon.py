@@ -78,7 +78,8 @@ def serve(runs_dir: Path, slots: Slots, poll: float = POLL_S) -> int:
         time.sleep(poll)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> tuple[Path, Slots]:
+    """The runs directory and slots of the daemon's command line (what Slots.args writes)."""
     ap = argparse.ArgumentParser(prog=f"python -m {DAEMON_MODULE}", description=serve.__doc__)
     ap.add_argument("runs_dir", type=Path)
     ap.add_argument("--gpus", default="none", help="comma-separated GPU ids, or none")
@@ -87,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pack", type=_pack, default=1, help="runs per worker: N, or auto")
     a = ap.parse_args(argv)
     gpus = () if a.gpus.strip().lower() in NO_GPU_WORDS else split_ids(a.gpus)
-    return serve(a.runs_dir.resolve(), Slots(gpus, max(1, a.per_gpu), max(1, a.parallel), a.pack))
+    return a.runs_dir.resolve(), Slots(gpus, max(1, a.per_gpu), max(1, a.parallel), a.pack)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve(*parse(argv))
 
 
 def _pack(text: str) -> int | str:

@@ -31,15 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import recorder, runs, transfer
+from .. import packing, recorder, runs, transfer
 from ..exitcodes import BUSY as EXIT_BUSY
-from . import inbox
+from . import inbox, memory
 from .base import Launcher, Slot, Worker
-from .local import LinkRefused, LocalLauncher, describe_exit, effective_device, signal_run
-from .slots import Slots
+from .local import LinkRefused, LocalLauncher, describe_exit, effective_device, live_pack, signal_run
+from .slots import AUTO, Slots
 from .stopping import GRACE_S, Stopper
 
 POLL_S = 0.25
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
 
 
 def _device(value: Any) -> str | None:
@@ -63,6 +67,8 @@ class Active:
     run: runs.RunDir
     worker: Worker
     slot: Slot
+    #: The pack id when ``worker`` trains other runs too (their entries share the one Worker), else None.
+    pack: str | None = None
 
 
 @dataclass
@@ -85,6 +91,12 @@ class Scheduler:
     outcomes: dict[Path, str] = field(default_factory=dict)
     #: Queued runs found on disk when the role was taken (another scheduler's queue, or a crash's).
     adopted: list[runs.RunDir] = field(default_factory=list)
+    #: Free bytes for a pack on a slot and where the figure comes from (``pack = "auto"``).
+    free_memory: Callable[[Slot], tuple[int | None, str]] = memory.free_bytes
+    #: The size ``pack = "auto"`` last chose per (slot, pack key): said once in the log, again if it changes.
+    _auto_sizes: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: Packs SIGKILLed because a member outlived its stop's grace (said once per pack).
+    _packs_killed: set[str] = field(default_factory=set)
 
     # ------------------------------------------------------------------ role
     @classmethod
@@ -218,7 +230,8 @@ class Scheduler:
         if a is None or run.alive() or run.raw_status().get("state") in runs.ACTIVE_STATES:
             return
         deadline = time.monotonic() + 10
-        while a.worker.poll() is None and time.monotonic() < deadline:
+        # A pack member's entry goes as soon as it has ended: the pack process trains the others on.
+        while a.pack is None and a.worker.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         self._reap()
 
@@ -228,7 +241,10 @@ class Scheduler:
         now = time.time()
         if path in self.active:
             a = self.active[path]
-            self.stopper.request(path, lambda: a.worker.signal(signal.SIGTERM), grace)
+            if a.pack is not None:  # a signal would stop every member: ask the pack to stop this one
+                self.stopper.request(path, lambda: self._request_stop(path), grace)
+            else:
+                self.stopper.request(path, lambda: a.worker.signal(signal.SIGTERM), grace)
             return True
         for q in self.queue:
             if q.run.path == path:
@@ -243,6 +259,11 @@ class Scheduler:
             recorder.update_status(path, state="stopped", ended=now)
             return True
         return False
+
+    @staticmethod
+    def _request_stop(path: Path) -> None:
+        with contextlib.suppress(OSError):  # gone meanwhile: the reap says how it ended
+            recorder.request_stop(path)
 
     def _fail(self, run: runs.RunDir, error: str) -> None:
         recorder.update_status(run.path, state="failed", ended=time.time(), error=error)
@@ -290,26 +311,39 @@ class Scheduler:
         for path, a in list(self.active.items()):
             rc = a.worker.poll()
             if rc is None:
+                if a.pack is not None and self._member_ended(a):  # the pack trains the others on
+                    del self.active[path]
+                    self._ended(path, a, None)
                 continue
             del self.active[path]
-            if rc == EXIT_BUSY:  # another worker won the run's lock: it was not started twice
+            if (rc == EXIT_BUSY and a.pack is None) or (a.pack is not None and a.run.alive()):
+                # another worker won the run's lock: it was not started twice
                 self.log(f"{a.run.run_id}: another worker holds it; not started twice")
                 if a.run.alive():
                     self.foreign[path] = a.slot.key
                 continue
-            st = a.run.raw_status()
-            state = st.get("state")
-            stopping = path in self.stopper
-            self.stopper.forget(path)
-            if state in ("queued", "running"):  # it died without its last word
-                if stopping:
-                    state, error = "stopped", None if rc == 0 else describe_exit(rc)
-                else:
-                    state, error = "failed", describe_exit(rc)
-                recorder.update_status(path, state=state, ended=time.time(), returncode=rc, error=error)
-            self.outcomes[path] = str(state)
-            err = runs.RunDir(path).raw_status().get("error")
-            self.log(f"{a.run.run_id}: {state}" + (f": {err}" if state == "failed" and err else ""))
+            self._ended(path, a, rc)
+
+    @staticmethod
+    def _member_ended(a: Active) -> bool:
+        """Whether a pack member has said its last word (final state written, then its lock released)."""
+        return not a.run.alive() and a.run.raw_status().get("state") not in runs.ACTIVE_STATES
+
+    def _ended(self, path: Path, a: Active, rc: int | None) -> None:
+        """Record how ``a``'s run ended (``rc``: its worker's exit code, None while a pack lives on)."""
+        st = a.run.raw_status()
+        state = st.get("state")
+        stopping = path in self.stopper
+        self.stopper.forget(path)
+        if rc is not None and state in ("queued", "running"):  # it died without its last word
+            if stopping:
+                state, error = "stopped", None if rc == 0 else describe_exit(rc)
+            else:
+                state, error = "failed", describe_exit(rc)
+            recorder.update_status(path, state=state, ended=time.time(), returncode=rc, error=error)
+        self.outcomes[path] = str(state)
+        err = runs.RunDir(path).raw_status().get("error")
+        self.log(f"{a.run.run_id}: {state}" + (f": {err}" if state == "failed" and err else ""))
 
     def _free_slot(self, q: Queued, usage: Counter[str]) -> Slot | None:
         if q.need == "cpu":
@@ -320,33 +354,151 @@ class Scheduler:
         load, _, gpu = min((usage[f"gpu:{g}"], i, g) for i, g in enumerate(self.slots.gpus))
         return Slot(gpu) if load < self.slots.per_gpu else None
 
+    def _usage(self) -> Counter[str]:
+        """Workers per slot key: a pack is one worker however many members it has (ours or foreign)."""
+        workers = {id(a.worker): a.slot.key for a in self.active.values()}
+        foreign = {live_pack(runs.RunDir(p).raw_status()) or p: key for p, key in self.foreign.items()}
+        return Counter([*workers.values(), *foreign.values()])
+
     def _start_queued(self) -> None:
-        usage: Counter[str] = Counter(a.slot.key for a in self.active.values())
-        usage.update(self.foreign.values())
-        for q in list(self.queue):
+        usage = self._usage()
+        polled = list(self.queue)  # what a run started solo is compared with, to say why
+        for q in polled:
+            if not any(x is q for x in self.queue):  # gone into a pack already, or failed
+                continue
             if not self._source_ready(q):
                 continue
             slot = self._free_slot(q, usage)
             if slot is None:
                 continue  # a run that fits elsewhere may still start
-            self.queue.remove(q)
-            if q.run.raw_status().get("state") != "queued":
-                continue  # stopped while it waited
-            if q.run.alive():
-                self.foreign[q.run.path] = self._slot_key_of(q.run.raw_status())
+            if not self._take(q):
+                continue
+            members = self._pack_for(q, slot, polled) if self.slots.packing else [q]
+            if self._launch(members, slot):
+                usage[slot.key] += 1
+
+    def _take(self, q: Queued) -> bool:
+        """Take ``q`` off the queue; whether it is still to be started (not stopped, no live worker)."""
+        self.queue.remove(q)
+        if q.run.raw_status().get("state") != "queued":
+            return False  # stopped while it waited
+        if q.run.alive():
+            self.foreign[q.run.path] = self._slot_key_of(q.run.raw_status())
+            return False
+        return True
+
+    def _launch(self, members: list[Queued], slot: Slot) -> bool:
+        """Start ``members`` on ``slot``: one worker each alone, one packed worker for several."""
+        ok = []
+        for m in members:  # checked for each member, so one link does not cost the others their start
+            if line := recorder.refusal(m.run.path):
+                self.log(f"{m.run.run_id}: not started: {line}")
+            else:
+                ok.append(m)
+        if not ok:
+            return False
+        first = ok[0]
+        try:
+            if len(ok) == 1:
+                worker = self.launcher.start(first.run, slot, first.device, self.slots.threads)
+            else:
+                worker = self.launcher.start_pack([m.run for m in ok], slot, first.device, self.slots.threads)
+        except LinkRefused as e:  # nothing may be written through the link: the log says why
+            for m in ok:
+                self.log(f"{m.run.run_id}: not started: {e}")
+            return False
+        except OSError as e:
+            for m in ok:
+                self._fail(m.run, f"could not start a worker: {e}")
+                self.log(f"{m.run.run_id}: could not start a worker: {e}")
+            return False
+        pack = worker.pack if len(ok) > 1 else None
+        for m in ok:
+            self.active[m.run.path] = Active(m.run, worker, slot, pack)
+            where = f"in pack {pack} ({len(ok)} runs, pid {worker.id})" if pack else f"(pid {worker.id})"
+            self.log(f"{m.run.run_id}: started on {slot.describe()} {where}")
+        return True
+
+    # ------------------------------------------------------------------ packs
+    def _pack_for(self, q: Queued, slot: Slot, polled: list[Queued]) -> list[Queued]:
+        """``q`` and the startable queued runs that may share its pack (same packing.pack_key, slot
+        need and device), up to the pack size; when there are none, one log line says why."""
+        assert q.spec is not None  # read by _source_ready
+        key, why = self._key(q.spec)
+        if key is None:
+            self.log(f"{q.run.run_id}: runs solo: {why}")
+            return [q]
+        size, why = self._pack_size(q.spec, key, slot)
+        members = [q]
+        for m in list(self.queue):
+            if len(members) >= size:
+                break
+            if m.need != q.need or m.device != q.device:
+                continue
+            if m.spec is None:
+                m.spec = m.run.spec()
+            if self._key(m.spec)[0] != key or not self._source_ready(m) or not self._take(m):
+                continue
+            members.append(m)
+        if len(members) == 1:
+            self.log(f"{q.run.run_id}: runs solo: {why or self._alone(q, key, polled)}")
+        return members
+
+    @staticmethod
+    def _key(spec: dict[str, Any]) -> tuple[str | None, str]:
+        """The run's packing.pack_key, or None and why it never shares a pack."""
+        try:
+            if why := packing.solo_reason(spec):
+                return None, why
+            return packing.pack_key(spec), ""
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None, f"its {runs.SPEC} is damaged"
+
+    def _pack_size(self, spec: dict[str, Any], key: str, slot: Slot) -> tuple[int, str]:
+        """Members per pack on ``slot`` (``pack = "auto"``: packing.auto_size of its free memory, said in
+        the log when it changes), and why a pack of one when it is."""
+        if self.slots.pack != AUTO:
+            return int(self.slots.pack), ""
+        free, where = self.free_memory(slot)
+        if free is None:
+            return 1, f"pack = auto, but the free memory of the {slot.describe()} is unknown"
+        size = packing.auto_size(spec, free)
+        need = packing.member_bytes(spec)
+        if self._auto_sizes.get((slot.key, key)) != size:
+            self._auto_sizes[slot.key, key] = size
+            self.log(
+                f"pack = auto on {slot.describe()}: up to {size} runs per pack "
+                f"({_gib(free)} {where}, {packing.AUTO_SHARE:g} of it over {_gib(need)} per member"
+                f"{f', at most {packing.AUTO_MAX}' if size == packing.AUTO_MAX else ''})"
+            )
+        if size > 1:
+            return size, ""
+        return 1, f"pack = auto fits one run in {_gib(free)} {where} ({_gib(need)} per member)"
+
+    def _alone(self, q: Queued, key: str, polled: list[Queued]) -> str:
+        """Why no queued run joined ``q``'s pack, from the nearest of the runs queued at this poll."""
+        best: tuple[int, Queued, list[str]] | None = None
+        for m in polled:
+            if m is q:
                 continue
             try:
-                worker = self.launcher.start(q.run, slot, q.device, self.slots.threads)
-            except LinkRefused as e:  # nothing may be written through the link: the log says why
-                self.log(f"{q.run.run_id}: not started: {e}")
+                spec = m.spec if m.spec is not None else m.run.spec()
+                diffs = [] if self._key(spec)[0] == key else packing.differences(q.spec or {}, spec)
+            except (AttributeError, KeyError, TypeError, ValueError):
                 continue
-            except OSError as e:
-                self._fail(q.run, f"could not start a worker: {e}")
-                self.log(f"{q.run.run_id}: could not start a worker: {e}")
-                continue
-            self.active[q.run.path] = Active(q.run, worker, slot)
-            usage[slot.key] += 1
-            self.log(f"{q.run.run_id}: started on {slot.describe()} (pid {worker.id})")
+            if best is None or len(diffs) < best[0]:
+                best = (len(diffs), m, diffs)
+        if best is None:
+            return "no other run is queued"
+        _, m, diffs = best
+        rid = m.run.run_id
+        if diffs:
+            return f"no queued run shares its pack key (the nearest, {rid}, differs in {', '.join(diffs)})"
+        if not any(x is m for x in self.queue):
+            return f"the runs that share its pack key ({rid}, …) are in full packs already"
+        if m.need != q.need or m.device != q.device:
+            return f"{rid}, which shares its pack key, needs another device"
+        return f"{rid}, which shares its pack key, cannot start yet (it waits for its init_from source)"
 
     def _source_ready(self, q: Queued) -> bool:
         """Whether ``q`` may start as far as its ``init_from`` source goes: it waits while the source is
@@ -375,16 +527,39 @@ class Scheduler:
         """Stop everything this scheduler owns (queued runs become stopped) and wait for the workers."""
         for q in list(self.queue):
             self.stop(q.run.path, grace)
-        for path in list(self.active):
-            self.stop(path, grace)
+        termed: set[int] = set()
+        for path, a in list(self.active.items()):
+            if a.pack is None:
+                self.stop(path, grace)
+            else:  # SIGTERM, once per pack: every member checkpoints and ends stopped
+                self.stopper.request(path, lambda a=a: self._term_once(a.worker, termed), grace)
         while self.active:
             self._reap()
             self._kill_overdue()
             time.sleep(0.05)
 
+    @staticmethod
+    def _term_once(worker: Worker, termed: set[int]) -> None:
+        if id(worker) not in termed:
+            termed.add(id(worker))
+            worker.signal(signal.SIGTERM)
+
     def _kill_overdue(self) -> None:
-        """SIGKILL the workers still alive past their stop's grace period (the checkpoint is kept)."""
-        self.stopper.escalate(lambda path: self.active[path].worker.signal(signal.SIGKILL))
+        """SIGKILL the workers still alive past their stop's grace period (the checkpoint is kept); for a
+        pack member that is the whole pack, whose other members stay resumable from their checkpoints."""
+        self.stopper.escalate(self._kill_for)
+
+    def _kill_for(self, path: Path) -> None:
+        a = self.active[path]
+        if a.pack is not None and a.pack not in self._packs_killed:
+            self._packs_killed.add(a.pack)
+            others = [o.run.run_id for o in self.active.values() if o.worker is a.worker and o is not a]
+            also = f"; its other members {', '.join(others)} were killed too and stay resumable"
+            self.log(
+                f"{a.run.run_id}: did not stop within its grace period: killed pack {a.pack} "
+                f"(pid {a.worker.id}){also if others else ''}"
+            )
+        a.worker.signal(signal.SIGKILL)
 
     def kill(self, path: Path) -> bool:
         """SIGKILL the worker of ``path`` now (a second Ctrl-C); False if this scheduler did not start it."""
