@@ -1,0 +1,411 @@
+"""Scheduling packs (``--pack N|auto``, ``[defaults] pack``): which queued runs go into one packed worker.
+
+The scheduler's decisions are tested with a launcher that records what it was asked to start (no process):
+which runs were grouped into which start_pack call, the scheduler log's one line for each run started solo,
+slots counted per worker rather than per member, members that end while their pack lives, stopping one
+member, pack 1 as it always was. Option and key validation go through the real CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import valid_configs
+from malformed_configs import dumps
+from typer.testing import CliRunner
+
+from grok_tui import packing, recorder, runs
+from grok_tui.cli import app
+from grok_tui.config import load_config
+from grok_tui.config.loader import parse_config
+from grok_tui.launch import memory
+from grok_tui.launch.base import Slot
+from grok_tui.launch.daemon import parse as parse_daemon_args
+from grok_tui.launch.local import describe_exit, prepare_run, signal_run
+from grok_tui.launch.scheduler import Scheduler
+from grok_tui.launch.slots import Slots, pack_value
+from grok_tui.launch.stopping import Stopper
+
+#: Five compatible seeds, an RFM (never packed) and a run of another p; DEFAULTS is filled in per test.
+FILE = """
+[defaults]
+device = "cpu"
+steps = 300
+eval_every = 50
+train_frac = 0.5
+DEFAULTS
+[experiments.e]
+p = 11
+seeds = [0, 1, 2, 3, 4]
+model = { d_model = 32, heads = 2, d_mlp = 64 }
+
+[experiments.rfm]
+p = 11
+steps = 3
+model = { kind = "rfm" }
+
+[experiments.wide]
+p = 13
+model = { d_model = 32, heads = 2, d_mlp = 64 }
+"""
+SEEDS = [f"e/seed{i}" for i in range(5)]
+
+
+class FakeWorker:
+    def __init__(self, n: int, pack: str | None) -> None:
+        self.id = str(40000 + n)
+        self.pack = pack
+        self.rc: int | None = None
+        self.signals: list[int] = []
+
+    def poll(self) -> int | None:
+        return self.rc
+
+    def signal(self, sig: int) -> None:
+        self.signals.append(sig)
+
+
+class RecordingLauncher:
+    """What the scheduler asked for: ("solo" | "pack", run ids, slot key), and the handle it got."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str], str]] = []
+        self.workers: list[FakeWorker] = []
+
+    def _worker(self, kind: str, ids: list[str], slot: Slot) -> FakeWorker:
+        w = FakeWorker(len(self.workers), f"pack{len(self.workers)}" if kind == "pack" else None)
+        self.calls.append((kind, ids, slot.key))
+        self.workers.append(w)
+        return w
+
+    def start(self, run: runs.RunDir, slot: Slot, device: str | None, threads: int) -> FakeWorker:
+        return self._worker("solo", [run.run_id], slot)
+
+    def start_pack(
+        self, members: list[runs.RunDir], slot: Slot, device: str | None, threads: int
+    ) -> FakeWorker:
+        return self._worker("pack", [r.run_id for r in members], slot)
+
+    def worker_of(self, run_id: str) -> FakeWorker:
+        return next(w for (_, ids, _), w in zip(self.calls, self.workers, strict=True) if run_id in ids)
+
+
+def queue(
+    tmp_path: Path, slots: Slots, defaults: str = "", free: int | None = None
+) -> tuple[Scheduler, RecordingLauncher, list[str], dict[str, Path]]:
+    """Every run of FILE queued, in file order, with a scheduler that records its starts and its log."""
+    path = tmp_path / "experiments.toml"
+    path.write_text(FILE.replace("DEFAULTS", defaults))
+    cfg = load_config(path)
+    launcher = RecordingLauncher()
+    log: list[str] = []
+    sched = Scheduler.acquire(cfg.runs_dir, slots, launcher, log=log.append)
+    assert sched is not None
+    if free is not None:
+        sched.free_memory = lambda slot: (free, "given by the test")
+    paths = {}
+    for spec in cfg.runs:
+        run, _ = prepare_run(spec, cfg.runs_dir)
+        assert sched.submit(run.path)[0] == "queued"
+        paths[run.run_id] = run.path.resolve()
+    return sched, launcher, log, paths
+
+
+def solo_lines(log: list[str]) -> dict[str, str]:
+    return {
+        line.split(": runs solo: ")[0]: line.split(": runs solo: ")[1] for line in log if "runs solo" in line
+    }
+
+
+def end(path: Path, state: str = "done") -> None:
+    """A member says its last word (its lock is not held: FakeWorker holds none)."""
+    recorder.update_status(path, state=state)
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+def test_compatible_seeds_share_packs_and_the_others_run_solo_saying_why(tmp_path: Path) -> None:
+    sched, launcher, log, paths = queue(tmp_path, Slots(cpu=4, pack=3))
+    sched.step()
+    assert launcher.calls == [
+        ("pack", SEEDS[:3], "cpu"),
+        ("pack", SEEDS[3:], "cpu"),
+        ("solo", ["rfm/seed0"], "cpu"),
+        ("solo", ["wide/seed0"], "cpu"),
+    ]
+    why = solo_lines(log)
+    assert set(why) == {"rfm/seed0", "wide/seed0"}
+    assert why["rfm/seed0"].startswith("an RFM is solved by kernel ridge regression")
+    assert why["wide/seed0"] == "no queued run shares its pack key (the nearest, e/seed0, differs in p)"
+    # every member has its own entry, sharing its pack's one worker
+    assert {sched.active[paths[r]].worker for r in SEEDS[:3]} == {launcher.workers[0]}
+    assert f"e/seed0: started on CPU in pack pack0 (3 runs, pid {launcher.workers[0].id})" in log
+
+
+def test_a_pack_takes_one_slot_until_its_last_member_ends(tmp_path: Path) -> None:
+    sched, launcher, log, paths = queue(tmp_path, Slots(cpu=2, pack=3))
+    sched.step()
+    assert [c[1] for c in launcher.calls] == [SEEDS[:3], SEEDS[3:]]  # two slots: two workers, five runs
+    first = launcher.workers[0]
+    end(paths["e/seed0"])  # a member ends while its pack trains the others on
+    end(paths["e/seed1"], "failed")
+    sched.step()
+    assert sched.outcomes == {paths["e/seed0"]: "done", paths["e/seed1"]: "failed"}
+    assert paths["e/seed0"] not in sched.active and paths["e/seed2"] in sched.active
+    assert len(launcher.calls) == 2  # the pack still holds its slot
+    first.rc = 0  # the pack process ends; its last member with it
+    end(paths["e/seed2"])
+    sched.step()
+    assert sched.outcomes[paths["e/seed2"]] == "done"
+    assert launcher.calls[2] == ("solo", ["rfm/seed0"], "cpu")
+    assert "e/seed1: failed" in log and "e/seed0: done" in log
+
+
+def test_pack_one_schedules_every_run_alone_as_before(tmp_path: Path) -> None:
+    sched, launcher, log, _ = queue(tmp_path, Slots(cpu=7))
+    sched.step()
+    assert [c[0] for c in launcher.calls] == ["solo"] * 7
+    assert [c[1][0] for c in launcher.calls] == [*SEEDS, "rfm/seed0", "wide/seed0"]
+    assert not solo_lines(log) and not any("pack" in line for line in log)
+
+
+def test_runs_on_other_devices_never_share_a_pack(tmp_path: Path) -> None:
+    sched, launcher, log, paths = queue(tmp_path, Slots(gpus=("0",), cpu=3, pack=8))
+    # e/seed3 and e/seed4 asked for the GPU (a device override): the same pack key, another slot
+    for rid in ("e/seed3", "e/seed4"):
+        sched.queue = [q for q in sched.queue if q.run.path != paths[rid]]
+        recorder.update_status(paths[rid], state="stopped")
+        assert sched.submit(paths[rid], device="cuda")[0] == "queued"
+    sched.step()
+    assert ("pack", SEEDS[:3], "cpu") in launcher.calls
+    assert ("pack", SEEDS[3:], "gpu:0") in launcher.calls
+
+
+def test_a_run_whose_mates_are_all_packed_says_so(tmp_path: Path) -> None:
+    sched, launcher, log, _ = queue(tmp_path, Slots(cpu=4, pack=4))
+    sched.step()
+    assert launcher.calls[:2] == [("pack", SEEDS[:4], "cpu"), ("solo", ["e/seed4"], "cpu")]
+    assert solo_lines(log)["e/seed4"].startswith("the runs that share its pack key (e/seed0, …) are in full")
+
+
+# --------------------------------------------------------------------------- pack = "auto"
+
+
+def test_auto_sizes_packs_from_the_free_memory_and_says_so_once(tmp_path: Path) -> None:
+    spec = load_config_spec(tmp_path)
+    need = packing.member_bytes(spec)
+    free = int(2.5 * need / packing.AUTO_SHARE)  # room for two members
+    sched, launcher, log, _ = queue(tmp_path, Slots(cpu=4, pack="auto"), free=free)
+    sched.step()
+    assert [c[1] for c in launcher.calls if c[0] == "pack"] == [SEEDS[:2], SEEDS[2:4]]
+    said = [line for line in log if line.startswith("pack = auto")]
+    assert len(said) == 1 and "up to 2 runs per pack" in said[0] and "given by the test" in said[0]
+    assert packing.auto_size(spec, free) == 2
+
+
+def test_auto_with_room_for_one_or_unknown_memory_runs_solo(tmp_path: Path) -> None:
+    sched, launcher, log, _ = queue(tmp_path, Slots(cpu=7, pack="auto"), free=1)
+    sched.step()
+    assert [c[0] for c in launcher.calls] == ["solo"] * 7
+    assert solo_lines(log)["e/seed0"].startswith("pack = auto fits one run in 0.00 GiB given by the test")
+    (tmp_path / "b").mkdir()
+    sched, launcher, log, _ = queue(tmp_path / "b", Slots(cpu=1, pack="auto"))
+    sched.free_memory = lambda slot: (None, "nowhere")
+    sched.step()
+    assert solo_lines(log)["e/seed0"] == "pack = auto, but the free memory of the CPU is unknown"
+
+
+def test_free_memory_is_read_without_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16000000 kB\nMemAvailable:    1234567 kB\n")
+    assert memory.cpu_available(meminfo) == 1234567 * 1024
+    meminfo.write_text("MemTotal: 5 kB\n")
+    assert memory.cpu_available(meminfo) is None
+    monkeypatch.setenv("GROK_FAKE_GPUS", "0")  # a declared GPU is not there: the CPU's memory stands in
+    free, where = memory.free_bytes(Slot("0"))
+    assert isinstance(free, int) and free > 0 and "CPU" in where
+
+
+def load_config_spec(tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "spec.toml"
+    path.write_text(FILE.replace("DEFAULTS", ""))
+    return load_config(path).runs[0]
+
+
+# --------------------------------------------------------------------------- stopping members
+
+
+def test_stopping_one_member_asks_the_pack_and_kills_it_only_after_the_grace(tmp_path: Path) -> None:
+    sched, launcher, log, paths = queue(tmp_path, Slots(cpu=1, pack=3))
+    now = [0.0]
+    sched.stopper = Stopper(clock=lambda: now[0])
+    sched.step()
+    pack = launcher.workers[0]
+    assert sched.stop(paths["e/seed1"], grace=30)
+    assert (paths["e/seed1"] / runs.STOP_REQUEST).exists()
+    assert not (paths["e/seed0"] / runs.STOP_REQUEST).exists()
+    assert pack.signals == []  # a signal would stop every member
+    now[0] = 29
+    sched.step()
+    assert pack.signals == []
+    now[0] = 31
+    sched.step()
+    assert pack.signals == [signal.SIGKILL]
+    killed = [line for line in log if "did not stop within its grace period" in line]
+    assert killed == [
+        "e/seed1: did not stop within its grace period: killed pack pack0 (pid 40000); its other members "
+        "e/seed0, e/seed2 were killed too and stay resumable"
+    ]
+    pack.rc = -signal.SIGKILL
+    sched.step()
+    assert sched.outcomes[paths["e/seed1"]] == "stopped"
+    for rid in ("e/seed0", "e/seed2"):
+        st = runs.read_json(paths[rid] / runs.STATUS)
+        assert st["state"] == "failed" and st["error"] == describe_exit(-signal.SIGKILL)
+
+
+def test_a_member_that_stops_leaves_the_pack_training_the_others(tmp_path: Path) -> None:
+    sched, launcher, log, paths = queue(tmp_path, Slots(cpu=1, pack=3))
+    sched.step()
+    sched.stop(paths["e/seed2"])
+    end(paths["e/seed2"], "stopped")  # what the packed worker does with the stop.request
+    sched.step()
+    assert sched.outcomes == {paths["e/seed2"]: "stopped"} and "e/seed2: stopped" in log
+    assert paths["e/seed2"] not in sched.stopper and launcher.workers[0].signals == []
+
+
+def test_shutdown_sends_each_pack_one_sigterm(tmp_path: Path) -> None:
+    sched, launcher, log, paths = queue(tmp_path, Slots(cpu=4, pack=3))
+    sched.step()
+
+    def finish(sig: int, w: FakeWorker) -> None:  # the workers answer SIGTERM by stopping every member
+        w.signals.append(sig)
+        for (_, ids, _), worker in zip(launcher.calls, launcher.workers, strict=True):
+            if worker is w:
+                for rid in ids:
+                    end(paths[rid], "stopped")
+        w.rc = 0
+
+    for w in launcher.workers:
+        w.signal = lambda sig, w=w: finish(sig, w)  # type: ignore[method-assign]
+    sched.shutdown(grace=30)
+    assert [w.signals for w in launcher.workers] == [[signal.SIGTERM]] * 4
+    assert set(sched.outcomes.values()) == {"stopped"} and len(sched.outcomes) == 7
+
+
+def test_kill_of_a_member_kills_its_pack(tmp_path: Path) -> None:
+    sched, launcher, _, paths = queue(tmp_path, Slots(cpu=1, pack=3))
+    sched.step()
+    assert sched.kill(paths["e/seed0"])
+    assert launcher.workers[0].signals == [signal.SIGKILL]
+
+
+# --------------------------------------------------------------------------- signal_run of a member
+
+HOLDER = """
+# stands in for python -m grok_tui.worker: holds the run's lock and names a pack in status.json
+import os, sys, time
+from pathlib import Path
+from grok_tui import recorder, runs
+run = Path(sys.argv[1])
+with runs.hold_lock(run):
+    fields = dict(state="running", pid=os.getpid(), pgid=os.getpgid(0))
+    if sys.argv[2] != "solo":
+        fields["pack"] = {{"id": sys.argv[2], "members": ["e/seed0", "e/seed1"]}}
+    recorder.update_status(run, **fields)
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("pack", ["p-1", "solo"])
+def test_signal_run_asks_a_pack_member_to_stop_and_kills_the_pack_on_sigkill(
+    pack: str, tmp_path: Path
+) -> None:
+    spec = load_config_spec(tmp_path)
+    run, _ = prepare_run(spec, tmp_path / "runs")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.format(), str(run.path), pack],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        assert signal_run(run, signal.SIGTERM) == proc.pid
+        if pack == "solo":  # a solo worker gets the signal itself
+            assert proc.wait(timeout=30) == -signal.SIGTERM
+            return
+        assert (run.path / runs.STOP_REQUEST).exists()
+        assert proc.poll() is None  # the pack (its other members) trains on
+        assert signal_run(run, signal.SIGKILL) == proc.pid
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# --------------------------------------------------------------------------- the option and the key
+
+
+@pytest.mark.parametrize(
+    "bad", ["0", "-1", "big", "1.5", "Auto", " 2", "", "1025", "99999999999999999999", "true"]
+)
+def test_a_bad_pack_option_is_one_line_and_exit_2(bad: str, tmp_path: Path) -> None:
+    path = tmp_path / "experiments.toml"
+    path.write_text(FILE.replace("DEFAULTS", ""))
+    for args in (["run", str(path), "--runs-dir", str(tmp_path / "runs")], ["resume", "e/seed0"]):
+        result = CliRunner(env={"GROK_RUNS_DIR": str(tmp_path / "runs")}).invoke(app, [*args, "--pack", bad])
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert lines == [f"grok: error: --pack '{bad}' is not a whole number from 1 to 1024, or auto"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_pack_values_that_are_accepted() -> None:
+    assert pack_value("1") == 1 and pack_value("64") == 64 and pack_value("auto") == "auto"
+    assert pack_value(1024) == 1024
+    for bad in (0, True, 1025, "0x10", "٣"):
+        with pytest.raises(ValueError):
+            pack_value(bad)
+
+
+@pytest.mark.parametrize("slots", [Slots(), Slots(("0", "1"), 2, 3, "auto"), Slots(pack=7)])
+def test_the_daemon_reads_back_the_slots_it_is_given(slots: Slots, tmp_path: Path) -> None:
+    assert parse_daemon_args([str(tmp_path), *slots.args()]) == (tmp_path.resolve(), slots)
+
+
+def test_describe_mentions_packs() -> None:
+    assert Slots().describe() == "no GPU, 1 CPU slot"
+    assert Slots(pack=4).describe() == "no GPU, 1 CPU slot, packs of up to 4 runs"
+    assert Slots(pack="auto").describe().endswith("packs sized to the free memory")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_defaults_pack_never_enters_a_spec(seed: int) -> None:
+    """Any valid file with [defaults] pack expands to exactly the specs it has without it."""
+    rng = random.Random(seed)
+    doc = valid_configs.document(rng)
+    plain = parse_config(dumps(doc), Path("experiments.toml"))
+    doc.setdefault("defaults", {})["pack"] = rng.choice([1, 2, 64, 1024, "auto"])
+    packed = parse_config(dumps(doc), Path("experiments.toml"))
+    assert packed.runs == plain.runs
+    assert packed.pack == doc["defaults"]["pack"] and plain.pack == 1
+
+
+def test_validate_shows_the_files_pack(tmp_path: Path) -> None:
+    path = tmp_path / "experiments.toml"
+    path.write_text(FILE.replace("DEFAULTS", 'pack = "auto"'))
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0 and "packs of auto" in result.stdout
+    assert load_config(path).pack == "auto"
