@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -327,12 +328,9 @@ with runs.hold_lock(run):
 """
 
 
-@pytest.mark.parametrize("pack", ["p-1", "solo"])
-def test_signal_run_asks_a_pack_member_to_stop_and_kills_the_pack_on_sigkill(
-    pack: str, tmp_path: Path
-) -> None:
-    spec = load_config_spec(tmp_path)
-    run, _ = prepare_run(spec, tmp_path / "runs")
+@contextlib.contextmanager
+def holder(run: runs.RunDir, pack: str) -> Iterator[subprocess.Popen]:
+    """A live process that owns ``run`` as a worker of pack ``pack`` ("solo": none) would."""
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER.format(), str(run.path), pack],
         stdout=subprocess.PIPE,
@@ -341,6 +339,21 @@ def test_signal_run_asks_a_pack_member_to_stop_and_kills_the_pack_on_sigkill(
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.parametrize("pack", ["p-1", "solo"])
+def test_signal_run_asks_a_pack_member_to_stop_and_kills_the_pack_on_sigkill(
+    pack: str, tmp_path: Path
+) -> None:
+    run, _ = prepare_run(load_config_spec(tmp_path), tmp_path / "runs")
+    with holder(run, pack) as proc:
         assert signal_run(run, signal.SIGTERM) == proc.pid
         if pack == "solo":  # a solo worker gets the signal itself
             assert proc.wait(timeout=30) == -signal.SIGTERM
@@ -349,10 +362,17 @@ def test_signal_run_asks_a_pack_member_to_stop_and_kills_the_pack_on_sigkill(
         assert proc.poll() is None  # the pack (its other members) trains on
         assert signal_run(run, signal.SIGKILL) == proc.pid
         assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+
+
+def test_show_names_the_pack_of_a_live_member(tmp_path: Path) -> None:
+    run, _ = prepare_run(load_config_spec(tmp_path), tmp_path / "runs")
+    runner = CliRunner(env={"COLUMNS": "200", "GROK_RUNS_DIR": None})
+    with holder(run, "p-1") as proc:
+        out = runner.invoke(app, ["show", "e/seed0", "--runs-dir", str(tmp_path / "runs")])
+        assert out.exit_code == 0, out.output
+        assert f"training in pack p-1 with 1 other run (pid {proc.pid})" in out.stdout
+    out = runner.invoke(app, ["show", "e/seed0", "--runs-dir", str(tmp_path / "runs")])
+    assert out.exit_code == 0 and "training in pack" not in out.stdout  # gone: no pack to name
 
 
 # --------------------------------------------------------------------------- the option and the key

@@ -172,6 +172,7 @@ def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) ->
     rows = r.metrics()
     console = table_console()
     console.print(summary_table([s], width=console.width))
+    _pack_line(console, r)
     if s.skipped_rows:
         say(f"note: {r.run_id}: skipped {s.skipped_rows} unreadable line(s) of metrics.jsonl", err=True)
     if not rows:
@@ -186,6 +187,20 @@ def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) ->
     print(plots.curves(loss, f"{s.run_id}: loss", width=width, log_y=True))
     for chart in progress_curves(r.path, width):
         print(chart)
+
+
+def _pack_line(console: Any, r: Any) -> None:
+    """Which pack a live run trains in: `grok stop` of it stops it alone, the pack's other runs go on."""
+    from ..launch.local import live_pack
+
+    st = r.raw_status()
+    pack = live_pack(st) if r.alive() else None
+    if pack:
+        members = st["pack"].get("members")
+        n = len(members) if isinstance(members, list) else 0
+        others = f" with {n - 1} other run{'s' if n != 2 else ''}" if n > 1 else ""
+        line = f"training in pack {pack}{others} (pid {st.get('pid')}): `grok stop` stops this run alone"
+        console.print(line, markup=False, highlight=False)
 
 
 def _one_evaluation(console: Any, row: dict[str, Any]) -> None:
