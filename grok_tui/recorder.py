@@ -81,6 +81,15 @@ def open_log(run_dir: Path) -> int:
     return os.open(Path(run_dir) / runs.LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
 
 
+def append_log_line(run_dir: Path, line: str) -> None:
+    """One line at the end of the run's worker.log (a packed worker speaking for one member)."""
+    fd = open_log(run_dir)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
 def rewrite_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Replace a JSONL file whole (rows whose meaning changed, or a resume's truncation)."""
 
@@ -224,9 +233,12 @@ class Recorder:
     """Everything a trainer writes into its run directory, and the lines it adds to worker.log (the
     worker's stdout)."""
 
-    def __init__(self, run_dir: Path | str) -> None:
+    def __init__(self, run_dir: Path | str, own_log: bool = False) -> None:
+        """``own_log``: lines go to the run's worker.log itself rather than to stdout (a packed worker's
+        stdout is the pack's log, shared by its members)."""
         self.dir = Path(run_dir)
         (self.dir / runs.CKPT_DIR).mkdir(parents=True, exist_ok=True)
+        self._log_fd = open_log(self.dir) if own_log else None
 
     # rows -----------------------------------------------------------------
     def metrics(self, row: dict[str, Any]) -> None:
@@ -259,7 +271,16 @@ class Recorder:
 
     # worker.log -----------------------------------------------------------
     def log(self, line: str) -> None:
-        print(line, flush=True)
+        if self._log_fd is None:
+            print(line, flush=True)
+        else:
+            os.write(self._log_fd, (line + "\n").encode())
+
+    def close(self) -> None:
+        """Close the run's own worker.log (``own_log``)."""
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
 
     def warn(self, line: str) -> None:
         """Something the user must know that did not stop the run: worker.log and status.json."""

@@ -1,4 +1,5 @@
-"""``python -m grok_tui.worker RUN_DIR``: train one run directory to completion, stop, or failure.
+"""``python -m grok_tui.worker RUN_DIR``: train one run directory to completion, stop, or failure
+(several: one packed worker trains them together, pack_worker.py).
 
 The worker owns its run: it holds the run's flock for its whole life (liveness for every reader), keeps
 status.json current, turns SIGTERM/SIGINT into "checkpoint and exit with state stopped", and on any error
@@ -45,7 +46,7 @@ _NO_CUDA = (
 )
 
 
-def _error_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     """One line for status.json: CUDA OOM and device problems named as such."""
     name = type(exc).__name__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
@@ -58,39 +59,73 @@ def _error_line(exc: BaseException) -> str:
     return text if name in ("DeviceError", "RuntimeError") else f"{name}: {text}"
 
 
-def work(run_dir: Path) -> int:
+def admit(run_dir: Path, held: contextlib.ExitStack) -> tuple[dict[str, Any] | None, int]:
+    """Take ``run_dir`` for training: its spec checked, its lock held (in ``held``). Returns (spec, 0),
+    or (None, exit code) with the one line printed (and status.json failed where it may be written)."""
     spec = runs.read_json(run_dir / runs.SPEC)
     if spec is None:
         print(f"grok worker: {run_dir}: no readable {runs.SPEC}", file=sys.stderr)
-        return EXIT_USAGE
+        return None, EXIT_USAGE
     if line := runs.untrainable(spec, runs.RunDir(run_dir).run_id):
         print(f"grok worker: {line}", file=sys.stderr)  # and nothing written: the run stays as imported
-        return EXIT_USAGE
+        return None, EXIT_USAGE
     refused = refusal(run_dir)
     unsafe = {run_dir.parent, run_dir, run_dir / runs.LOCK, run_dir / runs.STATUS}
     if refused and unsafe & set(runs.symlinks(run_dir)):
         # Even the lock or status.json would be written through the link: say so, write nothing.
         print(f"grok worker: {refused}", file=sys.stderr)
-        return EXIT_USAGE
+        return None, EXIT_USAGE
+    try:
+        held.enter_context(runs.hold_lock(run_dir))
+    except BlockingIOError:
+        print(f"grok worker: run {run_dir} already has a live worker", file=sys.stderr)
+        return None, EXIT_BUSY
+    refused = refused or _damaged(run_dir, spec)
+    if refused:
+        update_status(run_dir, state="failed", ended=time.time(), returncode=EXIT_USAGE, error=refused)
+        print(f"grok worker: {refused}", file=sys.stderr)
+        return None, EXIT_USAGE
+    return spec, 0
+
+
+def stop_on_signals(held: contextlib.ExitStack) -> Callable[[], bool]:
+    """SIGTERM and SIGINT ask for a checkpoint and a clean stop (handlers restored when ``held`` closes)."""
+    stop = {"requested": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop["requested"] = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        held.callback(signal.signal, sig, signal.signal(sig, on_signal))
+    return lambda: stop["requested"]
+
+
+def running_fields(run_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """What status.json says of a run whose worker starts training it."""
+    return {
+        "state": "running",
+        "pid": os.getpid(),
+        "pgid": os.getpgid(0),
+        "host": socket.gethostname(),
+        "device": spec.get("device", "auto"),
+        "total_steps": spec.get("steps"),
+        "started": time.time(),
+        "ended": None,
+        "returncode": None,
+        "error": None,
+        "warning": None,
+        "traceback": None,
+        "resumed": has_resume_state(run_dir),
+    }
+
+
+def work(run_dir: Path) -> int:
     with contextlib.ExitStack() as held:  # closes in reverse: status written, lock released, handlers back
-        stop = {"requested": False}
-
-        def on_signal(signum: int, frame: Any) -> None:
-            stop["requested"] = True
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            held.callback(signal.signal, sig, signal.signal(sig, on_signal))
-        try:
-            held.enter_context(runs.hold_lock(run_dir))
-        except BlockingIOError:
-            print(f"grok worker: run {run_dir} already has a live worker", file=sys.stderr)
-            return EXIT_BUSY
-        refused = refused or _damaged(run_dir, spec)
-        if refused:
-            update_status(run_dir, state="failed", ended=time.time(), returncode=EXIT_USAGE, error=refused)
-            print(f"grok worker: {refused}", file=sys.stderr)
-            return EXIT_USAGE
-        return _train(run_dir, spec, lambda: stop["requested"])
+        should_stop = stop_on_signals(held)
+        spec, code = admit(run_dir, held)
+        if spec is None:
+            return code
+        return _train(run_dir, spec, should_stop)
 
 
 def _damaged(run_dir: Path, spec: dict[str, Any]) -> str | None:
@@ -105,29 +140,18 @@ def _damaged(run_dir: Path, spec: dict[str, Any]) -> str | None:
     return None
 
 
+def passive_threads() -> None:
+    """Idle OpenMP threads sleep instead of spinning: with more busy threads than cores (several
+    workers, or any other load) spinning threads starve the ones doing work. Measured on 2 cores at
+    load 3: nanda-add 2.8 steps/s spinning, 6.3 passive. Must be set before torch loads."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _train(run_dir: Path, spec: dict[str, Any], should_stop: Callable[[], bool]) -> int:
     """Train under the held lock: status.json says running, then the final state on every path."""
     try:
-        update_status(
-            run_dir,
-            state="running",
-            pid=os.getpid(),
-            pgid=os.getpgid(0),
-            host=socket.gethostname(),
-            device=spec.get("device", "auto"),
-            total_steps=spec.get("steps"),
-            started=time.time(),
-            ended=None,
-            returncode=None,
-            error=None,
-            warning=None,
-            traceback=None,
-            resumed=has_resume_state(run_dir),
-        )
-        # Idle OpenMP threads sleep instead of spinning: with more busy threads than cores (several
-        # workers, or any other load) spinning threads starve the ones doing work. Measured on 2 cores
-        # at load 3: nanda-add 2.8 steps/s spinning, 6.3 passive. Must be set before torch loads.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        update_status(run_dir, **running_fields(run_dir, spec))
+        passive_threads()
         trainer = importlib.import_module(TRAINERS[spec["model"]["kind"]])
         from .training.common import pick_device
 
@@ -135,7 +159,7 @@ def _train(run_dir: Path, spec: dict[str, Any], should_stop: Callable[[], bool])
         update_status(run_dir, device=device)
         state = trainer.run(spec, run_dir, device, should_stop)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach status.json
-        line = _error_line(exc)
+        line = error_line(exc)
         if isinstance(exc, RunFailure):  # a reason the run can name: one line, no traceback
             tb = None
             print(f"grok worker: {run_dir.name} failed: {line}", file=sys.stderr, flush=True)
@@ -160,9 +184,13 @@ def _train(run_dir: Path, spec: dict[str, Any], should_stop: Callable[[], bool])
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m grok_tui.worker RUN_DIR", file=sys.stderr)
+    if not args:
+        print("usage: python -m grok_tui.worker RUN_DIR [RUN_DIR ...]", file=sys.stderr)
         return EXIT_USAGE
+    if len(args) > 1:
+        from .pack_worker import work_pack
+
+        return work_pack([Path(a) for a in args])
     return work(Path(args[0]))
 
 

@@ -200,17 +200,17 @@ def test_bad_gpus_option_is_one_line_error(tmp_path: Path) -> None:
 
 
 def test_worker_error_lines_name_cuda_problems() -> None:
-    from grok_tui.worker import _error_line
+    from grok_tui.worker import error_line
 
     class OutOfMemoryError(RuntimeError):
         pass
 
     oom = OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total)")
-    assert _error_line(oom).startswith("CUDA out of memory. Tried to allocate 2.00 GiB")
-    assert _error_line(AssertionError("Torch not compiled with CUDA enabled")) == (
+    assert error_line(oom).startswith("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert error_line(AssertionError("Torch not compiled with CUDA enabled")) == (
         "CUDA unavailable: Torch not compiled with CUDA enabled"
     )
-    assert _error_line(ValueError("bad\nsecond line")) == "ValueError: bad"
+    assert error_line(ValueError("bad\nsecond line")) == "ValueError: bad"
 
 
 def test_stop_and_logs_of_a_queued_run(tmp_path: Path) -> None:

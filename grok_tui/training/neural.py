@@ -63,15 +63,21 @@ def weight_norm(model: torch.nn.Module) -> float:
         return float(sum(p.double().pow(2).sum() for p in model.parameters()))
 
 
-def saved_checkpoints(run_dir: Path) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def saved_checkpoints(
+    run_dir: Path, log: Callable[[str], None] = _stderr
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """(step, arrays) of every checkpoint on disk, oldest first, for the final pass; an unreadable one
-    is skipped with a line in worker.log."""
+    is skipped with a line in worker.log (``log``)."""
     run = runs.RunDir(run_dir)
     for step in run.checkpoint_steps():
         try:
             arrays, _ = load_checkpoint(run.checkpoint_path(step))
         except ValueError as e:
-            print(f"grok analysis: final pass at step {step} skipped ({e})", file=sys.stderr)
+            log(f"grok analysis: final pass at step {step} skipped ({e})")
             continue
         yield step, arrays
 
@@ -107,7 +113,9 @@ class LossWatch:
 
 
 class Trainer:
-    def __init__(self, spec: dict[str, Any], run_dir: Path, device: torch.device) -> None:
+    def __init__(
+        self, spec: dict[str, Any], run_dir: Path, device: torch.device, rec: Recorder | None = None
+    ) -> None:
         self.spec, self.dir, self.device = spec, Path(run_dir), device
         if device.type == "cpu":
             # Once the train loss is ~0, gradients underflow into float32 denormals, which x86 CPUs
@@ -116,7 +124,7 @@ class Trainer:
         self.data, model = build(spec)
         self.model = model.to(device)
         self.frozen = init_from.freeze(self.model, spec)
-        self.rec = Recorder(run_dir)
+        self.rec = rec if rec is not None else Recorder(run_dir)
         d = self.data
         self.inputs = torch.from_numpy(d.inputs).to(device)
         self.labels = torch.from_numpy(d.labels).to(device)
@@ -191,10 +199,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, checkpoint: bool) -> None:
-        self.model.eval()
-        logits, acts = self.model(self.inputs, return_acts=True)
-        self.model.train()
+    def evaluate(self, checkpoint: bool, outputs: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        if outputs is None:
+            self.model.eval()
+            logits, acts = self.model(self.inputs, return_acts=True)
+            self.model.train()
+        else:
+            logits, acts = outputs
         row: dict[str, Any] = {"step": self.step, "time": round(self.elapsed, 3)}
         correct = logits.argmax(-1) == self.labels
 
@@ -271,37 +282,57 @@ class Trainer:
         return self.step
 
     # ------------------------------------------------------------------ loop
-    def run(self, should_stop: Callable[[], bool]) -> str:
-        spec = self.spec
+    def start(self) -> None:
+        """Resume from the resume state, or start fresh: load init_from's parts, evaluate step 0."""
         if self.rec.resume(self.apply_state, self.device) is not None:
             self.rec.truncate_after(self.step)
         else:
             self.rec.truncate_after(-1)
             self._init_from()
             self.evaluate(checkpoint=True)
-        total, ev, ck = spec["steps"], spec["eval_every"], spec["checkpoint_every"]
+
+    def due(self) -> tuple[bool, bool]:
+        """(evaluate, checkpoint) after the step just taken."""
+        spec = self.spec
+        is_ckpt = self.step % spec["checkpoint_every"] == 0 or self.step == spec["steps"]
+        return self.step % spec["eval_every"] == 0 or is_ckpt, is_ckpt
+
+    def after_step(self, outputs: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Evaluate and checkpoint when the step just taken calls for it (``outputs``: the model's
+        (logits, activations) on the whole dataset, when a pack computed them for every member)."""
+        evaluate, is_ckpt = self.due()
+        if evaluate:
+            if self.watch is not None:
+                self.watch.check()
+            self.evaluate(checkpoint=is_ckpt, outputs=outputs)
+        if is_ckpt:
+            self.save_resume()
+
+    def finish(self) -> str:
+        """The final pass (measures against the final model, one row per checkpoint): "done"."""
+        rows = live.final_pass(
+            self.model.export_arrays(),
+            saved_checkpoints(self.dir, self.rec.log),
+            self.spec,
+            self.forward_arrays,
+            self.data,
+        )
+        if rows:
+            self.rec.progress(rows)
+        return "done"
+
+    def run(self, should_stop: Callable[[], bool]) -> str:
+        self.start()
         t0 = time.perf_counter() - self.elapsed
-        while self.step < total:
+        while self.step < self.spec["steps"]:
             if should_stop():
                 self.elapsed = time.perf_counter() - t0
                 self.save_resume()
                 return "stopped"
             self.train_step()
             self.elapsed = time.perf_counter() - t0
-            last = self.step == total
-            is_ckpt = self.step % ck == 0 or last
-            if self.step % ev == 0 or is_ckpt:
-                if self.watch is not None:
-                    self.watch.check()
-                self.evaluate(checkpoint=is_ckpt)
-            if is_ckpt:
-                self.save_resume()
-        rows = live.final_pass(
-            self.model.export_arrays(), saved_checkpoints(self.dir), spec, self.forward_arrays, self.data
-        )
-        if rows:
-            self.rec.progress(rows)
-        return "done"
+            self.after_step()
+        return self.finish()
 
     def _init_from(self) -> None:
         """Load the source run's parts (a fresh start only) and say what was loaded and frozen."""
