@@ -169,7 +169,8 @@ def run(
             why = "already done (use --force to rerun)" if action == "done" else "already has a live worker"
             say(f"{r.run_id}: {why}")
             skipped.append(r)
-    code = _launch(root, todo, slots, device, detach, explicit=(gpus, per_gpu, parallel, pack))
+    asked = pack if pack is not None or cfg.pack == 1 else str(cfg.pack)  # the file's pack is asked for too
+    code = _launch(root, todo, slots, device, detach, explicit=(gpus, per_gpu, parallel, asked))
     if not detach and todo + skipped and code != exitcodes.HANGUP:
         table_console().print(summary_table([r.summary() for r in todo + skipped]))
     raise typer.Exit(code)
@@ -289,7 +290,7 @@ def _note_slots(info: dict[str, Any], slots, explicit: tuple) -> None:
         say(
             f"note: the live scheduler keeps its own slots (GPU {info.get('gpus') or 'none'}, "
             f"{info.get('per_gpu')} per GPU, {info.get('cpu')} on CPU, packs of {info.get('pack', 1)}); "
-            "--gpus/--per-gpu/--parallel/--pack are ignored",
+            "--gpus/--per-gpu/--parallel/--pack and [defaults] pack are ignored",
             err=True,
         )
 
