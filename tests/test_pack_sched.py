@@ -9,6 +9,7 @@ member, pack 1 as it always was. Option and key validation go through the real C
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 import valid_configs
 from malformed_configs import dumps
@@ -27,7 +29,7 @@ from grok_tui import packing, recorder, runs
 from grok_tui.cli import app
 from grok_tui.config import load_config
 from grok_tui.config.loader import parse_config
-from grok_tui.launch import memory
+from grok_tui.launch import local, memory
 from grok_tui.launch.base import Slot
 from grok_tui.launch.daemon import parse as parse_daemon_args
 from grok_tui.launch.local import describe_exit, prepare_run, signal_run
@@ -375,6 +377,39 @@ def test_show_names_the_pack_of_a_live_member(tmp_path: Path) -> None:
     assert out.exit_code == 0 and "training in pack" not in out.stdout  # gone: no pack to name
 
 
+# --------------------------------------------------------------------------- the local launcher
+
+ECHO = """
+import json, os, sys
+print(json.dumps({"argv": sys.argv[1:], "pack": os.environ.get("GROK_PACK_ID"),
+                  "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}), flush=True)
+"""
+
+
+def test_start_pack_spawns_one_process_for_every_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the packed worker is given: every run directory, its pack id; its output in the pack's log."""
+    (tmp_path / "echo_worker.py").write_text(ECHO)
+    monkeypatch.setattr(local, "WORKER_MODULE", "echo_worker")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    cfg_path = tmp_path / "experiments.toml"
+    cfg_path.write_text(FILE.replace("DEFAULTS", ""))
+    members = [prepare_run(spec, tmp_path / "runs")[0] for spec in load_config(cfg_path).runs[:3]]
+    for run in members:  # a stop asked of an earlier pack that died before it read it
+        recorder.request_stop(run.path)
+    worker = local.LocalLauncher().start_pack(members, Slot(), None, 1)
+    assert worker.proc.wait(timeout=60) == 0
+    log = (tmp_path / "runs" / ".grok" / "packs" / f"{worker.pack}.log").read_text().splitlines()
+    started = f"starting worker in pack {worker.pack} (3 members) on CPU (scheduler {os.getpid()})"
+    assert log[0].endswith(f"{started}: e/seed0 e/seed1 e/seed2")
+    seen = json.loads(log[1])
+    assert seen == {"argv": [str(r.path.resolve()) for r in members], "pack": worker.pack, "cuda": ""}
+    for run in members:
+        assert f"starting worker in pack {worker.pack} (3 members)" in (run.path / runs.LOG).read_text()
+        assert not (run.path / runs.STOP_REQUEST).exists()
+
+
 # --------------------------------------------------------------------------- the option and the key
 
 
@@ -429,3 +464,158 @@ def test_validate_shows_the_files_pack(tmp_path: Path) -> None:
     result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["validate", str(path)])
     assert result.exit_code == 0 and "packs of auto" in result.stdout
     assert load_config(path).pack == "auto"
+
+
+# --------------------------------------------------------------------------- end to end: real packed workers
+
+E2E = """
+[defaults]
+device = "cpu"
+train_frac = 0.5
+eval_every = 50
+checkpoint_every = 100
+model = { d_model = 32, heads = 2, d_mlp = 64 }
+"""
+LONG = 240.0  # deadline for conditions that need workers (a loaded 2-core machine is slow to import torch)
+
+
+def e2e(tmp_path: Path, body: str) -> tuple[Path, Path]:
+    path = tmp_path / "experiments.toml"
+    path.write_text(E2E + body)
+    return path, tmp_path / "runs"
+
+
+def state(root: Path, rid: str) -> dict[str, Any]:
+    return runs.read_json(root / rid / runs.STATUS) or {}
+
+
+def pack_of(st: dict[str, Any]) -> str | None:
+    return (st.get("pack") or {}).get("id")
+
+
+def scheduler_log(root: Path) -> str:
+    out = helpers.grok("logs", "--scheduler", "--runs-dir", str(root), timeout=LONG)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.slow
+def test_run_packs_compatible_seeds_into_one_worker_and_says_why_the_others_run_solo(tmp_path: Path) -> None:
+    path, root = e2e(
+        tmp_path,
+        """pack = 3
+[experiments.e]
+p = 11
+seeds = [0, 1, 2]
+steps = 300
+
+[experiments.rfm]
+p = 11
+steps = 3
+model = { kind = "rfm" }
+
+[experiments.wide]
+p = 13
+steps = 300
+""",
+    )
+    try:
+        out = helpers.grok("run", str(path), "--parallel", "3", "--gpus", "none", timeout=LONG)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    finally:
+        helpers.end_leftovers(root)
+    members = [state(root, f"e/seed{i}") for i in range(3)]
+    assert [st["state"] for st in members] == ["done"] * 3
+    pack = pack_of(members[0])
+    assert pack and all(pack_of(st) == pack for st in members)
+    assert len({st["pid"] for st in members}) == 1
+    assert sorted(members[0]["pack"]["members"]) == ["e/seed0", "e/seed1", "e/seed2"]
+    assert (root / ".grok" / "packs" / f"{pack}.log").is_file()
+    for rid in ("rfm/seed0", "wide/seed0"):
+        st = state(root, rid)
+        assert st["state"] == "done" and pack_of(st) is None and st["pid"] != members[0]["pid"]
+    log = scheduler_log(root)
+    assert "rfm/seed0: runs solo: an RFM is solved by kernel ridge regression" in log
+    assert (
+        "wide/seed0: runs solo: no queued run shares its pack key (the nearest, e/seed0, differs in p)" in log
+    )
+    for i in range(3):
+        assert f"starting worker in pack {pack} (3 members)" in (root / f"e/seed{i}" / runs.LOG).read_text()
+
+
+@pytest.mark.slow
+def test_stopping_one_member_leaves_the_others_training_to_the_end(tmp_path: Path) -> None:
+    path, root = e2e(
+        tmp_path,
+        """
+[experiments.e]
+p = 11
+seeds = [0, 2]
+steps = 2000
+
+[experiments.long]
+p = 11
+seeds = [1]
+steps = 1000000
+""",
+    )
+    try:
+        out = helpers.grok("run", str(path), "--pack", "3", "--detach", "--gpus", "none", timeout=LONG)
+        assert out.returncode == 0, out.stderr
+        helpers.wait_for(
+            lambda: (
+                state(root, "long/seed1").get("state") == "running" and pack_of(state(root, "long/seed1"))
+            ),
+            "the pack to train long/seed1",
+            LONG,
+        )
+        out = helpers.grok("stop", "long/seed1", "--runs-dir", str(root), "--grace", "120", timeout=LONG)
+        assert out.returncode == 0, out.stdout + out.stderr
+        helpers.wait_for(
+            lambda: all(state(root, f"e/seed{i}").get("state") == "done" for i in (0, 2)), "the others", LONG
+        )
+    finally:
+        helpers.end_leftovers(root)
+    stopped, others = state(root, "long/seed1"), [state(root, f"e/seed{i}") for i in (0, 2)]
+    assert stopped["state"] == "stopped" and (root / "long/seed1" / runs.RESUME).is_file()
+    assert all(pack_of(st) == pack_of(stopped) for st in others)
+    # the others trained on after it left: they reached steps it never did
+    assert stopped["step"] < 2000 == runs.read_jsonl(root / "e/seed0" / runs.METRICS)[-1]["step"]
+    assert not (root / "long/seed1" / runs.STOP_REQUEST).exists()
+
+
+@pytest.mark.slow
+def test_a_pack_killed_with_sigkill_leaves_every_member_resumable_as_a_pack(tmp_path: Path) -> None:
+    path, root = e2e(tmp_path, "[experiments.e]\np = 11\nseeds = [0, 1, 2]\nsteps = 2000\n")
+    ids = [f"e/seed{i}" for i in range(3)]
+    try:
+        out = helpers.grok("run", str(path), "--pack", "3", "--detach", "--gpus", "none", timeout=LONG)
+        assert out.returncode == 0, out.stderr
+
+        def checkpointed() -> bool:
+            sts = [state(root, rid) for rid in ids]
+            return all(st.get("state") == "running" and pack_of(st) for st in sts) and all(
+                (root / rid / runs.RESUME).is_file() for rid in ids
+            )
+
+        helpers.wait_for(checkpointed, "every member's first checkpoint", LONG)
+        first = state(root, ids[0])
+        os.kill(first["pid"], signal.SIGSTOP)  # held still: none of them can finish before the kill
+        assert [state(root, rid)["state"] for rid in ids] == ["running"] * 3
+        os.killpg(first["pgid"], signal.SIGKILL)
+        helpers.wait_for(
+            lambda: all(state(root, rid).get("state") == "failed" for rid in ids),
+            "the scheduler's reap",
+            LONG,
+        )
+        assert {state(root, rid)["error"] for rid in ids} == {describe_exit(-signal.SIGKILL)}
+        out = helpers.grok(
+            "resume", *ids, "--runs-dir", str(root), "--pack", "3", "--gpus", "none", timeout=LONG
+        )
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    finally:
+        helpers.end_leftovers(root)
+    again = [state(root, rid) for rid in ids]
+    assert [st["state"] for st in again] == ["done"] * 3 and all(st["resumed"] for st in again)
+    assert len({pack_of(st) for st in again}) == 1 and pack_of(again[0]) != pack_of(first)
+    assert len({st["pid"] for st in again}) == 1
