@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from typing import Any
 import helpers
 import pytest
 import valid_configs
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 from malformed_configs import dumps
 from typer.testing import CliRunner
 
@@ -433,6 +436,24 @@ def test_pack_values_that_are_accepted() -> None:
     for bad in (0, True, 1025, "0x10", "٣"):
         with pytest.raises(ValueError):
             pack_value(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hs.one_of(
+        hs.text(max_size=12), hs.from_regex(r"\A[0-9]{1,8}\Z"), hs.sampled_from(["auto", "1024", "1025"])
+    )
+)
+def test_any_pack_text_is_a_size_or_one_printable_line(text: str) -> None:
+    """The rule stated independently: "auto", or ASCII digits whose value is 1 to 1024 (leading zeros too)."""
+    ok = text == "auto" or (re.fullmatch(r"[0-9]+", text) is not None and 1 <= int(text) <= 1024)
+    try:
+        value = pack_value(text)
+    except ValueError as e:
+        assert not ok, text
+        assert str(e).isprintable() and len(str(e)) < 200 and str(e).startswith("--pack '")
+    else:
+        assert ok and value == ("auto" if text == "auto" else int(text))
 
 
 @pytest.mark.parametrize("slots", [Slots(), Slots(("0", "1"), 2, 3, "auto"), Slots(pack=7)])

@@ -12,6 +12,13 @@ run directories (the queue of one that died or was killed: every command that sc
 it is free, so an orphaned queue is drained by the next ``grok run``, ``grok resume`` or launch from the app)
 and live workers it did not start (they keep their slots).
 
+Packs (``Slots.pack`` above 1, or "auto"): when a slot is free, the first startable queued run takes the
+other startable queued runs with its packing.pack_key (same slot need and device) up to the pack size, and
+they start as one packed worker holding one slot. Each member keeps its own ``Active`` entry (sharing the
+one Worker) and ends on its own; a member is stopped through its ``stop.request`` (a signal would stop the
+pack), and SIGKILL, when the grace is over, kills the whole pack (the others stay resumable). A run that
+starts alone while packing is on gets one log line saying why.
+
 Hand-over without losing requests: a scheduler gives up the role by releasing the lock and *then* looking
 at the inbox once more; a requester writes its request *before* trying the lock. So a request is always
 seen by the old scheduler (which takes the role back) or by the requester/new scheduler.

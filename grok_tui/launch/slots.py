@@ -13,18 +13,20 @@ AUTO = "auto"
 def pack_value(text: str | int) -> int | str:
     """``--pack`` / ``[defaults] pack`` as the scheduler takes it: a whole number from 1 to MAX_PACK, or
     "auto". ValueError with the line to show for anything else (0, -1, 1.5, "big", a huge number)."""
+    from ..config.errors import shown
     from ..config.limits import MAX_PACK
 
     if text == AUTO:
         return AUTO
+    n = 0
     if isinstance(text, int) and not isinstance(text, bool):
         n = text
-    elif isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 6:
-        n = int(text)
-    else:
-        n = 0
+    elif isinstance(text, str) and text.isascii() and text.isdigit():
+        digits = text.lstrip("0") or "0"
+        n = int(digits) if len(digits) <= len(str(MAX_PACK)) else MAX_PACK + 1  # int() refuses 4,300 digits
     if not 1 <= n <= MAX_PACK:
-        raise ValueError(f"--pack '{str(text)[:40]}' is not a whole number from 1 to {MAX_PACK}, or auto")
+        given = shown(str(text), 40)
+        raise ValueError(f"--pack '{given}' is not a whole number from 1 to {MAX_PACK}, or auto")
     return n
 
 
