@@ -52,9 +52,18 @@ PackOpt = Annotated[
     str | None,
     typer.Option(
         "--pack",
-        metavar="N|auto",
-        help="Train up to N compatible runs in one worker (one slot), or as many as the free memory holds "
-        "(auto); default: [defaults] pack of the file, else 1.",
+        metavar="N",
+        help="Train up to N compatible runs in one worker (one slot); N = auto: as many as the free memory "
+        "holds (default: [defaults] pack of the file, else 1).",
+    ),
+]
+ResumePackOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pack",
+        metavar="N",
+        help="Resume up to N compatible runs in one worker (one slot); N = auto: as many as the free "
+        "memory holds (default 1).",
     ),
 ]
 DeviceOpt = Annotated[
@@ -183,7 +192,7 @@ def resume(
     parallel: ParallelOpt = None,
     gpus: GpusOpt = None,
     per_gpu: PerGpuOpt = None,
-    pack: PackOpt = None,
+    pack: ResumePackOpt = None,
     detach: DetachOpt = False,
 ) -> None:
     """Continue stopped or failed runs from their last checkpoint (exact on CPU), through the queue.
