@@ -439,3 +439,97 @@ def test_orthogonalise_batched_equals_orthogonalise_run_by_run(seed: int, n: int
             scale = float(grads[j][i].abs().max()) + 1e-30
             eps = torch.finfo(torch.float32).eps
             torch.testing.assert_close(stacked[j].grad[i], p.grad, rtol=0, atol=8 * eps * scale)
+
+
+# ---------------------------------------------------------------------------------------------- capture
+def _twin_packs(device: torch.device, gen: torch.Generator) -> tuple[list[Any], list[Any]]:
+    """Two identical 3-run packs (weights, AdamW, both filters), their runs at different steps."""
+    weights = [torch.randn((3, *s), generator=gen) for s in SHAPES]
+    _, adamw_state = _adamw_state()
+    ma_state = {
+        "kind": "ma",
+        "ring": [torch.randn((3, *s), generator=gen) for s in SHAPES],
+        "count": 2,
+        "pos": 2,
+    }
+    packs = []
+    for _ in range(2):
+        stacked = [w.to(device) for w in weights]
+        for p in stacked:
+            p.grad = torch.zeros_like(p)
+        opt = BatchedAdamW(
+            stacked, [1e-3, 3e-3, 1e-2], [(0.9, 0.98)] * 3, [1e-8] * 3, [1.0, 0.0, 0.5], [10, 0, 3]
+        )
+        opt.load_member_state(1, adamw_state)
+        ema = BatchedEma(stacked, [0.98, 0.9, 0.5], [2.0, 5.0, 0.0])
+        ma = BatchedMa(stacked, 3, [1.0, 2.0, 3.0])
+        ma.load_member_state(1, ma_state)
+        packs.append([stacked, ema, ma, opt])
+    return packs[0], packs[1]
+
+
+def _packed_step(pack: list[Any]) -> None:
+    stacked, ema, ma, opt = pack
+    ema.apply()
+    ma.apply()
+    orthogonalise_batched_(stacked)
+    opt.step()
+
+
+def _same_grads(packs: tuple[list[Any], list[Any]], gen: torch.Generator) -> None:
+    for g, p, q in zip(random_grads(gen, 3), packs[0][0], packs[1][0], strict=True):
+        p.grad.copy_(g)
+        q.grad.copy_(g)
+
+
+def test_the_packed_step_never_reads_a_tensor_value_on_the_host() -> None:
+    """On the meta device a tensor has no values: any ``.item()``, ``.tolist()`` or Python branch on a
+    tensor value would raise, and each is a host sync a CUDA graph cannot capture."""
+    dev = torch.device("meta")
+    stacked = [torch.empty((3, *s), device=dev) for s in SHAPES]
+    for p in stacked:
+        p.grad = torch.empty_like(p)
+    opt = BatchedAdamW(stacked, [1e-3] * 3, [(0.9, 0.98)] * 3, [1e-8] * 3, [1.0] * 3, [10, 0, 3])
+    pack = [stacked, BatchedEma(stacked, [0.9] * 3, [1.0] * 3), BatchedMa(stacked, 3, [1.0] * 3), opt]
+    _packed_step(pack)
+    _packed_step(pack)
+    with pytest.raises(NotImplementedError):  # the check has teeth: reading a value does raise
+        opt.lr_now()
+
+
+def test_the_packed_step_traces_as_one_graph() -> None:
+    """torch.compile(fullgraph=True) (the route to mode="reduce-overhead") refuses a graph break, such as
+    a ``.tolist()`` or a Python branch on a tensor value; the traced step equals the eager one."""
+    gen = torch.Generator().manual_seed(5)
+    eager, traced = packs = _twin_packs(torch.device("cpu"), gen)
+    step = torch.compile(lambda: _packed_step(traced), backend="eager", fullgraph=True)
+    for _ in range(4):
+        _same_grads(packs, gen)
+        _packed_step(eager)
+        step()
+        assert all(torch.equal(p, q) for p, q in zip(eager[0], traced[0], strict=True))
+    assert traced[3].steps.tolist() == [4, 8, 4]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_packed_step_replays_in_a_cuda_graph() -> None:
+    """Captured once, replayed: each replay is one eager step (the packed worker's fast path)."""
+    gen = torch.Generator().manual_seed(6)
+    eager, graphed = packs = _twin_packs(torch.device("cuda"), gen)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up, as torch.cuda.graph asks: one step of both
+        _same_grads(packs, gen)
+        _packed_step(eager)
+        _packed_step(graphed)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        _packed_step(graphed)  # captured, not run
+    for _ in range(5):
+        _same_grads(packs, gen)
+        _packed_step(eager)
+        graph.replay()
+        torch.cuda.synchronize()
+        assert all(torch.equal(p, q) for p, q in zip(eager[0], graphed[0], strict=True))
+    assert graphed[3].steps.tolist() == [6, 10, 6]
