@@ -47,9 +47,19 @@ def _per_run(values: Sequence[float], n: int, name: str, device: torch.device) -
     return torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
 
 
-def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """An (N,) tensor as (N, 1, ..., 1) in ``like``'s dtype, to scale each run's slice of ``like``."""
-    return v.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+class _PerRun:
+    """K per-run scalars, a (K, N) float64 tensor, cast once per dtype (one kernel, not one per parameter
+    and scalar) and viewed as K tensors of shape (N, 1, ..., 1) that scale each run's slice."""
+
+    def __init__(self, rows: torch.Tensor) -> None:
+        self.rows = rows
+        self.cast: dict[torch.dtype, torch.Tensor] = {}
+
+    def like(self, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        c = self.cast.get(t.dtype)
+        if c is None:
+            c = self.cast[t.dtype] = self.rows.to(t.dtype)
+        return c.view(*c.shape, *([1] * (t.dim() - 1))).unbind(0)
 
 
 class BatchedAdamW:
@@ -82,6 +92,7 @@ class BatchedAdamW:
         self.weight_decay = _per_run(weight_decay, n, "weight_decay", dev)
         self.warmup = _per_run(warmup, n, "warmup", dev)
         self.steps = torch.zeros(n, dtype=torch.int64, device=dev)
+        self._fixed = torch.stack([1 - self.beta1, self.beta2, 1 - self.beta2, self.eps])
         self.exp_avg = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
 
@@ -99,17 +110,18 @@ class BatchedAdamW:
         decay = 1 - lr * self.weight_decay
         step_size = -(lr / (1 - self.beta1**t))
         bc2_sqrt = torch.sqrt(1 - self.beta2**t)
-        one_minus_beta1, one_minus_beta2 = 1 - self.beta1, 1 - self.beta2
+        scalars = _PerRun(torch.cat([torch.stack([decay, step_size, bc2_sqrt]), self._fixed]))
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True):
             g = p.grad
             if g is None:
                 continue
-            p.mul_(_bcast(decay, p))  # torch skips this at weight decay 0; × 1.0 changes nothing
-            m.lerp_(g, _bcast(one_minus_beta1, m))
-            v.mul_(_bcast(self.beta2, v))
-            v.addcmul_(g * _bcast(one_minus_beta2, g), g)
-            denom = v.sqrt().div_(_bcast(bc2_sqrt, v)).add_(_bcast(self.eps, v))
-            p.addcdiv_(m * _bcast(step_size, m), denom)
+            decay_, step_size_, bc2_sqrt_, one_minus_beta1, beta2, one_minus_beta2, eps = scalars.like(p)
+            p.mul_(decay_)  # torch skips this at weight decay 0; × 1.0 changes nothing
+            m.lerp_(g, one_minus_beta1)
+            v.mul_(beta2)
+            v.addcmul_(g * one_minus_beta2, g)
+            denom = v.sqrt().div_(bc2_sqrt_).add_(eps)
+            p.addcdiv_(m * step_size_, denom)
 
     def lr_now(self) -> list[float]:
         """Each run's lr as solo's ``sched.get_last_lr()[0]`` reports it after ``sched.step()``: the
@@ -184,18 +196,18 @@ class BatchedEma:
         self.lamb = _per_run(lamb, n, "Grokfast lamb", dev)
         self.h = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params]
         self.started = torch.zeros(n, dtype=torch.bool, device=dev)
+        self._scalars = _PerRun(torch.stack([self.alpha, 1 - self.alpha, self.lamb]))
 
     @torch.no_grad()
     def apply(self) -> None:
-        one_minus_alpha = 1 - self.alpha
         for p, h in zip(self.params, self.h, strict=True):
             g = p.grad
             if g is None:
                 continue
+            alpha, one_minus_alpha, lamb = self._scalars.like(g)
             started = self.started.view(-1, *([1] * (g.dim() - 1)))
-            mixed = (h * _bcast(self.alpha, h)).addcmul_(g, _bcast(one_minus_alpha, g))
-            h.copy_(torch.where(started, mixed, g))
-            g.addcmul_(h, _bcast(self.lamb, g))
+            h.copy_(torch.where(started, (h * alpha).addcmul_(g, one_minus_alpha), g))
+            g.addcmul_(h, lamb)
         self.started.fill_(True)
 
     def member_state(self, i: int) -> dict[str, Any]:
@@ -242,6 +254,7 @@ class BatchedMa:
         self.count = torch.zeros(n, dtype=torch.int64, device=dev)
         self.pos = torch.zeros(n, dtype=torch.int64, device=dev)
         self._runs_index = torch.arange(n, device=dev)
+        self._scalars = _PerRun(self.lamb[None])
 
     @torch.no_grad()
     def apply(self) -> None:
@@ -252,7 +265,8 @@ class BatchedMa:
         full = self.count == self.window
         for ring, p in zip(self.ring, self.params, strict=True):
             g = p.grad
-            added = g.addcmul(ring.mean(1), _bcast(self.lamb, g))
+            (lamb,) = self._scalars.like(g)
+            added = g.addcmul(ring.mean(1), lamb)
             g.copy_(torch.where(full.view(-1, *([1] * (g.dim() - 1))), added, g))
 
     def member_state(self, i: int) -> dict[str, Any]:
