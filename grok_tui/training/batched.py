@@ -155,9 +155,10 @@ class BatchedAdamW:
                 m[i].zero_()
                 v[i].zero_()
             return
-        if sorted(state, key=str) != list(range(len(self.params))):
+        if set(state) != set(range(len(self.params))):
+            shown = ", ".join(sorted(map(str, state), key=lambda k: (len(k), k)))
             raise ValueError(
-                f"the resume state's optimizer state covers parameters {sorted(state, key=str)}, "
+                f"the resume state's optimizer state covers parameters [{shown}], "
                 f"this model has {len(self.params)}"
             )
         steps = set()
