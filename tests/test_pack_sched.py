@@ -286,6 +286,7 @@ def test_a_member_that_stops_leaves_the_pack_training_the_others(tmp_path: Path)
     end(paths["e/seed2"], "stopped")  # what the packed worker does with the stop.request
     sched.step()
     assert sched.outcomes == {paths["e/seed2"]: "stopped"} and "e/seed2: stopped" in log
+    assert not (paths["e/seed2"] / runs.STOP_REQUEST).exists()  # one asked again as it ended is void
     assert paths["e/seed2"] not in sched.stopper and launcher.workers[0].signals == []
 
 
@@ -491,11 +492,12 @@ def test_validate_shows_the_files_pack(tmp_path: Path) -> None:
 
 E2E = """
 [defaults]
+runs_dir = "runs"
 device = "cpu"
 train_frac = 0.5
 eval_every = 50
 checkpoint_every = 100
-model = { d_model = 32, heads = 2, d_mlp = 64 }
+model = { kind = "transformer", d_model = 32, heads = 2, d_mlp = 64 }
 """
 LONG = 240.0  # deadline for conditions that need workers (a loaded 2-core machine is slow to import torch)
 
@@ -584,10 +586,8 @@ steps = 1000000
         out = helpers.grok("run", str(path), "--pack", "3", "--detach", "--gpus", "none", timeout=LONG)
         assert out.returncode == 0, out.stderr
         helpers.wait_for(
-            lambda: (
-                state(root, "long/seed1").get("state") == "running" and pack_of(state(root, "long/seed1"))
-            ),
-            "the pack to train long/seed1",
+            lambda: pack_of(st := state(root, "long/seed1")) and (st.get("step") or 0) >= 50,
+            "the pack to train long/seed1 past its first evaluation",
             LONG,
         )
         out = helpers.grok("stop", "long/seed1", "--runs-dir", str(root), "--grace", "120", timeout=LONG)
@@ -598,7 +598,8 @@ steps = 1000000
     finally:
         helpers.end_leftovers(root)
     stopped, others = state(root, "long/seed1"), [state(root, f"e/seed{i}") for i in (0, 2)]
-    assert stopped["state"] == "stopped" and (root / "long/seed1" / runs.RESUME).is_file()
+    assert stopped["state"] == "stopped" and stopped["step"] >= 50
+    assert recorder.has_resume_state(root / "long/seed1")
     assert all(pack_of(st) == pack_of(stopped) for st in others)
     # the others trained on after it left: they reached steps it never did
     assert stopped["step"] < 2000 == runs.read_jsonl(root / "e/seed0" / runs.METRICS)[-1]["step"]
@@ -613,13 +614,11 @@ def test_a_pack_killed_with_sigkill_leaves_every_member_resumable_as_a_pack(tmp_
         out = helpers.grok("run", str(path), "--pack", "3", "--detach", "--gpus", "none", timeout=LONG)
         assert out.returncode == 0, out.stderr
 
-        def checkpointed() -> bool:
+        def checkpointed() -> bool:  # past the checkpoint of step 100: a resume that has work behind it
             sts = [state(root, rid) for rid in ids]
-            return all(st.get("state") == "running" and pack_of(st) for st in sts) and all(
-                (root / rid / runs.RESUME).is_file() for rid in ids
-            )
+            return all(st.get("state") == "running" and (st.get("step") or 0) > 100 for st in sts)
 
-        helpers.wait_for(checkpointed, "every member's first checkpoint", LONG)
+        helpers.wait_for(checkpointed, "every member past its checkpoint of step 100", LONG)
         first = state(root, ids[0])
         os.kill(first["pid"], signal.SIGSTOP)  # held still: none of them can finish before the kill
         assert [state(root, rid)["state"] for rid in ids] == ["running"] * 3
@@ -630,6 +629,7 @@ def test_a_pack_killed_with_sigkill_leaves_every_member_resumable_as_a_pack(tmp_
             LONG,
         )
         assert {state(root, rid)["error"] for rid in ids} == {describe_exit(-signal.SIGKILL)}
+        assert all(recorder.has_resume_state(root / rid) for rid in ids)
         out = helpers.grok(
             "resume", *ids, "--runs-dir", str(root), "--pack", "3", "--gpus", "none", timeout=LONG
         )

@@ -198,8 +198,9 @@ def spawn_pack(run_dirs: list[Path], env: dict[str, str], pack_id: str, note: st
         )
 
 
-def _clear_stop_request(run_dir: Path) -> None:
-    """A stop.request left by a pack that died before it read it would stop the run's next worker."""
+def clear_stop_request(run_dir: Path) -> None:
+    """Remove a stop.request that no live worker will read (its run ended, or its pack died before it
+    read it): left there, it would stop the run's next packed worker at once."""
     with contextlib.suppress(FileNotFoundError):
         (Path(run_dir) / runs.STOP_REQUEST).unlink()
 
@@ -248,7 +249,7 @@ class LocalLauncher:
         env = self._env(run, slot, device, threads)
         if line := refusal(run.path):  # before anything is written into it
             raise LinkRefused(line)
-        _clear_stop_request(run.path)
+        clear_stop_request(run.path)
         # pack None: a solo worker, so `grok stop` signals it rather than asking a pack that is gone
         update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid(), pack=None)
         return LocalWorker(
@@ -265,7 +266,7 @@ class LocalLauncher:
                 raise LinkRefused(line)
         pack_id = packing.new_pack_id()
         for run in members:
-            _clear_stop_request(run.path)
+            clear_stop_request(run.path)
             update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid())
         note = f"on {slot.describe()} (scheduler {os.getpid()})"
         return LocalWorker(spawn_pack([r.path for r in members], env, pack_id, note), pack=pack_id)

@@ -42,7 +42,15 @@ from .. import packing, recorder, runs, transfer
 from ..exitcodes import BUSY as EXIT_BUSY
 from . import inbox, memory
 from .base import Launcher, Slot, Worker
-from .local import LinkRefused, LocalLauncher, describe_exit, effective_device, live_pack, signal_run
+from .local import (
+    LinkRefused,
+    LocalLauncher,
+    clear_stop_request,
+    describe_exit,
+    effective_device,
+    live_pack,
+    signal_run,
+)
 from .slots import AUTO, Slots
 from .stopping import GRACE_S, Stopper
 
@@ -348,6 +356,8 @@ class Scheduler:
             else:
                 state, error = "failed", describe_exit(rc)
             recorder.update_status(path, state=state, ended=time.time(), returncode=rc, error=error)
+        if a.pack is not None:  # a stop asked as the member ended (by `grok stop` and by us) is void
+            clear_stop_request(path)
         self.outcomes[path] = str(state)
         err = runs.RunDir(path).raw_status().get("error")
         self.log(f"{a.run.run_id}: {state}" + (f": {err}" if state == "failed" and err else ""))
