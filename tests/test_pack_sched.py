@@ -222,7 +222,7 @@ def test_auto_with_room_for_one_or_unknown_memory_runs_solo(tmp_path: Path) -> N
     sched, launcher, log, _ = queue(tmp_path, Slots(cpu=7, pack="auto"), free=1)
     sched.step()
     assert [c[0] for c in launcher.calls] == ["solo"] * 7
-    assert solo_lines(log)["e/seed0"].startswith("pack = auto fits one run in 0.00 GiB given by the test")
+    assert solo_lines(log)["e/seed0"].startswith("pack = auto fits one run in 0.0 MiB given by the test: ")
     (tmp_path / "b").mkdir()
     sched, launcher, log, _ = queue(tmp_path / "b", Slots(cpu=1, pack="auto"))
     sched.free_memory = lambda slot: (None, "nowhere")

@@ -57,8 +57,8 @@ from .stopping import GRACE_S, Stopper
 POLL_S = 0.25
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB"
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def _device(value: Any) -> str | None:
@@ -483,14 +483,14 @@ class Scheduler:
         need = packing.member_bytes(spec)
         if self._auto_sizes.get((slot.key, key)) != size:
             self._auto_sizes[slot.key, key] = size
+            cap = f", at most {packing.AUTO_MAX}" if size == packing.AUTO_MAX else ""
             self.log(
-                f"pack = auto on {slot.describe()}: up to {size} runs per pack "
-                f"({_gib(free)} {where}, {packing.AUTO_SHARE:g} of it over {_gib(need)} per member"
-                f"{f', at most {packing.AUTO_MAX}' if size == packing.AUTO_MAX else ''})"
+                f"pack = auto on {slot.describe()}: up to {size} runs per pack: {packing.AUTO_SHARE:g} × "
+                f"{_size(free)} {where} over {_size(need)} per member{cap}"
             )
         if size > 1:
             return size, ""
-        return 1, f"pack = auto fits one run in {_gib(free)} {where} ({_gib(need)} per member)"
+        return 1, f"pack = auto fits one run in {_size(free)} {where}: {_size(need)} per member"
 
     def _alone(self, q: Queued, key: str, polled: list[Queued]) -> str:
         """Why no queued run joined ``q``'s pack, from the nearest of the runs queued at this poll."""
