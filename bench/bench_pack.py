@@ -72,7 +72,26 @@ def members(specs: list[dict[str, Any]], root: Path, device: torch.device) -> li
     return out
 
 
-def throughput(spec: dict[str, Any], sizes: list[int], device: torch.device, min_s: float) -> None:
+def evaluation_ms(pack: packed.Pack, sync: Callable[[], None]) -> dict[str, float]:
+    """One evaluation of every member (the batched forward pass, then each member's own measures and
+    rows), without and with a checkpoint (its analysis and files): what a pack pauses for every
+    ``eval_every`` and ``checkpoint_every`` steps."""
+    out = {}
+    for name, checkpoint in (("eval_ms", False), ("checkpoint_ms", True)):
+        t0 = time.perf_counter()
+        logits, acts = pack.outputs(list(range(len(pack.members))))
+        for i, m in enumerate(pack.members):
+            pack.sync_weights(i)
+            with contextlib.redirect_stdout(io.StringIO()):
+                m.trainer.evaluate(checkpoint=checkpoint, outputs=(logits[i], acts[i]))
+        sync()
+        out[name] = round((time.perf_counter() - t0) * 1e3, 1)
+    return out
+
+
+def throughput(
+    spec: dict[str, Any], sizes: list[int], device: torch.device, min_s: float, evals: bool
+) -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
         solo = members(seeds_of(spec, 1), Path(tmp) / "solo", device)[0].trainer
@@ -94,6 +113,8 @@ def throughput(spec: dict[str, Any], sizes: list[int], device: torch.device, min
                 "run_steps_s": round(n / step_s, 1),
                 "vs_solo": round(solo_s * n / step_s, 2),
             }
+            if evals:
+                row.update(evaluation_ms(pack, sync))
             print(json.dumps(row), flush=True)
             del pack
             if device.type == "cuda":
@@ -147,6 +168,9 @@ def main() -> None:
     )
     ap.add_argument("--grok-seeds", type=int, default=8)
     ap.add_argument("--no-throughput", action="store_true")
+    ap.add_argument(
+        "--evals", action="store_true", help="also time one evaluation and one checkpoint of a pack"
+    )
     args = ap.parse_args()
 
     device = pick_device(args.device)
@@ -166,7 +190,7 @@ def main() -> None:
         flush=True,
     )
     if not args.no_throughput:
-        throughput(presets[args.experiment][0], args.sizes, device, args.min_s)
+        throughput(presets[args.experiment][0], args.sizes, device, args.min_s, args.evals)
     if args.grok:
         time_to_grok(presets[args.grok][0], args.grok_seeds, device)
 
