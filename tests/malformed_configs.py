@@ -743,8 +743,8 @@ def generate(seed: int = 0) -> list[Case]:
 _ALL_KEYS = {
     "description", "task", "p", "train_frac", "seeds", "split_seed", "steps", "eval_every",
     "checkpoint_every", "batch_size", "layout", "loss", "device", "on_nan", "tf32", "model", "optim",
-    "analysis", "sweep", "runs_dir", "kind", "layers", "d_model", "heads", "d_mlp", "act", "pos_embed", "biases",
-    "init", "hidden", "bias", "kernel", "bandwidth", "ridge", "agop_power", "centering", "lr",
+    "analysis", "sweep", "runs_dir", "kind", "layers", "d_model", "heads", "d_mlp", "act", "pos_embed",
+    "biases", "init", "hidden", "bias", "kernel", "bandwidth", "ridge", "agop_power", "centering", "lr",
     "weight_decay", "betas", "eps", "warmup", "key_freq_rule", "key_freq_threshold", "ffd_eta",
     "gini_constant", "discrete_log", "key_freq_frac", "restricted_split", "grokfast", "alpha", "lamb",
     "window", "init_from", "run", "step", "load", "freeze", "features",
