@@ -26,7 +26,7 @@ from .transfer import frozen_parts
 #: pack's own log, ``<runs_dir>/.grok/packs/<id>.log``, and every member's status.json ``pack``).
 PACK_ID_ENV = "GROK_PACK_ID"
 #: Spec keys every member of a pack shares (grokfast and optim: their kind and MA window only).
-SHARED_KEYS = ("p", "tasks", "layout", "batch_size", "loss", "model", "device")
+SHARED_KEYS = ("p", "tasks", "layout", "batch_size", "loss", "model", "device", "tf32")
 #: Upper bound on ``pack = "auto"``: past a few dozen members the gain per member is small (the step is
 #: compute-bound by then) while a pack's evaluation pause grows with every member.
 AUTO_MAX = 64

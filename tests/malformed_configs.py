@@ -160,7 +160,7 @@ _ENUMS = {
     "analysis.restricted_split": ("all", "train", "test"),
 }
 _TRANSFORMER_ENUMS = {"act": ("relu", "gelu"), "biases": ("mlp", "none"), "init": ("nanda", "furuta")}
-_BOOLS = ["analysis.gini_constant"]
+_BOOLS = ["analysis.gini_constant", "tf32"]
 _WRONG_TYPES: list[Any] = [True, False, "7", 7.5, [7], {"x": 1}, datetime.date(1979, 5, 27)]
 
 
@@ -755,9 +755,10 @@ def generate(seed: int = 0) -> list[Case]:
 
 _ALL_KEYS = {
     "description", "task", "p", "train_frac", "seeds", "split_seed", "steps", "eval_every",
-    "checkpoint_every", "batch_size", "layout", "loss", "device", "on_nan", "model", "optim", "analysis",
-    "sweep", "runs_dir", "pack", "kind", "layers", "d_model", "heads", "d_mlp", "act", "pos_embed", "biases",
-    "init", "hidden", "bias", "kernel", "bandwidth", "ridge", "agop_power", "centering", "lr",
+    "checkpoint_every", "batch_size", "layout", "loss", "device", "on_nan", "tf32", "model", "optim",
+    "analysis", "sweep", "runs_dir", "pack", "kind", "layers", "d_model", "heads", "d_mlp", "act",
+    "pos_embed", "biases", "init", "hidden", "bias", "kernel", "bandwidth", "ridge", "agop_power",
+    "centering", "lr",
     "weight_decay", "betas", "eps", "warmup", "key_freq_rule", "key_freq_threshold", "ffd_eta",
     "gini_constant", "discrete_log", "key_freq_frac", "restricted_split", "grokfast", "alpha", "lamb",
     "window", "init_from", "run", "step", "load", "freeze", "features",

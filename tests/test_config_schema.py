@@ -4,7 +4,7 @@
 the specs that main resolved from them at 91647ce, before the schema replaced the hand-written checks
 (canonical JSON, sorted keys, without ``version``): so ``spec.json`` of every existing run still matches.
 The only new keys are ``on_nan``, ``grokfast`` (``{kind = "none"}`` unless a file sets it), ``init_from``
-(None unless a file sets it) and an RFM's ``model.features`` ("agop").
+(None unless a file sets it), ``tf32`` (false) and an RFM's ``model.features`` ("agop").
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def test_valid_files_resolve_to_the_specs_main_made() -> None:
                 assert spec.pop("on_nan") == "fail", entry["text"]
                 assert spec.pop("grokfast") == {"kind": "none"}, entry["text"]
                 assert spec.pop("init_from") is None, entry["text"]
+                assert spec.pop("tf32") is False, entry["text"]
                 if spec["model"]["kind"] == "rfm":
                     assert spec["model"].pop("features") == "agop", entry["text"]
         assert str(cfg.runs_dir) == entry["runs_dir"]
@@ -62,7 +63,7 @@ def test_valid_files_resolve_to_the_specs_main_made() -> None:
 def _as_experiment(spec: dict[str, Any]) -> dict[str, Any]:
     """The experiment table that says everything a resolved spec says."""
     keys = ("description", "task", "p", "train_frac", "split_seed", "steps", "eval_every", "checkpoint_every",
-            "batch_size", "layout", "loss", "device", "on_nan", "model", "optim", "analysis",
+            "batch_size", "layout", "loss", "device", "on_nan", "tf32", "model", "optim", "analysis",
             "grokfast")  # fmt: skip
     table = {k: spec[k] for k in keys}
     table["seeds"] = [spec["seed"]]

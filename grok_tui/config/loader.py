@@ -620,6 +620,7 @@ class _Point:
             "loss": s.loss if not isinstance(self.model, Rfm) else "mse",
             "device": s.device,
             "on_nan": s.on_nan,
+            "tf32": s.tf32,
             "model": msgspec.to_builtins(self.model),
             "grokfast": msgspec.to_builtins(self.grokfast),
             "optim": optim,
@@ -643,7 +644,12 @@ def _n_params(m: Transformer | Mlp, p: int, n_tasks: int, vocab: int, n_out: int
 
 #: Spec keys added since the first release, with the value a spec.json written before them means: a
 #: reader comparing an old spec with a new one (``grok run`` on an existing run) fills them in first.
-ADDED_SPEC_KEYS: dict[str, Any] = {"on_nan": "fail", "grokfast": {"kind": "none"}, "init_from": None}
+ADDED_SPEC_KEYS: dict[str, Any] = {
+    "on_nan": "fail",
+    "grokfast": {"kind": "none"},
+    "init_from": None,
+    "tf32": False,
+}
 #: The same for keys of one model kind's table (an RFM before ``features`` iterated the AGOP).
 ADDED_MODEL_KEYS: dict[str, dict[str, Any]] = {"rfm": {"features": "agop"}}
 

@@ -188,6 +188,9 @@ class Settings(Table):
     device: Device = "auto"
     # What a run does when its training loss turns NaN or infinite: stop as failed, or train on.
     on_nan: Literal["fail", "continue"] = "fail"
+    # TF32 float32 matmuls on a GPU that has them (10-bit mantissa, faster): grokking is precision-
+    # sensitive (Prieto et al. 2025), so a run uses them only when it asks. The loss stays float64.
+    tf32: bool = False
     # Checked as a Model once [defaults] and the experiment are merged: its kind may come from either.
     model: dict[str, Any] = {}
     # Checked as a Grokfast once merged, like model: {kind = "ema" | "ma" | "none", ...}.

@@ -27,6 +27,12 @@ def pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def set_matmul_precision(spec: dict[str, Any]) -> None:
+    """float32 matmuls in full precision, or TF32 where the spec opts in (``tf32 = true``; it changes
+    nothing on a CPU or a GPU without TF32). Process-wide: a pack's members share the key."""
+    torch.set_float32_matmul_precision("high" if spec.get("tf32") else "highest")
+
+
 def stops_on_nan(spec: dict[str, Any]) -> bool:
     """``on_nan``: "fail" (the default, also for specs written before the key existed) or "continue"."""
     return spec.get("on_nan", "fail") != "continue"

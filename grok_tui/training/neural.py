@@ -28,7 +28,7 @@ from ..models.transformer import Transformer
 from ..recorder import Recorder
 from ..tasks import Dataset, Task, build_dataset, task_tokens
 from . import init_from
-from .common import diverged, limit_blas_threads, pick_device, stops_on_nan
+from .common import diverged, limit_blas_threads, pick_device, set_matmul_precision, stops_on_nan
 from .gradients import make_filter, orthogonalise_
 from .losses import per_pair, softmax_collapse
 
@@ -121,6 +121,7 @@ class Trainer:
             # Once the train loss is ~0, gradients underflow into float32 denormals, which x86 CPUs
             # handle ~100x slower; flushing them to zero changes nothing measurable.
             torch.set_flush_denormal(True)
+        set_matmul_precision(spec)
         self.data, model = build(spec)
         self.model = model.to(device)
         self.frozen = init_from.freeze(self.model, spec)

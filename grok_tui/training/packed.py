@@ -19,6 +19,7 @@ The loss stays float64 per member, as in a solo run.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,12 @@ from .neural import Trainer
 #: Seconds between looks for members' stop requests (a file each): often enough for a prompt stop,
 #: rarely enough to cost nothing per step.
 STOP_POLL_S = 0.2
+
+#: Eager steps before a pack's step is captured as a CUDA graph: cuBLAS, autograd and the caching
+#: allocator settle on a side stream first, as PyTorch's capture recipe asks.
+GRAPH_WARMUP = 3
+#: Set to 0 to train packs on a GPU without CUDA graphs.
+GRAPHS_ENV = "GROK_CUDA_GRAPHS"
 
 #: ``ended(run_dir, state, error)``: a member finished ("done"), stopped or failed (``error`` set).
 Ended = Callable[[Path, str, BaseException | None], None]
@@ -127,6 +134,15 @@ class Pack:
         size = min(m.trainer.spec["eval_every"] for m in members)
         self.watch = PackWatch(size, watched, device) if any(watched) else None
         self._full_batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        # CUDA graphs: a step of tiny models is launch-bound, and replaying a captured graph launches it
+        # as one. Not for MSE (one_hot checks its input on the host, which capture forbids).
+        self.graphed = (
+            device.type == "cuda" and os.environ.get(GRAPHS_ENV, "1") != "0" and self.loss_kind != "mse"
+        )
+        self._graph: Any = None
+        self._static: tuple[torch.Tensor, torch.Tensor] = (self.inputs, self.inputs)
+        self._static_losses = torch.empty(0)
+        self._eager = 0
         self._vloss = vmap(self._member_loss, in_dims=(0, 0, 0))
         self._vout = vmap(self._member_outputs, in_dims=(0,))
 
@@ -163,21 +179,66 @@ class Pack:
             self._full_batch = (idx, w)  # a full batch is the same every step
         return idx, w
 
-    def step(self) -> None:
-        idx, w = self._batches()
+    def _train(self, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """One training step of every member: the members' losses, then their updates."""
         losses = self._vloss(self.params, idx, w)
-        if self.watch is not None:
-            self.watch.record([m.trainer.step for m in self.members], losses)
-        for n in self.trainable:
-            self.params[n].grad = None
         losses.sum().backward()
         if self.filter is not None:
             self.filter.apply()
         if self.orthograd is not None:
             orthogonalise_batched_(self.orthograd)
         self.opt.step()
+        return losses
+
+    def step(self) -> None:
+        idx, w = self._batches()
+        if self._graph is not None:
+            static_idx, static_w = self._static
+            if idx is not static_idx:  # a minibatch: this step's rows into the captured inputs
+                static_idx.copy_(idx)
+                static_w.copy_(w)
+            self._graph.replay()
+            losses = self._static_losses
+        else:
+            for n in self.trainable:
+                self.params[n].grad = None
+            if self.graphed:
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    losses = self._train(idx, w)
+                torch.cuda.current_stream().wait_stream(side)
+                self._eager += 1
+                if self._eager == GRAPH_WARMUP:
+                    self._capture(idx, w)
+            else:
+                losses = self._train(idx, w)
+        if self.watch is not None:
+            self.watch.record([m.trainer.step for m in self.members], losses)
         for m in self.members:
             m.trainer.step += 1
+
+    def _capture(self, idx: torch.Tensor, w: torch.Tensor) -> None:
+        """Record the training step as a CUDA graph (PyTorch's whole-network capture: gradients set to
+        None first, so backward writes them into the graph's own memory on every replay). Capturing
+        runs nothing, so no step is taken here; a step that cannot be captured trains eagerly."""
+        static = (idx, w) if idx is self._full_batch_idx() else (idx.clone(), w.clone())
+        for n in self.trainable:
+            self.params[n].grad = None
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._static_losses = self._train(*static)
+        except RuntimeError as e:
+            self.graphed = False
+            print(
+                f"grok worker: the pack's step trains without a CUDA graph ({e})".splitlines()[0], flush=True
+            )
+            return
+        self._graph, self._static = graph, static
+
+    def _full_batch_idx(self) -> torch.Tensor | None:
+        return self._full_batch[0] if self._full_batch is not None else None
 
     @torch.no_grad()
     def outputs(self, which: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
