@@ -289,8 +289,8 @@ def _is_worker(pid: int) -> bool:
 def live_pack(status: dict[str, Any]) -> str | None:
     """The pack id a live run's status.json names (its worker trains other runs too), else None."""
     pack = status.get("pack")
-    pid = pack.get("id") if isinstance(pack, dict) else None
-    return pid if isinstance(pid, str) and pid else None
+    ident = pack.get("id") if isinstance(pack, dict) else None
+    return ident if isinstance(ident, str) and ident else None
 
 
 def signal_run(run: runs.RunDir, sig: int) -> int | None:
