@@ -608,7 +608,7 @@ steps = 1000000
 
 @pytest.mark.slow
 def test_a_pack_killed_with_sigkill_leaves_every_member_resumable_as_a_pack(tmp_path: Path) -> None:
-    path, root = e2e(tmp_path, "[experiments.e]\np = 11\nseeds = [0, 1, 2]\nsteps = 2000\n")
+    path, root = e2e(tmp_path, "[experiments.e]\np = 11\nseeds = [0, 1, 2]\nsteps = 800\n")
     ids = [f"e/seed{i}" for i in range(3)]
     try:
         out = helpers.grok("run", str(path), "--pack", "3", "--detach", "--gpus", "none", timeout=LONG)
