@@ -14,31 +14,21 @@ import contextlib
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from . import runs
+from . import packing, runs
 from .exitcodes import FAILED as EXIT_FAILED
 from .exitcodes import OK as EXIT_OK
 from .exitcodes import USAGE as EXIT_USAGE
 from .recorder import RunFailure, append_log_line, update_status
 from .worker import admit, error_line, passive_threads, running_fields, stop_on_signals
 
-#: Environment variable naming the pack (the launcher sets it; else the worker makes one up).
-PACK_ENV = "GROK_PACK_ID"
-
-
-def pack_id() -> str:
-    return (
-        os.environ.get(PACK_ENV) or f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    )
-
 
 def work_pack(run_dirs: list[Path]) -> int:
     """Train ``run_dirs`` as one pack: 0 when the pack ran (each member's own end is in its status.json),
     EXIT_FAILED when the pack's own training failed (every member still in it failed with it)."""
-    pid = pack_id()
+    pid = os.environ.get(packing.PACK_ID_ENV) or packing.new_pack_id()  # the launcher names it
     with contextlib.ExitStack() as outer:
         stop_all = stop_on_signals(outer)
         held: dict[Path, contextlib.ExitStack] = {}
@@ -55,9 +45,7 @@ def work_pack(run_dirs: list[Path]) -> int:
             return EXIT_USAGE
         members = [runs.RunDir(d).run_id for d in held]
         info = {"id": pid, "members": members}
-        for d, spec in specs.items():
-            with contextlib.suppress(FileNotFoundError):
-                (d / runs.STOP_REQUEST).unlink()  # a request older than this worker is not for it
+        for d, spec in specs.items():  # (the launcher cleared any stop.request older than this worker)
             update_status(d, **running_fields(d, spec), pack=info)
         print(f"grok worker: pack {pid}: {len(held)} members: {', '.join(members)}", flush=True)
         ended: dict[Path, str] = {}

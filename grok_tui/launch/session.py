@@ -137,7 +137,10 @@ class Session:
         # it would start the run again (the worker's lock would still refuse the second one).
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(
-            a.worker.poll() is None and not a.run.alive() for a in self.sched.active.values()
+            a.worker.poll() is None
+            and not a.run.alive()
+            and a.run.raw_status().get("state") in runs.ACTIVE_STATES  # not a pack member that ended
+            for a in self.sched.active.values()
         ):
             time.sleep(0.05)
         self.sched.release()
