@@ -21,8 +21,8 @@ from . import packing, runs
 from .exitcodes import FAILED as EXIT_FAILED
 from .exitcodes import OK as EXIT_OK
 from .exitcodes import USAGE as EXIT_USAGE
-from .recorder import RunFailure, append_log_line, update_status
-from .worker import admit, error_line, passive_threads, running_fields, stop_on_signals
+from .recorder import append_log_line, update_status
+from .worker import admit, passive_threads, record_failure, running_fields, stop_on_signals
 
 
 def work_pack(run_dirs: list[Path]) -> int:
@@ -57,16 +57,7 @@ def work_pack(run_dirs: list[Path]) -> int:
                 update_status(run_dir, state=state, ended=time.time(), returncode=0)
                 append_log_line(run_dir, f"grok worker: {run_dir.name} {state}")
             else:
-                line = error_line(exc)
-                tb = None if isinstance(exc, RunFailure) else _traceback(exc)
-                update_status(
-                    run_dir,
-                    state="failed",
-                    ended=time.time(),
-                    returncode=EXIT_FAILED,
-                    error=line,
-                    traceback=tb,
-                )
+                line, _ = record_failure(run_dir, exc)
                 append_log_line(run_dir, f"grok worker: {run_dir.name} failed: {line}")
                 print(f"grok worker: {name} failed: {line}", flush=True)
             with contextlib.suppress(FileNotFoundError):
@@ -103,9 +94,3 @@ def work_pack(run_dirs: list[Path]) -> int:
             flush=True,
         )
         return EXIT_OK
-
-
-def _traceback(exc: BaseException) -> list[str]:
-    import traceback
-
-    return "".join(traceback.format_exception(exc)).strip().splitlines()[-12:]

@@ -140,6 +140,22 @@ def _damaged(run_dir: Path, spec: dict[str, Any]) -> str | None:
     return None
 
 
+def record_failure(run_dir: Path, exc: BaseException) -> tuple[str, str | None]:
+    """status.json says failed, with the error's one line and, for an error the run cannot name (not a
+    RunFailure), the traceback's last lines. Returns (line, the whole traceback or None)."""
+    line = error_line(exc)
+    tb = None if isinstance(exc, RunFailure) else "".join(traceback.format_exception(exc))
+    update_status(
+        run_dir,
+        state="failed",
+        ended=time.time(),
+        returncode=EXIT_FAILED,
+        error=line,
+        traceback=tb.strip().splitlines()[-12:] if tb else None,
+    )
+    return line, tb
+
+
 def passive_threads() -> None:
     """Idle OpenMP threads sleep instead of spinning: with more busy threads than cores (several
     workers, or any other load) spinning threads starve the ones doing work. Measured on 2 cores at
@@ -159,21 +175,8 @@ def _train(run_dir: Path, spec: dict[str, Any], should_stop: Callable[[], bool])
         update_status(run_dir, device=device)
         state = trainer.run(spec, run_dir, device, should_stop)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach status.json
-        line = error_line(exc)
-        if isinstance(exc, RunFailure):  # a reason the run can name: one line, no traceback
-            tb = None
-            print(f"grok worker: {run_dir.name} failed: {line}", file=sys.stderr, flush=True)
-        else:
-            tb = traceback.format_exc()
-            print(tb, file=sys.stderr, flush=True)
-        update_status(
-            run_dir,
-            state="failed",
-            ended=time.time(),
-            returncode=EXIT_FAILED,
-            error=line,
-            traceback=tb.strip().splitlines()[-12:] if tb else None,
-        )
+        line, tb = record_failure(run_dir, exc)
+        print(tb or f"grok worker: {run_dir.name} failed: {line}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     finally:
         sys.stdout.flush()

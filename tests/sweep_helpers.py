@@ -49,6 +49,7 @@ def tiny_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sweep's directory (experiments.toml and runs/), trained for real with `grok run`."""
     root = tmp_path_factory.mktemp("tiny-sweep")
     (root / "experiments.toml").write_text(SWEEP_TOML)
-    r = grok("run", "experiments.toml", "--parallel", "2", cwd=root, timeout=900)
+    # the eight sw runs train as one pack (2.2x faster here than two at a time), "other" beside it
+    r = grok("run", "experiments.toml", "--parallel", "2", "--pack", "8", cwd=root, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     return root
