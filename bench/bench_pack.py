@@ -149,7 +149,9 @@ def time_to_grok(spec: dict[str, Any], n: int, device: torch.device) -> None:
                     "grok": spec["experiment"],
                     "seeds": n,
                     "all_grokked": len(grokked) == n,
-                    "wall_s": round(max(grokked.values(), default=time.perf_counter() - start), 1),
+                    # until the evaluation that saw the last member grok; None when some never did
+                    "wall_s": round(max(grokked.values()), 1) if len(grokked) == n else None,
+                    "trained_s": round(time.perf_counter() - start, 1),
                     "grokked_at_steps": steps,
                 }
             ),
