@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,17 @@ SLOW_MODULES = {
     "test_sweep_export.py",  # trains the tiny sweep
     "test_transfer.py",  # trains sources and the runs that load from them
 }
+
+
+@pytest.fixture(autouse=True)
+def _denormals_back() -> Iterator[None]:
+    """A trainer run inside the test process flushes float32 denormals to zero for the whole process (as
+    a worker does): give it back after each test, or a later test's subnormal arithmetic would change.
+    Torch is never imported here for it (the TUI tests keep their process free of it)."""
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_flush_denormal(False)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -42,7 +42,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     toml = root / "experiments.toml"
     toml.write_text(TINY_TOML.format(steps=400) + MIX_TOML)
-    result = grok("run", str(toml), cwd=root, timeout=600)
+    result = grok("run", str(toml), "--parallel", "2", cwd=root, timeout=600)  # the two at once
     assert result.returncode == 0, result.stderr
     return root
 
