@@ -24,6 +24,7 @@ import torch
 from helpers import TINY_TOML, wait_for
 
 from grok_tui import runs
+from grok_tui.checkpoints import load_checkpoint
 from grok_tui.config import parse_config
 from grok_tui.launch.local import prepare_run
 from grok_tui.training import neural, packed
@@ -159,6 +160,28 @@ def test_a_diverging_member_fails_alone_at_the_step_a_solo_run_does(tmp_path: Pa
             _assert_close(s, p)
         else:  # no row of a diverged model, as solo
             assert [r["step"] for r in _rows(p)] == [r["step"] for r in _rows(s)]
+
+
+def test_init_from_members_load_their_own_sources_and_keep_them_frozen(tmp_path: Path) -> None:
+    """Furuta et al.'s transfer in a pack: each member loads its own source's embedding before the pack
+    stacks the members, and the frozen part takes no step (no gradient, no weight decay)."""
+    text = SMALL.replace("[experiments.v]", "[experiments.src]") + (
+        '[experiments.t]\nseeds = [0, 1]\ntask = "sub"\n'
+        'init_from = { run = "src/seed{seed}", step = 60, load = ["embed"], freeze = true }\n'
+    )
+    specs = _specs(text, tmp_path)
+    sources, targets = specs[:2], specs[2:]
+    solo = _solo(sources + targets, tmp_path / "solo")[2:]
+    _solo(sources, tmp_path / "pack")
+    pack, ends = _pack(targets, tmp_path / "pack")
+    assert {s for s, _ in ends.values()} == {"done"}, ends
+    for s, p, src in zip(solo, pack, ("seed0", "seed1"), strict=True):
+        _assert_close(s, p)
+        assert runs.read_json(p / runs.SPEC)["loaded_from"]["run"] == f"src/{src}"
+        first, last = (load_checkpoint(runs.RunDir(p).checkpoint_path(k))[0] for k in (0, 60))
+        source = load_checkpoint(runs.RunDir(tmp_path / "pack" / "src" / src).checkpoint_path(60))[0]
+        assert (first["W_E"] == source["W_E"]).all() and (last["W_E"] == source["W_E"]).all()
+        assert not (last["W_U"] == first["W_U"]).all()  # the rest trained
 
 
 def test_a_member_that_does_not_fit_the_pack_fails_alone(tmp_path: Path) -> None:
