@@ -23,6 +23,7 @@ SLOW_MODULES = {
     "test_config_malformed.py",  # hundreds of generated files through the real CLI
     "test_sweep_export.py",  # trains the tiny sweep
     "test_transfer.py",  # trains sources and the runs that load from them
+    "test_packed.py",  # trains every kind of run packed and solo
 }
 
 
