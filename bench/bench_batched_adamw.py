@@ -12,34 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from timing import timed
 
 from grok_tui.config import load_config
 from grok_tui.models.shapes import n_params, spec_shapes
 from grok_tui.training.batched import BatchedAdamW
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def timed(fn: Callable[[], None], sync: Callable[[], None], min_s: float) -> float:
-    """Median seconds per call over at least ``min_s`` seconds, after 3 warm-up calls: the median, since
-    on a shared machine a call now and then waits ~100x longer for a core."""
-    for _ in range(3):
-        fn()
-    sync()
-    times: list[float] = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_s or len(times) < 5:
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:

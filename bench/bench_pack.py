@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import io
 import json
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timing import timed
 
 from grok_tui import runs
 from grok_tui.config import load_config
@@ -37,22 +37,6 @@ from grok_tui.training.common import pick_device
 from grok_tui.training.neural import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def timed(fn: Callable[[], None], sync: Callable[[], None], min_s: float) -> float:
-    """Median seconds per call over at least ``min_s`` seconds and 5 calls, after 3 warm-up calls (the
-    median: on a shared machine a call now and then waits far longer for a core)."""
-    for _ in range(3):
-        fn()
-    sync()
-    times: list[float] = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_s or len(times) < 5:
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def seeds_of(spec: dict[str, Any], n: int) -> list[dict[str, Any]]:
