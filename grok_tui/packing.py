@@ -87,10 +87,10 @@ def member_bytes(spec: dict[str, Any]) -> int:
     loss), the MLP activations and the residual stream, each counted three times for autograd's saved
     tensors and the softmax temporaries. Measured use is below this (the rule errs towards smaller packs).
     """
-    from .models.shapes import spec_shapes
+    from .models.shapes import n_params, spec_shapes
 
     shapes = spec_shapes(spec)
-    params = sum(_prod(s) for s in shapes.values()) if shapes else 0
+    params = n_params(shapes) if shapes else 0
     g = spec.get("grokfast") or {}
     copies = 4 + {"ema": 1, "ma": int(g.get("window") or 0)}.get(g.get("kind", "none"), 0)
     model = spec.get("model") or {}
@@ -108,10 +108,3 @@ def auto_size(spec: dict[str, Any], free_bytes: int, cap: int = AUTO_MAX) -> int
     between 1 and ``cap``."""
     need = max(1, member_bytes(spec))
     return max(1, min(cap, int(free_bytes * AUTO_SHARE) // need))
-
-
-def _prod(shape: tuple[int, ...]) -> int:
-    n = 1
-    for x in shape:
-        n *= int(x)
-    return n

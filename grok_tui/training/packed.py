@@ -306,13 +306,14 @@ class PackRun:
         self._polled = 0.0
 
     def _leave(self, gone: dict[int, tuple[str, BaseException | None]]) -> None:
-        """Members ``gone`` (index → state, error) leave; the pack is rebuilt from those left."""
-        if not gone:
+        """Members ``gone`` (index → state, error) leave; the pack is rebuilt from those left (built
+        the first time, when there is none yet)."""
+        if not gone and self.pack is not None:
             return
-        assert self.pack is not None
-        for i in range(len(self.members)):
-            if i not in gone:
-                self.pack.sync_state(i)
+        if self.pack is not None:
+            for i in range(len(self.members)):
+                if i not in gone:
+                    self.pack.sync_state(i)
         for i in sorted(gone):
             m = self.members[i]
             m.trainer.rec.close()
@@ -377,7 +378,7 @@ class PackRun:
         now = time.perf_counter()
         for m in self.members:
             m.t0 = now - m.trainer.elapsed
-        self._leave_finished()
+        self._leave(self._finished_already())
         while self.members:
             assert self.pack is not None
             gone = self._stop_requests()
@@ -387,20 +388,16 @@ class PackRun:
             self.pack.step()
             self._leave(self._after_step())
 
-    def _leave_finished(self) -> None:
-        """Build the pack; members already at their last step (resumed at the very end) just finish."""
+    def _finished_already(self) -> dict[int, tuple[str, BaseException | None]]:
+        """Members already at their last step (resumed at the very end): they only run the final pass."""
         done: dict[int, tuple[str, BaseException | None]] = {}
         for i, m in enumerate(self.members):
             if m.trainer.step >= m.trainer.spec["steps"]:
                 try:
                     done[i] = (m.trainer.finish(), None)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:  # noqa: BLE001 - one member's failure is not the others'
                     done[i] = ("failed", e)
-        for i in sorted(done):
-            self.members[i].trainer.rec.close()
-            self.ended(self.members[i].dir, *done[i])
-        self.members = [m for i, m in enumerate(self.members) if i not in done]
-        self.pack = Pack(self.members, self.device) if self.members else None
+        return done
 
 
 def run(
