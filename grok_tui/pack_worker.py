@@ -22,7 +22,15 @@ from .exitcodes import FAILED as EXIT_FAILED
 from .exitcodes import OK as EXIT_OK
 from .exitcodes import USAGE as EXIT_USAGE
 from .recorder import append_log_line, update_status
-from .worker import admit, passive_threads, record_failure, running_fields, stop_on_signals
+from .worker import (
+    admit,
+    end_fields,
+    note_slurm_start,
+    passive_threads,
+    record_failure,
+    running_fields,
+    stop_on_signals,
+)
 
 
 def work_pack(run_dirs: list[Path]) -> int:
@@ -47,6 +55,7 @@ def work_pack(run_dirs: list[Path]) -> int:
         info = {"id": pid, "members": members}
         for d, spec in specs.items():  # (the launcher cleared any stop.request older than this worker)
             update_status(d, **running_fields(d, spec), pack=info)
+            note_slurm_start(d)
         print(f"grok worker: pack {pid}: {len(held)} members: {', '.join(members)}", flush=True)
         ended: dict[Path, str] = {}
 
@@ -54,8 +63,12 @@ def work_pack(run_dirs: list[Path]) -> int:
             ended[run_dir] = state
             name = runs.RunDir(run_dir).run_id
             if exc is None:
-                update_status(run_dir, state=state, ended=time.time(), returncode=0)
-                append_log_line(run_dir, f"grok worker: {run_dir.name} {state}")
+                fields = end_fields(run_dir, state)
+                update_status(run_dir, state=state, ended=time.time(), returncode=0, **fields)
+                reason = fields["reason"]
+                append_log_line(
+                    run_dir, f"grok worker: {run_dir.name} {state}{f' ({reason})' if reason else ''}"
+                )
             else:
                 line, _ = record_failure(run_dir, exc)
                 append_log_line(run_dir, f"grok worker: {run_dir.name} failed: {line}")

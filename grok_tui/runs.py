@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,6 +222,22 @@ def lock_held(run_dir: Path) -> bool:
         os.close(fd)
 
 
+#: Seconds a Slurm run's last RUNNING (seen by launch.slurm.reconcile) stands in for its lock.
+SLURM_SEEN_S = 60.0
+
+
+def slurm_running(status: dict[str, Any]) -> bool:
+    """Whether Slurm said, within SLURM_SEEN_S, that a running run's job runs: its liveness where this host
+    cannot see the worker's lock (a filesystem without cluster-wide flock). Never true of a local run."""
+    seen = finite(status.get("slurm_seen"))
+    return (
+        status.get("backend") == "slurm"
+        and status.get("slurm_state") == "RUNNING"
+        and seen is not None
+        and 0 <= time.time() - seen <= SLURM_SEEN_S
+    )
+
+
 def state_dir(runs_dir: Path | str) -> Path:
     return Path(runs_dir) / STATE_DIR
 
@@ -333,7 +350,7 @@ class RunDir:
     def status(self) -> dict[str, Any]:
         """status.json with liveness applied: 'running' without a held lock means the worker died."""
         st = self.raw_status()
-        if st.get("state") == "running" and not lock_held(self.path):
+        if st.get("state") == "running" and not lock_held(self.path) and not slurm_running(st):
             # Re-read: the worker may have finished between the two reads.
             st = self.raw_status()
             if st.get("state") == "running":

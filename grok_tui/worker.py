@@ -12,6 +12,7 @@ worker.log (its stdout and stderr) gets one line per evaluation, the resume, and
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import signal
@@ -27,7 +28,8 @@ from . import runs
 from .exitcodes import BUSY as EXIT_BUSY
 from .exitcodes import FAILED as EXIT_FAILED
 from .exitcodes import USAGE as EXIT_USAGE
-from .recorder import RunFailure, has_resume_state, refusal, update_status
+from .launch import slurm
+from .recorder import RunFailure, append_log_line, has_resume_state, refusal, update_status
 
 TRAINERS = {
     "transformer": "grok_tui.training.neural",
@@ -116,7 +118,53 @@ def running_fields(run_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
         "warning": None,
         "traceback": None,
         "resumed": has_resume_state(run_dir),
+        "reason": None,
+        **(slurm.worker_fields() if slurm.in_job() else {}),
     }
+
+
+def note_slurm_start(run_dir: Path) -> None:
+    """worker.log tells each start apart, as the local launcher's line does: in Slurm, the job names it."""
+    job = slurm.in_job()
+    if job:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        where = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+        restarts = os.environ.get("SLURM_RESTART_COUNT")
+        again = f" (requeued, restart {restarts})" if restarts and restarts != "0" else ""
+        append_log_line(run_dir, f"grok: {stamp} starting worker in Slurm job {job} on {where}{again}")
+
+
+def to_own_log(run_dir: Path) -> None:
+    """A solo worker in a Slurm job writes to its run's worker.log, as a local one does (its stdout was
+    the job's output file, which keeps what came before and Slurm's own lines)."""
+    from .recorder import open_log
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = open_log(run_dir)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+@functools.cache
+def _slurm_reason(job: str, lead: float) -> str:
+    return slurm.stop_reason(job, lead)
+
+
+def end_fields(run_dir: Path, state: str) -> dict[str, Any]:
+    """What a worker adds to a run's final status. ``reason``: why a run ended "stopped" when nobody asked
+    through grok: inside a Slurm job without a stop.request, Slurm did (time limit, cancellation,
+    preemption; asked of Slurm once per process). A Slurm job's state goes with its worker."""
+    job = slurm.in_job()
+    if job is None:
+        return {"reason": None}
+    reason = None
+    if state == "stopped" and not (run_dir / runs.STOP_REQUEST).exists():
+        opts = slurm.options_of(runs.read_json(run_dir / runs.STATUS) or {}) or {}
+        lead = opts.get("stop_before")
+        reason = _slurm_reason(job, float(lead) if isinstance(lead, (int, float)) else 120.0)
+    return {"reason": reason, "slurm_state": None, "slurm_reason": None}
 
 
 def work(run_dir: Path) -> int:
@@ -125,6 +173,9 @@ def work(run_dir: Path) -> int:
         spec, code = admit(run_dir, held)
         if spec is None:
             return code
+        if slurm.in_job():
+            to_own_log(run_dir)
+        note_slurm_start(run_dir)
         return _train(run_dir, spec, should_stop)
 
 
@@ -180,8 +231,9 @@ def _train(run_dir: Path, spec: dict[str, Any], should_stop: Callable[[], bool])
         return EXIT_FAILED
     finally:
         sys.stdout.flush()
-    update_status(run_dir, state=state, ended=time.time(), returncode=0)
-    print(f"grok worker: {run_dir.name} {state}", flush=True)
+    end = update_status(run_dir, state=state, ended=time.time(), returncode=0, **end_fields(run_dir, state))
+    reason = end.get("reason")
+    print(f"grok worker: {run_dir.name} {state}{f' ({reason})' if reason else ''}", flush=True)
     return 0
 
 

@@ -62,6 +62,13 @@ def stop(
     by_path = {r.path: r for r in targets}
 
     def term(r) -> None:
+        if r.raw_status().get("backend") == "slurm":  # Slurm's queue, Slurm's signals: no scheduler here
+            pids[r.path] = signal_run(r, signal.SIGTERM)
+            if pids[r.path] is None and r.status().get("state") in ACTIVE_STATES:
+                typer.echo(
+                    f"grok: error: {r.run_id}: Slurm did not take the stop (see `grok show`)", err=True
+                )
+            return
         root = runs_root(r)
         if scheduler_info(root) is not None:
             send(root, "stop", r.path, grace=grace)

@@ -66,6 +66,15 @@ ResumePackOpt = Annotated[
         "memory holds (default 1).",
     ),
 ]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        metavar="local|slurm",
+        help="Where workers run: this machine, or Slurm batch jobs as the file's [slurm] table says "
+        "(default: [defaults] backend of the file, else local; for resume, where each run last ran).",
+    ),
+]
 DeviceOpt = Annotated[
     str | None,
     typer.Option("--device", metavar="DEVICE", help="Override every run's device: auto, cpu, cuda, cuda:N."),
@@ -124,6 +133,7 @@ def run(
     gpus: GpusOpt = None,
     per_gpu: PerGpuOpt = None,
     pack: PackOpt = None,
+    backend: BackendOpt = None,
     detach: DetachOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Start finished or changed runs over.")] = False,
 ) -> None:
@@ -134,6 +144,9 @@ def run(
     A second `grok run` on the same runs directory hands its runs to the scheduler already there.
 
     --detach returns at once: follow with `grok ls` or `grok logs RUN -f`, stop with `grok stop`.
+
+    --backend slurm submits the runs as one Slurm job array (a task per worker or pack) and follows them;
+    Slurm is their queue, so --detach, a hang-up or Ctrl-C-free exit leaves them running there.
     """
     from ..config import ConfigError, run_label
     from ..launch.local import LaunchError, check_spec, prepare_run, run_path
@@ -155,8 +168,14 @@ def run(
         return force and run_label(spec) not in added
 
     _check_device(device)
+    where = _backend(backend, cfg.backend)
     root = default_runs_dir(runs_dir, file)
-    slots = _slots(gpus, per_gpu, parallel, _pack(pack, cfg.pack))
+    pack_size = _pack(pack, cfg.pack)
+    if where == "slurm":
+        _slurm_pack(pack_size)
+        slots = None
+    else:
+        slots = _slots(gpus, per_gpu, parallel, pack_size)
     # Check every run before creating any, so a refusal leaves the runs directory as it was.
     for spec in specs:
         existing = RunDir(run_path(spec, root))
@@ -178,8 +197,15 @@ def run(
             why = "already done (use --force to rerun)" if action == "done" else "already has a live worker"
             say(f"{r.run_id}: {why}")
             skipped.append(r)
-    asked = pack if pack is not None or cfg.pack == 1 else str(cfg.pack)  # the file's pack is asked for too
-    code = _launch(root, todo, slots, device, detach, explicit=(gpus, per_gpu, parallel, asked))
+    if where == "slurm":
+        import msgspec
+
+        _ignored_on_slurm(gpus, per_gpu, parallel)
+        opts = msgspec.structs.asdict(cfg.slurm)
+        code = _launch_slurm(root, todo, opts, int(pack_size), device, detach, f"grok-{file.stem}")
+    else:
+        asked = pack if pack is not None or cfg.pack == 1 else str(cfg.pack)  # the file's pack too
+        code = _launch(root, todo, slots, device, detach, explicit=(gpus, per_gpu, parallel, asked))
     if not detach and todo + skipped and code != exitcodes.HANGUP:
         table_console().print(summary_table([r.summary() for r in todo + skipped]))
     raise typer.Exit(code)
@@ -193,11 +219,14 @@ def resume(
     gpus: GpusOpt = None,
     per_gpu: PerGpuOpt = None,
     pack: ResumePackOpt = None,
+    backend: BackendOpt = None,
     detach: DetachOpt = False,
 ) -> None:
     """Continue stopped or failed runs from their last checkpoint (exact on CPU), through the queue.
 
-    --pack N resumes compatible runs together in one worker, as `grok run --pack` trains them."""
+    --pack N resumes compatible runs together in one worker, as `grok run --pack` trains them.
+    A run last submitted to Slurm is submitted again with the [slurm] options it had (--backend local
+    trains it here instead)."""
     from ..recorder import refusal
     from ..runs import untrainable
 
@@ -225,11 +254,79 @@ def resume(
             say(f"{r.run_id}: already done (use `grok run --force` to start it over)")
         elif r not in todo:
             todo.append(r)
-    slots = _slots(gpus, per_gpu, parallel, pack_size)
-    code = _launch(roots.pop(), todo, slots, device, detach, (gpus, per_gpu, parallel, pack))
+    from ..launch import slurm
+
+    last = {r.raw_status().get("backend") == slurm.BACKEND for r in todo}
+    where = _backend(backend, "slurm" if last == {True} else "local")
+    if where == "slurm":
+        _slurm_pack(pack_size)
+        _ignored_on_slurm(gpus, per_gpu, parallel)
+        opts = next((o for r in todo if (o := slurm.options_of(r.raw_status()))), None) or _default_slurm()
+        code = _launch_slurm(roots.pop(), todo, opts, int(pack_size), device, detach, "grok-resume")
+    else:
+        slots = _slots(gpus, per_gpu, parallel, pack_size)
+        code = _launch(roots.pop(), todo, slots, device, detach, (gpus, per_gpu, parallel, pack))
     if not detach and todo and code != exitcodes.HANGUP:
         table_console().print(summary_table([r.summary() for r in todo]))
     raise typer.Exit(code)
+
+
+def _backend(asked: str | None, default: str) -> str:
+    if asked is None:
+        return default
+    if asked not in ("local", "slurm"):
+        raise fail(f"--backend '{asked}' is not local or slurm")
+    return asked
+
+
+def _slurm_pack(pack: int | str) -> None:
+    if pack == "auto":
+        raise fail(
+            "pack = auto sizes packs from a GPU's free memory, which Slurm chooses only when the job "
+            "starts: give --pack N with the slurm backend"
+        )
+
+
+def _ignored_on_slurm(*options: object) -> None:
+    if any(o is not None for o in options):
+        say(
+            "note: --gpus/--per-gpu/--parallel are this machine's slots; Slurm ignores them (use the "
+            "[slurm] table: gpus_per_job, max_running)",
+            err=True,
+        )
+
+
+def _default_slurm() -> dict[str, Any]:
+    import msgspec
+
+    from ..config.schema import Slurm
+
+    return msgspec.structs.asdict(Slurm())
+
+
+def _launch_slurm(
+    root: Path, todo, opts: dict[str, Any], pack: int, device: str | None, detach: bool, name: str
+) -> int:
+    """Submit ``todo`` to Slurm as one job array: return at once (--detach) or follow it."""
+    from ..launch.local import LaunchError
+    from ..launch.slurm import SlurmError, submit
+    from ..launch.slurm_session import SlurmSession
+
+    if not todo:
+        return 0
+    session = SlurmSession(Path(root), opts, pack, lambda m: say(m), name)
+    if not detach:
+        try:
+            return _drive(session, todo, device)
+        except (SlurmError, LaunchError) as e:
+            raise fail(str(e), exitcodes.FAILED) from None
+    try:
+        array, tasks = submit(Path(root), todo, opts, pack, device, name)
+    except (SlurmError, LaunchError) as e:
+        raise fail(str(e), exitcodes.FAILED) from None
+    say(f"submitted {len(todo)} run(s) to Slurm: job array {array} ({tasks} task(s))")
+    say("follow with `grok ls` or `grok logs RUN -f`; stop with `grok stop RUN` or `grok stop --all`")
+    return 0
 
 
 def _launch(root: Path, todo, slots, device: str | None, detach: bool, explicit: tuple) -> int:
@@ -280,7 +377,11 @@ def _adopt_orphans(root: Path, slots) -> None:
 
     if scheduler_alive(root):
         return
-    orphans = [r for r in list_runs(root) if r.raw_status().get("state") == "queued" and not r.alive()]
+    orphans = [
+        r
+        for r in list_runs(root)
+        if (st := r.raw_status()).get("state") == "queued" and st.get("backend") != "slurm" and not r.alive()
+    ]
     if orphans:
         proc = spawn_daemon(root, slots)
         say(
@@ -319,7 +420,6 @@ def _drive(session, todo, device: str | None) -> int:
     def tone(state: str) -> str:
         return fmt.RICH_STYLES[fmt.STATE_TONES[state]]
 
-    from ..launch.inbox import scheduler_info
     from ..launch.scheduler import POLL_S
     from ..runs import METRICS, JsonlTail, is_step
 
@@ -374,18 +474,15 @@ def _drive(session, todo, device: str | None) -> int:
                         )
                         fields["acc"] = f"[{tone('failed')}]failed: {escape(str(err))}[/]"
                     elif state == "stopped":
-                        fields["acc"] = f"[{tone('stopped')}]stopped[/]"
+                        why = f" ({escape(str(st['reason']))})" if st.get("reason") else ""
+                        fields["acc"] = f"[{tone('stopped')}]stopped{why}[/]"
                     total, step = (v if is_step(v) else None for v in (st.get("total_steps"), st.get("step")))
                     progress.update(bar, total=total, completed=step or 0, **fields)
 
             try:
                 session.submit([r.path for r in todo], device)
-                if session.sched is None:
-                    info = scheduler_info(session.runs_dir) or {}
-                    tell(
-                        f"handed {len(todo)} run(s) to the scheduler already running here "
-                        f"(pid {info.get('pid')})"
-                    )
+                if note := session.submitted_note():
+                    tell(note)
                 try:
                     while not session.done():
                         session.tick()

@@ -15,7 +15,7 @@ import itertools
 import math
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from .schema import (
     Model,
     Rfm,
     Settings,
+    Slurm,
     Transformer,
 )
 
@@ -61,6 +62,10 @@ class Config:
     experiments: dict[str, list[dict[str, Any]]]
     #: [defaults].pack: runs per worker, or "auto" (the scheduler groups them; see grok_tui.packing).
     pack: int | str = 1
+    #: [defaults].backend: "local" (this machine's scheduler) or "slurm" (batch jobs as [slurm] says).
+    backend: str = "local"
+    #: The [slurm] table, checked (its defaults where the file has none).
+    slurm: Slurm = field(default_factory=Slurm)
 
     @property
     def runs(self) -> list[dict[str, Any]]:
@@ -155,6 +160,10 @@ def parse_config(text: str, path: Path) -> Config:
         msgspec.convert(defaults, Defaults)
     except msgspec.ValidationError as e:
         raise explain(e, Defaults, defaults, where, prefix="defaults.") from None
+    try:
+        slurm = msgspec.convert(doc.get("slurm", {}), Slurm)
+    except msgspec.ValidationError as e:
+        raise explain(e, Slurm, doc.get("slurm", {}), where, prefix="slurm.") from None
     experiments = doc.get("experiments")
     if not experiments:
         where.fail("experiments", "no experiments: add an [experiments.NAME] table")
@@ -169,6 +178,8 @@ def parse_config(text: str, path: Path) -> Config:
         runs_dir=path.parent / defaults.get("runs_dir", "runs"),
         experiments=expanded,
         pack=defaults.get("pack", 1),
+        backend=defaults.get("backend", "local"),
+        slurm=slurm,
     )
 
 

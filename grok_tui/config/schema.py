@@ -211,15 +211,60 @@ class Defaults(Settings):
     # Runs per worker process (packing.py): N, or "auto" to size packs from the free memory. A file-level
     # key like runs_dir: how the runs are scheduled, not what they compute, so it never enters spec.json.
     pack: Annotated[int, Meta(ge=1, le=MAX_PACK)] | Literal["auto"] = 1
+    # Where workers run: this machine's scheduler, or Slurm batch jobs (the [slurm] table), file-level too.
+    backend: Literal["local", "slurm"] = "local"
 
 
 #: [defaults] keys about the file as a whole, not defaults of a run: they are left out of every spec.
-FILE_KEYS = ("runs_dir", "pack")
+FILE_KEYS = ("runs_dir", "pack", "backend")
+
+#: One line of a batch script: no line breaks or NULs, which would end the line (and start a command).
+_LINE = r"\A[^\n\r\x00]*\Z"
+Line = Annotated[str, Meta(max_length=MAX_STRING, pattern=_LINE, description="one line of text")]
+Word = Annotated[
+    str,
+    Meta(min_length=1, max_length=200, pattern=r"\A[A-Za-z0-9_.,:+=@%/-]+\Z", description="a Slurm name"),
+]
+#: sbatch's --time forms: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.
+SLURM_TIME_RE = re.compile(r"\A([0-9]+-)?[0-9]+(:[0-9]{1,2}){0,2}\Z")
+SlurmTime = Annotated[
+    str, Meta(pattern=SLURM_TIME_RE.pattern, description="a Slurm time: MINUTES, HH:MM:SS or D-HH:MM:SS")
+]
+Memory = Annotated[str, Meta(pattern=r"\A[0-9]{1,12}[KMGT]?\Z", description="a size such as 16G or 4000M")]
+SbatchOption = Annotated[
+    str,
+    Meta(
+        max_length=MAX_STRING,
+        pattern=r"\A-[^\n\r\x00]*\Z",
+        description="an sbatch option on one line, e.g. --constraint=a100",
+    ),
+]
+
+
+class Slurm(Table):
+    """How ``backend = "slurm"`` submits workers: each worker (or pack) is one task of a job array."""
+
+    partition: Word | None = None
+    account: Word | None = None
+    qos: Word | None = None
+    time: SlurmTime | None = None
+    mem: Memory | None = None
+    gpus_per_job: Annotated[int, Meta(ge=0, le=64)] = 0
+    cpus_per_task: Annotated[int, Meta(ge=1, le=1024)] = 1
+    # The array's "%" cap: at most this many of its tasks run at once (none: as many as Slurm allows).
+    max_running: Annotated[int, Meta(ge=1, le=100_000)] | None = None
+    # Seconds before the time limit Slurm sends SIGTERM, so the worker checkpoints and ends "stopped
+    # (time limit)" instead of being killed.
+    stop_before: Annotated[int, Meta(ge=0, le=86_400)] = 120
+    extra: Annotated[list[SbatchOption], Meta(max_length=100)] = []
+    # Shell lines run in the job before the worker starts (module load cuda, conda activate …).
+    setup: Annotated[list[Line], Meta(max_length=100)] = []
 
 
 class Document(Table):
     defaults: dict[str, Any] = {}
     experiments: dict[str, Any] = {}
+    slurm: dict[str, Any] = {}
 
 
 #: Keys that hold tables merged key by key with [defaults] (the rest replace the default).

@@ -300,9 +300,11 @@ def signal_run(run: runs.RunDir, sig: int) -> int | None:
     member); SIGKILL still kills the pack's whole process group (the others stay resumable).
     Returns the pid signalled, or None when no live worker could be signalled (not running, or its
     status.json does not name it yet: call again on the next poll)."""
+    st = run.raw_status()
+    if st.get("backend") == "slurm":  # its worker may be on another node: Slurm delivers the signal
+        return _signal_slurm(run, sig, st)
     if not run.alive():
         return None
-    st = run.raw_status()
     pid, pgid = st.get("pid"), st.get("pgid")
     if not isinstance(pid, int) or pid <= 1 or not _is_worker(pid):
         return None
@@ -320,6 +322,17 @@ def signal_run(run: runs.RunDir, sig: int) -> int | None:
     except (ProcessLookupError, PermissionError):
         return None
     return pid
+
+
+def _signal_slurm(run: runs.RunDir, sig: int, st: dict[str, Any]) -> int | None:
+    from . import slurm
+
+    try:
+        sent = slurm.kill_run(run) if sig == signal.SIGKILL else slurm.stop_run(run)
+    except slurm.SlurmError:
+        return None
+    pid = st.get("pid")
+    return (pid if isinstance(pid, int) else 0) if sent else None
 
 
 def describe_exit(returncode: int) -> str:

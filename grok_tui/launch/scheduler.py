@@ -52,6 +52,7 @@ from .local import (
     signal_run,
 )
 from .slots import AUTO, Slots
+from .slurm import job_of as slurm_job
 from .stopping import GRACE_S, Stopper
 
 POLL_S = 0.25
@@ -162,8 +163,9 @@ class Scheduler:
         for run in runs.list_runs(self.runs_dir):
             st = run.raw_status()
             if run.alive():
-                self.foreign[run.path] = self._slot_key_of(st)
-            elif st.get("state") == "queued":
+                if st.get("backend") != "slurm":  # a Slurm job holds no slot of this machine
+                    self.foreign[run.path] = self._slot_key_of(st)
+            elif st.get("state") == "queued" and st.get("backend") != "slurm":  # Slurm is its queue
                 queued.append((runs.finite(st.get("queued")) or 0.0, run))  # oldest first
         for _, run in sorted(queued, key=lambda x: x[0]):
             request = run.raw_status().get("request")
@@ -211,6 +213,8 @@ class Scheduler:
         self._settle(run)
         if run.path in self.active or run.path in self.foreign or run.alive():
             return "live", f"{rid}: already has a live worker"
+        if (job := slurm_job(run.raw_status())) and run.raw_status().get("state") in runs.ACTIVE_STATES:
+            return "live", f"{rid}: queued in Slurm (job {job}); `grok stop {rid}` first to run it here"
         if any(q.run.path == run.path for q in self.queue):
             return "queued", f"{rid}: already queued"
         if line := runs.untrainable(run.spec(), rid):

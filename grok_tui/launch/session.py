@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import runs
 from .daemon import spawn_daemon
-from .inbox import pending, send, take_ack
+from .inbox import pending, scheduler_info, send, take_ack
 from .local import signal_run
 from .scheduler import Scheduler
 from .slots import Slots
@@ -56,6 +56,13 @@ class Session:
                 self._answered(m)
             else:
                 m.rid = send(self.runs_dir, "queue", m.run.path, ack=True, device=device)
+
+    def submitted_note(self) -> str:
+        """What the foreground says once the runs are submitted: only when another scheduler took them."""
+        if self.sched is not None:
+            return ""
+        info = scheduler_info(self.runs_dir) or {}
+        return f"handed {len(self.mine)} run(s) to the scheduler already running here (pid {info.get('pid')})"
 
     def _note_adopted(self, own: set[Path]) -> None:
         assert self.sched is not None
