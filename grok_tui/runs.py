@@ -12,7 +12,8 @@ Layout of ``<runs_dir>/<experiment>/<run>/``:
 - ``checkpoints/step_NNNNNNN.npz``  weights + precomputed analysis, loadable with numpy alone
 - ``checkpoints/resume.pt``          full training state for exact resume (torch); the state it replaced is
   kept as ``resume.prev.pt``, so a damaged one has a fallback (and is moved to ``resume.damaged.pt``)
-- ``worker.log``     the worker's stdout/stderr
+- ``worker.log``     the worker's stdout/stderr (a Slurm run's go to its job's output file, which
+  status.json names: ``slurm.output``)
 - ``.lock``          flock held by the live worker: liveness without pids
 - ``stop.request``   asks the packed worker training this run to stop it alone (recorder.request_stop)
 
@@ -28,6 +29,7 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,13 @@ NO_SCHEDULER = "queued (no scheduler)"
 #: Accuracy a split must reach to count as fitted (train: memorised, test: grokked).
 FIT_THRESHOLD = 0.99
 VANISHED = "worker vanished"
+#: ``backend`` of a run submitted to Slurm (a local run has no ``backend``, or "local").
+SLURM = "slurm"
+#: Longest word a reader takes from status.json for a job id, node, Slurm state or reason: anything
+#: longer is damage, not a name.
+MAX_WORD = 200
+#: Longest path a reader takes from status.json (Linux's PATH_MAX).
+PATH_MAX = 4096
 
 _CKPT_RE = re.compile(r"^step_(\d+)\.npz$")
 
@@ -105,6 +114,8 @@ class LineTail:
         try:
             st = os.stat(self.path)
         except OSError:
+            return []
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device (that status.json names) blocks or never ends
             return []
         if self.offset is None or st.st_ino != self._ino or st.st_size < self.offset:
             self.reset_seen = self.offset is not None
@@ -278,6 +289,59 @@ def first_step_at(rows: list[dict[str, Any]], key: str, threshold: float = FIT_T
     return None
 
 
+def word(v: Any, longest: int = MAX_WORD) -> str | None:
+    """A short printable string (a job id, node, state, reason), else None: a number, an object or a
+    string with control characters in a damaged status.json reads as unknown, never garbles a table."""
+    if not isinstance(v, str):
+        return None
+    v = v.strip()
+    return v if v and len(v) <= longest and v.isprintable() else None
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    """The Slurm job of a run, as status.json records it: ``slurm`` (written at submission),
+    ``slurm_state``/``slurm_reason``/``slurm_seen`` (Slurm's word as last seen). A field a damaged file
+    gets wrong is None."""
+
+    #: Slurm's id of the array task (``123_4``): what squeue and scancel name.
+    job: str | None = None
+    array: str | None = None
+    task: int | None = None
+    #: The job's output file (the worker's stdout and stderr, and Slurm's own lines); absolute.
+    output: Path | None = None
+    submitted: float | None = None
+    pack: str | None = None
+    #: PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT, ... as Slurm said last.
+    state: str | None = None
+    #: Why Slurm keeps it pending ("Resources", "Priority").
+    reason: str | None = None
+    seen: float | None = None
+
+
+def slurm_job(st: dict[str, Any]) -> SlurmJob | None:
+    """The Slurm job of a run's status.json, or None for a local run. Read tolerantly: a ``slurm`` that
+    is not an object, a job id that is a number, a relative output path all read as unknown fields."""
+    if st.get("backend") != SLURM:
+        return None
+    sl = st.get("slurm")
+    sl = sl if isinstance(sl, dict) else {}
+    out = word(sl.get("output"), longest=PATH_MAX)
+    task = sl.get("task")
+    return SlurmJob(
+        job=word(sl.get("job")),
+        array=word(sl.get("array")),
+        task=task if is_step(task) else None,
+        # a relative path would be read against wherever the reader runs: not the job's file
+        output=Path(out) if out and os.path.isabs(out) else None,
+        submitted=finite(sl.get("submitted")),
+        pack=word(sl.get("pack")),
+        state=word(st.get("slurm_state")),
+        reason=word(st.get("slurm_reason")),
+        seen=finite(st.get("slurm_seen")),
+    )
+
+
 @dataclass
 class RunSummary:
     """What `grok ls` prints and the TUI's table shows: one reader for both, every value validated
@@ -302,6 +366,19 @@ class RunSummary:
     orphaned: bool = False
     #: Lines of metrics.jsonl that were not valid rows (garbled, or without a valid step).
     skipped_rows: int = 0
+    #: "local" or SLURM.
+    backend: str = "local"
+    #: The machine (a Slurm run: the node) the worker runs or ran on, as it wrote it.
+    host: str | None = None
+    #: Why a run stopped or failed when it was not the user's stop ("time limit", "preempted").
+    reason: str | None = None
+    #: The Slurm job of a Slurm run (None for a local one).
+    slurm: SlurmJob | None = None
+
+    @property
+    def job(self) -> str | None:
+        """The Slurm job id, or None (a local run, or a status.json that lost it)."""
+        return self.slurm.job if self.slurm else None
 
 
 class RunDir:
@@ -331,9 +408,13 @@ class RunDir:
         return read_json(self.path / STATUS) or {}
 
     def status(self) -> dict[str, Any]:
-        """status.json with liveness applied: 'running' without a held lock means the worker died."""
+        """status.json with liveness applied: 'running' without a held lock means the worker died.
+
+        Not for a Slurm run: its worker holds the lock on a node whose flocks this machine may never see
+        (NFS mounted with local locks, Lustre without flock), so a lock not seen here proves nothing;
+        Slurm's own word (``grok_tui.launch.slurm.reconcile``) ends a job that died without its own."""
         st = self.raw_status()
-        if st.get("state") == "running" and not lock_held(self.path):
+        if st.get("state") == "running" and st.get("backend") != SLURM and not lock_held(self.path):
             # Re-read: the worker may have finished between the two reads.
             st = self.raw_status()
             if st.get("state") == "running":
@@ -369,7 +450,22 @@ class RunDir:
         return self.path / CKPT_DIR / ckpt_name(step)
 
     def log_path(self) -> Path:
-        return self.path / LOG
+        """Where the worker's output goes: worker.log, or a Slurm run's job output file (Slurm writes
+        the worker's stdout and stderr there, with its own lines: the time limit, the cancel)."""
+        job = slurm_job(self.raw_status())
+        return job.output if job and job.output else self.path / LOG
+
+    def missing_log(self) -> str:
+        """The one line saying the run has no output to print yet, naming the file (and the job)."""
+        job = slurm_job(self.raw_status())
+        if job is None:
+            return f"{self.run_id} has no {LOG} yet"
+        if job.output is None:
+            return f"{self.run_id}: its status.json names no output file of Slurm job {job.job or '?'}"
+        return (
+            f"{self.run_id}: no output file {job.output} of Slurm job {job.job or '?'} yet (the job has "
+            "not started, or this machine does not see the cluster's filesystem)"
+        )
 
     def summary(self, rows: list[dict[str, Any]] | None = None, skipped: int = 0) -> RunSummary:
         """The run at a glance; ``rows`` (valid metrics rows, default: all of them) decide the numbers."""
@@ -384,6 +480,7 @@ class RunDir:
         total = next((v for v in (st.get("total_steps"), spec.get("steps")) if is_step(v)), 0)
         device = next((v for v in (st.get("device"), spec.get("device")) if isinstance(v, str) and v), "?")
         error = st.get("error")
+        slurm = slurm_job(st)
         return RunSummary(
             run_id=self.run_id,
             path=self.path,
@@ -399,9 +496,17 @@ class RunDir:
             device=device,
             error=error if isinstance(error, str) or error is None else str(error),
             spec=spec,
-            # a worker holding the lock has taken the run over and will mark it running: not orphaned
-            orphaned=state == "queued" and not scheduler_alive(self.path.parent.parent) and not self.alive(),
+            # a worker holding the lock has taken the run over and will mark it running: not orphaned;
+            # a Slurm run waits in Slurm's queue, not for a scheduler of this runs directory
+            orphaned=state == "queued"
+            and slurm is None
+            and not scheduler_alive(self.path.parent.parent)
+            and not self.alive(),
             skipped_rows=skipped,
+            backend=SLURM if slurm else "local",
+            host=word(st.get("host")),
+            reason=word(st.get("reason")),
+            slurm=slurm,
         )
 
 

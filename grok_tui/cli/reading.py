@@ -37,6 +37,10 @@ LS_KEYS = (
     "device",
     "error",
     "orphaned",
+    "backend",
+    "job",
+    "host",
+    "reason",
 )
 #: What `grok ls --state` takes: a run's state, or that it cannot be known.
 LS_STATES = (*STATES, UNKNOWN)
@@ -164,6 +168,7 @@ def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[flo
 
 def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) -> None:
     """Summary of one run and its curves: accuracy (log-x), loss (log-y), progress measures."""
+    from .. import format as fmt
     from .. import plots
     from .progress import progress_curves
 
@@ -172,6 +177,8 @@ def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) ->
     rows = r.metrics()
     console = table_console()
     console.print(summary_table([s], width=console.width))
+    for line in fmt.slurm_lines(s):
+        console.print(line, markup=False, highlight=False)
     _pack_line(console, r)
     if s.skipped_rows:
         say(f"note: {r.run_id}: skipped {s.skipped_rows} unreadable line(s) of metrics.jsonl", err=True)
