@@ -462,10 +462,12 @@ class RunDir:
             return f"{self.run_id} has no {LOG} yet"
         if job.output is None:
             return f"{self.run_id}: its status.json names no output file of Slurm job {job.job or '?'}"
-        return (
-            f"{self.run_id}: no output file {job.output} of Slurm job {job.job or '?'} yet (the job has "
-            "not started, or this machine does not see the cluster's filesystem)"
+        why = (
+            "the job has not started, or this machine does not see the cluster's filesystem"
+            if self.raw_status().get("state") == "queued"
+            else "this machine does not see the cluster's filesystem, or the file was removed"
         )
+        return f"{self.run_id}: no output file {job.output} of Slurm job {job.job or '?'} ({why})"
 
     def summary(self, rows: list[dict[str, Any]] | None = None, skipped: int = 0) -> RunSummary:
         """The run at a glance; ``rows`` (valid metrics rows, default: all of them) decide the numbers."""

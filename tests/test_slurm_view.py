@@ -187,7 +187,11 @@ def test_logs_of_a_job_whose_output_is_not_here_is_one_line(fx: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("grok: error: add/seed3")
     line = runs.RunDir(root / "add" / "seed3").missing_log()
-    assert str(out_file) in line and "123_4" in line and "add/seed3" in line
+    assert str(out_file) in line and "123_4" in line and "add/seed3" in line and "not started" not in line
+    slurmify(root / "add" / "seed3", state="queued")
+    assert "the job has not started" in runs.RunDir(root / "add" / "seed3").missing_log()
+    # a local run without its worker.log: as always
+    assert runs.RunDir(root / "add" / "seed1").missing_log() == "add/seed1 has no worker.log yet"
 
 
 # --------------------------------------------------------------------------- damaged fields
