@@ -16,6 +16,8 @@ from .runs import NO_SCHEDULER, RunSummary, finite
 DASH = "-"
 #: Where `grok ls` cuts an error shown next to the state (the TUI shows the whole line elsewhere).
 ERROR_WIDTH = 40
+#: Where a state's reason (``stopped (time limit)``) or Slurm's word on a queued job is cut.
+REASON_WIDTH = 30
 
 #: The tone of each state: done green, running cyan, failed red, stopped yellow, queued and new dim.
 STATE_TONES = {
@@ -114,11 +116,42 @@ class StateLabel:
 
 def state_label(s: RunSummary) -> StateLabel:
     """The state column: the state and its tone; an unknown state reads as it is, dimmed; a queued run
-    that no scheduler will start says so, as a warning."""
+    that no scheduler will start says so, as a warning. A run that stopped or failed for a reason other
+    than the user's stop says why (``stopped (time limit)``), and a queued Slurm run what Slurm says of
+    its job (``queued (Slurm: PENDING, Resources)``): it waits in Slurm's queue, not for a scheduler."""
     state = str(s.state)
+    tone = STATE_TONES.get(state, "muted")
     if s.orphaned:
         return StateLabel(NO_SCHEDULER, "warning")
-    return StateLabel(state, STATE_TONES.get(state, "muted"))
+    if state == "queued" and s.slurm is not None:
+        said = ", ".join(w for w in (s.slurm.state, s.slurm.reason) if w)
+        return StateLabel(f"queued (Slurm{': ' + short_error(said, REASON_WIDTH) if said else ''})", tone)
+    if state in ("stopped", "failed") and s.reason:
+        return StateLabel(f"{state} ({short_error(s.reason, REASON_WIDTH)})", tone)
+    return StateLabel(state, tone)
+
+
+def job_label(s: RunSummary) -> str:
+    """``123_4 on node1``: a Slurm run's job and the node its worker runs on ("" for a local run)."""
+    if s.slurm is None:
+        return ""
+    return (s.slurm.job or "?") + (f" on {s.host}" if s.host else "")
+
+
+def slurm_lines(s: RunSummary) -> list[str]:
+    """What `grok show` prints of a Slurm run under its table (nothing for a local run): job, node,
+    Slurm's state as last seen and the output file `grok logs` prints."""
+    j = s.slurm
+    if j is None:
+        return []
+    array = f" (array {j.array}, task {j.task})" if j.array and j.task is not None else ""
+    said = ", ".join(w for w in (j.state, j.reason) if w)
+    return [
+        f"backend: slurm, job {j.job or '?'}{array}" + (f", pack {j.pack}" if j.pack else ""),
+        f"node: {s.host or '- (not started)'}",
+        f"Slurm state: {said or '- (not seen yet)'}",
+        f"output: {j.output or '- (status.json names none)'}",
+    ]
 
 
 def cells(s: RunSummary) -> dict[str, str]:
@@ -139,6 +172,8 @@ def cells(s: RunSummary) -> dict[str, str]:
         "seed": text(spec.get("seed")),
         "device": text(s.device),
         "error": short_error(s.error),
+        "job": (s.job or "?") if s.slurm else "",
+        "node": s.host or "",
     }
 
 

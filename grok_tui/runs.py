@@ -12,7 +12,8 @@ Layout of ``<runs_dir>/<experiment>/<run>/``:
 - ``checkpoints/step_NNNNNNN.npz``  weights + precomputed analysis, loadable with numpy alone
 - ``checkpoints/resume.pt``          full training state for exact resume (torch); the state it replaced is
   kept as ``resume.prev.pt``, so a damaged one has a fallback (and is moved to ``resume.damaged.pt``)
-- ``worker.log``     the worker's stdout/stderr
+- ``worker.log``     the worker's stdout/stderr (in Slurm too; the job's own output file, which status.json
+  names as ``slurm.output``, keeps Slurm's lines and what the job printed before the worker started)
 - ``.lock``          flock held by the live worker: liveness without pids
 - ``stop.request``   asks the packed worker training this run to stop it alone (recorder.request_stop)
 
@@ -28,6 +29,7 @@ import json
 import math
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,6 +60,13 @@ NO_SCHEDULER = "queued (no scheduler)"
 #: Accuracy a split must reach to count as fitted (train: memorised, test: grokked).
 FIT_THRESHOLD = 0.99
 VANISHED = "worker vanished"
+#: ``backend`` of a run submitted to Slurm (a local run has no ``backend``, or "local").
+SLURM = "slurm"
+#: Longest word a reader takes from status.json for a job id, node, Slurm state or reason: anything
+#: longer is damage, not a name.
+MAX_WORD = 200
+#: Longest path a reader takes from status.json (Linux's PATH_MAX).
+PATH_MAX = 4096
 
 _CKPT_RE = re.compile(r"^step_(\d+)\.npz$")
 
@@ -106,6 +115,8 @@ class LineTail:
         try:
             st = os.stat(self.path)
         except OSError:
+            return []
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device (that status.json names) blocks or never ends
             return []
         if self.offset is None or st.st_ino != self._ino or st.st_size < self.offset:
             self.reset_seen = self.offset is not None
@@ -295,6 +306,59 @@ def first_step_at(rows: list[dict[str, Any]], key: str, threshold: float = FIT_T
     return None
 
 
+def word(v: Any, longest: int = MAX_WORD) -> str | None:
+    """A short printable string (a job id, node, state, reason), else None: a number, an object or a
+    string with control characters in a damaged status.json reads as unknown, never garbles a table."""
+    if not isinstance(v, str):
+        return None
+    v = v.strip()
+    return v if v and len(v) <= longest and v.isprintable() else None
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    """The Slurm job of a run, as status.json records it: ``slurm`` (written at submission),
+    ``slurm_state``/``slurm_reason``/``slurm_seen`` (Slurm's word as last seen). A field a damaged file
+    gets wrong is None."""
+
+    #: Slurm's id of the array task (``123_4``): what squeue and scancel name.
+    job: str | None = None
+    array: str | None = None
+    task: int | None = None
+    #: The job's output file (the worker's stdout and stderr, and Slurm's own lines); absolute.
+    output: Path | None = None
+    submitted: float | None = None
+    pack: str | None = None
+    #: PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT, ... as Slurm said last.
+    state: str | None = None
+    #: Why Slurm keeps it pending ("Resources", "Priority").
+    reason: str | None = None
+    seen: float | None = None
+
+
+def slurm_job(st: dict[str, Any]) -> SlurmJob | None:
+    """The Slurm job of a run's status.json, or None for a local run. Read tolerantly: a ``slurm`` that
+    is not an object, a job id that is a number, a relative output path all read as unknown fields."""
+    if st.get("backend") != SLURM:
+        return None
+    sl = st.get("slurm")
+    sl = sl if isinstance(sl, dict) else {}
+    out = word(sl.get("output"), longest=PATH_MAX)
+    task = sl.get("task")
+    return SlurmJob(
+        job=word(sl.get("job")),
+        array=word(sl.get("array")),
+        task=task if is_step(task) else None,
+        # a relative path would be read against wherever the reader runs: not the job's file
+        output=Path(out) if out and os.path.isabs(out) else None,
+        submitted=finite(sl.get("submitted")),
+        pack=word(sl.get("pack")),
+        state=word(st.get("slurm_state")),
+        reason=word(st.get("slurm_reason")),
+        seen=finite(st.get("slurm_seen")),
+    )
+
+
 @dataclass
 class RunSummary:
     """What `grok ls` prints and the TUI's table shows: one reader for both, every value validated
@@ -319,6 +383,19 @@ class RunSummary:
     orphaned: bool = False
     #: Lines of metrics.jsonl that were not valid rows (garbled, or without a valid step).
     skipped_rows: int = 0
+    #: "local" or SLURM.
+    backend: str = "local"
+    #: The machine (a Slurm run: the node) the worker runs or ran on, as it wrote it.
+    host: str | None = None
+    #: Why a run stopped or failed when it was not the user's stop ("time limit", "preempted").
+    reason: str | None = None
+    #: The Slurm job of a Slurm run (None for a local one).
+    slurm: SlurmJob | None = None
+
+    @property
+    def job(self) -> str | None:
+        """The Slurm job id, or None (a local run, or a status.json that lost it)."""
+        return self.slurm.job if self.slurm else None
 
 
 class RunDir:
@@ -348,7 +425,11 @@ class RunDir:
         return read_json(self.path / STATUS) or {}
 
     def status(self) -> dict[str, Any]:
-        """status.json with liveness applied: 'running' without a held lock means the worker died."""
+        """status.json with liveness applied: 'running' without a held lock means the worker died.
+
+        A Slurm run's worker holds the lock on its node; where this machine cannot see that node's flocks
+        (NFS mounted with local locks, Lustre without flock) Slurm's recent RUNNING stands in for it
+        (:func:`slurm_running`, kept fresh by ``grok_tui.launch.slurm.reconcile``)."""
         st = self.raw_status()
         if st.get("state") == "running" and not lock_held(self.path) and not slurm_running(st):
             # Re-read: the worker may have finished between the two reads.
@@ -388,6 +469,27 @@ class RunDir:
     def log_path(self) -> Path:
         return self.path / LOG
 
+    def job_output(self) -> Path | None:
+        """A Slurm run's job output file: Slurm's own lines (the cancel, the time limit) and what the job
+        printed before its worker took the run (a setup line that failed), or None (a local run)."""
+        job = slurm_job(self.raw_status())
+        return job.output if job and job.output else None
+
+    def missing_log(self) -> str:
+        """The one line saying the run has no output to print yet, naming the file (and the job)."""
+        job = slurm_job(self.raw_status())
+        if job is None:
+            return f"{self.run_id} has no {LOG} yet"
+        if job.output is None:
+            return f"{self.run_id} has no {LOG}, nor an output file of Slurm job {job.job or '?'}"
+        why = (
+            "the job has not started, or this machine does not see the cluster's filesystem"
+            if self.raw_status().get("state") == "queued"
+            else "this machine does not see the cluster's filesystem, or the files were removed"
+        )
+        named = f"Slurm job {job.job or '?'}"
+        return f"{self.run_id} has no {LOG} and no output file {job.output} of {named} ({why})"
+
     def summary(self, rows: list[dict[str, Any]] | None = None, skipped: int = 0) -> RunSummary:
         """The run at a glance; ``rows`` (valid metrics rows, default: all of them) decide the numbers."""
         spec = self.spec()
@@ -401,6 +503,7 @@ class RunDir:
         total = next((v for v in (st.get("total_steps"), spec.get("steps")) if is_step(v)), 0)
         device = next((v for v in (st.get("device"), spec.get("device")) if isinstance(v, str) and v), "?")
         error = st.get("error")
+        slurm = slurm_job(st)
         return RunSummary(
             run_id=self.run_id,
             path=self.path,
@@ -416,9 +519,17 @@ class RunDir:
             device=device,
             error=error if isinstance(error, str) or error is None else str(error),
             spec=spec,
-            # a worker holding the lock has taken the run over and will mark it running: not orphaned
-            orphaned=state == "queued" and not scheduler_alive(self.path.parent.parent) and not self.alive(),
+            # a worker holding the lock has taken the run over and will mark it running: not orphaned;
+            # a Slurm run waits in Slurm's queue, not for a scheduler of this runs directory
+            orphaned=state == "queued"
+            and slurm is None
+            and not scheduler_alive(self.path.parent.parent)
+            and not self.alive(),
             skipped_rows=skipped,
+            backend=SLURM if slurm else "local",
+            host=word(st.get("host")),
+            reason=word(st.get("reason")),
+            slurm=slurm,
         )
 
 

@@ -46,11 +46,20 @@ optim = {{ lr = 1e-2, weight_decay = 1.0 }}
 """
 
 
-def write(root: Path, name: str = "sw", steps: int = 500, seeds: str = "[0]", time: str = "10",
-          stop_before: int = 30, slurm_extra: str = "", backend: str = "slurm") -> Path:
+def write(
+    root: Path,
+    name: str = "sw",
+    steps: int = 500,
+    seeds: str = "[0]",
+    time: str = "10",
+    stop_before: int = 30,
+    slurm_extra: str = "",
+    backend: str = "slurm",
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    text = TOML.format(name=name, steps=steps, seeds=seeds, time=time, stop_before=stop_before,
-                       slurm_extra=slurm_extra)
+    text = TOML.format(
+        name=name, steps=steps, seeds=seeds, time=time, stop_before=stop_before, slurm_extra=slurm_extra
+    )
     (root / "experiments.toml").write_text(text.replace('backend = "slurm"', f'backend = "{backend}"'))
     return root
 
@@ -67,7 +76,7 @@ def _cannot_start() -> str | None:
     if os.geteuid() != 0:
         return "the local Slurm needs root (its daemons run as root)"
     if not (shutil.which("slurmctld") or Path("/usr/sbin/slurmctld").exists()):
-        return f"slurm-wlm is not installed: as root, `bash {SCRIPT.relative_to(Path.cwd()) if SCRIPT.is_relative_to(Path.cwd()) else SCRIPT} install`"
+        return "slurm-wlm is not installed: as root, `bash tests/slurm/local_slurm.sh install`"
     return None
 
 
@@ -77,8 +86,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if why := _cannot_start():
         pytest.skip(why)
     where = tmp_path_factory.mktemp("slurm")
-    started = subprocess.run(["bash", str(SCRIPT), "start", str(where), "2"], capture_output=True, text=True,
-                             timeout=120)
+    started = subprocess.run(
+        ["bash", str(SCRIPT), "start", str(where), "2"], capture_output=True, text=True, timeout=120
+    )
     if started.returncode != 0:
         subprocess.run(["bash", str(SCRIPT), "stop", str(where)], timeout=60)
         pytest.fail(f"the local Slurm did not start: {started.stderr.strip()[-2000:]}")
@@ -162,8 +172,11 @@ def test_a_job_past_its_time_limit_ends_stopped_time_limit_and_resumes(cluster: 
     )
     res = grok("resume", "sw/seed0", "--detach", cwd=root)
     assert res.returncode == 0, res.stdout + res.stderr
-    wait_for(lambda: status(run).get("step", 0) > step and status(run)["state"] == "running",
-             "the resubmitted job to train on", timeout=120)
+    wait_for(
+        lambda: status(run).get("step", 0) > step and status(run)["state"] == "running",
+        "the resubmitted job to train on",
+        timeout=120,
+    )
     assert status(run)["resumed"] is True
     assert grok("stop", "sw/seed0", cwd=root, timeout=120).returncode == 0
 

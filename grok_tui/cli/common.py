@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -100,3 +100,12 @@ def strict_json(v):
     if isinstance(v, (list, tuple)):
         return [strict_json(x) for x in v]
     return v
+
+
+def ask_slurm(runs: list[Any]) -> None:
+    """Bring Slurm's word into the status.json of queued or running Slurm runs among ``runs`` before they
+    are shown (a job cancelled while pending, a node that died); nothing to do, and no Slurm command run,
+    when none is such a run."""
+    from ..launch import slurm
+
+    slurm.reconcile(runs)

@@ -127,10 +127,12 @@ def logs(
     ] = False,
     runs_dir: RunsDirOpt = None,
 ) -> None:
-    """Print a run's worker.log (stdout and stderr of its workers); -f follows it until the run ends."""
+    """Print a run's worker.log (stdout and stderr of its workers); -f follows it until the run ends.
+
+    A Slurm run's job output file follows (Slurm's own lines: a cancel, a time limit)."""
     from ..launch.inbox import LOG as SCHED_LOG
     from ..launch.inbox import scheduler_info, state_dir
-    from ..runs import ACTIVE_STATES, LOG, LineTail
+    from ..runs import ACTIVE_STATES, LineTail
 
     if scheduler == bool(run_ref):
         raise fail("grok logs: name a run, or --scheduler")
@@ -147,8 +149,10 @@ def logs(
         def live() -> bool:
             return r.alive() or r.status().get("state") in ACTIVE_STATES
 
-    if not path.exists() and not (follow and live()):
-        raise fail(f"{what} has no {LOG if not scheduler else SCHED_LOG} yet")
+    # A Slurm run: after its worker.log, its job's output file (Slurm's lines, the job's own output).
+    job_out = None if scheduler else r.job_output()
+    if not path.exists() and not (job_out and job_out.exists()) and not (follow and live()):
+        raise fail(f"{what} has no {SCHED_LOG} yet" if scheduler else r.missing_log())
     out = sys.stdout.buffer
     tail = LineTail(path)
 
@@ -169,6 +173,11 @@ def logs(
         if rest := tail.rest():
             out.write(rest)
             out.flush()
+        if job_out is not None and job_out.exists():
+            job = LineTail(job_out).read_lines()
+            if job and lines != 0:
+                header = f"==> {job_out} (Slurm job output) <=="
+                write([header.encode(), *(job if lines is None else job[-lines:])])
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
     except BrokenPipeError:

@@ -14,7 +14,7 @@ import typer
 
 from .. import exitcodes
 from ..runs import STATES, UNKNOWN, finite
-from .common import RunsDirOpt, default_runs_dir, fail, get_run, say, strict_json, table_console
+from .common import RunsDirOpt, ask_slurm, default_runs_dir, fail, get_run, say, strict_json, table_console
 from .tables import SUMMARY_COLUMNS, summary_table
 
 RunArg = Annotated[
@@ -37,6 +37,10 @@ LS_KEYS = (
     "device",
     "error",
     "orphaned",
+    "backend",
+    "job",
+    "host",
+    "reason",
 )
 #: What `grok ls --state` takes: a run's state, or that it cannot be known.
 LS_STATES = (*STATES, UNKNOWN)
@@ -84,6 +88,7 @@ def ls(
         raise fail(f"--state '{bad[0]}' is not one of {', '.join(LS_STATES)}")
     everything = list_runs(root)
     chosen = _of_experiments(everything, experiments or [], root)
+    ask_slurm(chosen)
     listed = _where(chosen, where) if where else [r.summary() for r in chosen]
     summaries = [s for s in listed if not states or s.state in states]
     varying = _varying(everything, summaries)
@@ -164,14 +169,18 @@ def _series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[flo
 
 def show(run_ref: RunArg, runs_dir: RunsDirOpt = None, width: WidthOpt = 100) -> None:
     """Summary of one run and its curves: accuracy (log-x), loss (log-y), progress measures."""
+    from .. import format as fmt
     from .. import plots
     from .progress import progress_curves
 
     r = get_run(runs_dir, run_ref)
+    ask_slurm([r])
     s = r.summary()
     rows = r.metrics()
     console = table_console()
     console.print(summary_table([s], width=console.width))
+    for line in fmt.slurm_lines(s):
+        console.print(line, markup=False, highlight=False)
     _pack_line(console, r)
     if s.skipped_rows:
         say(f"note: {r.run_id}: skipped {s.skipped_rows} unreadable line(s) of metrics.jsonl", err=True)

@@ -23,6 +23,13 @@ SUMMARY_COLUMNS = (
     ("task", "task", False, 6),
     ("device", "device", True, 7),
 )
+#: Right after the state when some listed run is a Slurm run (a local-only listing is not widened):
+#: its job id, and the node its worker runs on (every listed run's host). When narrow the node goes
+#: first; the job (what scancel and squeue name) stays longer than train acc, less than the step.
+SLURM_COLUMNS = (
+    ("job", "job", False, 3.5),
+    ("node", "node", False, 8),
+)
 
 
 #: An extra column: (header, one cell per run, right-aligned).
@@ -32,15 +39,16 @@ Extra = tuple[str, Sequence[str], bool]
 def _cells(s: Any) -> dict[str, str]:
     """The summary's cells by header: exactly the TUI's text (grok_tui.format)."""
     c = fmt.cells(s)
-    return {header: c[key] for header, key, _, _ in SUMMARY_COLUMNS}
+    return {header: c[key] for header, key, _, _ in SUMMARY_COLUMNS + SLURM_COLUMNS}
 
 
-def _columns(extra: Sequence[Extra]) -> list[tuple[str, bool, int]]:
+def _columns(extra: Sequence[Extra], slurm: bool = False) -> list[tuple[str, bool, float]]:
     """(header, right-aligned, drop rank) of every column: the extra ones right after the run id, and the
-    first to go when narrow (the last of them first)."""
+    first to go when narrow (the last of them first); the Slurm ones after the state."""
     base = [(c, right, rank) for c, _, right, rank in SUMMARY_COLUMNS]
     more = [(h, right, 100 + i) for i, (h, _, right) in enumerate(extra)]
-    return base[:1] + more + base[1:]
+    jobs = [(c, right, rank) for c, _, right, rank in SLURM_COLUMNS] if slurm else []
+    return base[:1] + more + base[1:2] + jobs + base[2:]
 
 
 def _width(cols: list[str], rows: list[dict[str, str]]) -> int:
@@ -50,7 +58,7 @@ def _width(cols: list[str], rows: list[dict[str, str]]) -> int:
 
 
 def _fit(
-    rows: list[dict[str, str]], width: int, columns: list[tuple[str, bool, int]]
+    rows: list[dict[str, str]], width: int, columns: list[tuple[str, bool, float]]
 ) -> tuple[list[str], int]:
     """The columns to show at ``width`` (whole columns go by rank, never the run or its state) and the
     columns to spare for error notes."""
@@ -67,11 +75,12 @@ def summary_table(
     summaries: list[Any], title: str | None = None, width: int | None = None, extra: Sequence[Extra] = ()
 ):
     """A rich Table of run summaries that fits ``width`` columns without cutting a run id; ``extra``
-    columns (a sweep's settings) go first when it does not fit."""
+    columns (a sweep's settings) go first when it does not fit. Slurm runs among them add the job and
+    node columns."""
     from rich.table import Table
     from rich.text import Text
 
-    columns = _columns(extra)
+    columns = _columns(extra, slurm=any(s.slurm is not None for s in summaries))
     rows = [_cells(s) | {h: cells[i] for h, cells, _ in extra} for i, s in enumerate(summaries)]
     notes = [f" ({fmt.short_error(s.error)})" if s.error and s.state == "failed" else "" for s in summaries]
     everything = [c for c, _, _ in columns]
@@ -84,7 +93,7 @@ def summary_table(
             table.add_column(
                 col,
                 justify="right" if right else "left",
-                no_wrap=col in ("run", "state"),
+                no_wrap=col in ("run", "state", "job"),
                 min_width=longest if col == "run" else None,
             )
     for s, cells, note in zip(summaries, rows, notes, strict=True):

@@ -8,10 +8,13 @@ history, so polling a long run stays O(new rows) and memory stays flat.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
 NEW = "new"  # a run experiments.toml describes that has no run directory yet
 LOG_TAIL_BYTES = 64 * 1024
 LOG_MAX_LINES = 2000
+#: Seconds between two looks at Slurm's queue (squeue/scontrol) for the listed queued/running Slurm runs.
+RECONCILE_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -319,6 +324,57 @@ class RunSeries:
         return changed or bool(lines)
 
 
+def reconcile_with_slurm(rds: list[RunDir]) -> None:
+    """Slurm's word on these runs' jobs, written into their status.json (a job that ended without the
+    worker's last word: time limit, cancel, node failure). Nothing to do where grok_tui.launch.slurm
+    is not installed: then no run was submitted to Slurm from this code."""
+    with contextlib.suppress(ImportError):
+        from grok_tui.launch.slurm import reconcile
+
+        reconcile(rds)
+
+
+class SlurmWatch:
+    """Asks Slurm about the listed Slurm runs that are queued or running, at most every ``every`` seconds
+    and in a thread of its own: squeue may take seconds (or hang until its timeout), and the poll that
+    keeps every other run current must not wait for it. One look at a time; what it writes into
+    status.json the next poll reads like any other change."""
+
+    def __init__(
+        self,
+        reconcile: Callable[[list[RunDir]], None] = reconcile_with_slurm,
+        every: float = RECONCILE_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reconcile, self.every, self.clock = reconcile, every, clock
+        self._last: float | None = None
+        self._thread: threading.Thread | None = None
+        #: The last look's failure, one line (None when it went well).
+        self.error: str | None = None
+
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def maybe_start(self, summaries: list[RunSummary]) -> bool:
+        """Start a look if one is due and some run in ``summaries`` is a queued or running Slurm run."""
+        rds = [RunDir(s.path) for s in summaries if s.slurm is not None and s.state in ACTIVE_STATES]
+        now = self.clock()
+        if not rds or self.busy() or (self._last is not None and now - self._last < self.every):
+            return False
+        self._last = now
+        self._thread = threading.Thread(target=self._look, args=(rds,), name="grok-tui-slurm", daemon=True)
+        self._thread.start()
+        return True
+
+    def _look(self, rds: list[RunDir]) -> None:
+        try:
+            self.reconcile(rds)
+        except Exception as e:  # Slurm's tools missing or broken: say so, keep showing what the files say
+            self.error = f"Slurm: {e.__class__.__name__}: {e}"
+        else:
+            self.error = None
+
+
 class Store:
     """All runs of one experiments file and runs directory; ``poll()`` is the only writer."""
 
@@ -337,6 +393,7 @@ class Store:
         #: Runs the last poll could not read, one line each (the app shows the first).
         self.errors: list[str] = []
         self.generation = 0  # bumped whenever the table's rows change
+        self.slurm = SlurmWatch()
 
     # config ------------------------------------------------------------------------------------
     def load_config(self) -> bool:
@@ -394,6 +451,9 @@ class Store:
         for s in series:
             with self.lock:
                 series_changed |= self._guarded(s.rd, s.poll, errors)
+        self.slurm.maybe_start([w.summary for w in watches if w.summary is not None])
+        if self.slurm.error:
+            errors.append(self.slurm.error)
         self.errors = errors
         if changed:
             with self.lock:

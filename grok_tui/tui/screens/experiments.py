@@ -42,6 +42,9 @@ COLUMNS = [
     ("seed", "seed", "seed"),
     ("device", "device", "device"),
 ]
+#: After the device while some listed run is a Slurm run (a local-only table is not widened): its job
+#: id, and the node the worker runs on (each run's host).
+SLURM_COLUMNS = [("job", "job", "job"), ("node", "node", "node")]
 FIXED_COLUMNS = 2  # run and state
 STATE_ORDER = ("running", "queued", "done", "failed", "stopped", NEW)
 MIN_RUN_WIDTH = 16
@@ -57,14 +60,20 @@ def fit_id(run_id: str, width: int) -> str:
     return run_id[:head] + "…" + run_id[len(run_id) - (keep - head) :]
 
 
-def row_cells(row: Row, selected: bool, style_of: Callable[[str], Style], id_width: int) -> tuple[Text, ...]:
+def row_cells(
+    row: Row,
+    selected: bool,
+    style_of: Callable[[str], Style],
+    id_width: int,
+    columns: list[tuple[str, str, str]] = COLUMNS,
+) -> tuple[Text, ...]:
     """The table's cells for ``row``: the formatter's text (never markup), the state in its tone."""
     text = fmt.cells(row.summary)
     if not row.on_disk:
         text["device"] = fmt.DASH  # where it will run is decided at launch
     label = fmt.state_label(row.summary)
     out = []
-    for key, _, name in COLUMNS:
+    for key, _, name in columns:
         if key == "run":
             out.append(Text(f"{'●' if selected else ' '} {fit_id(text['run'], id_width)}"))
         elif key == "state":
@@ -80,7 +89,12 @@ GROUP_PREFIX = "group:"
 
 
 def group_cells(
-    exp: str, rows: list[Row], collapsed: bool, style_of: Callable[[str], Style], id_width: int
+    exp: str,
+    rows: list[Row],
+    collapsed: bool,
+    style_of: Callable[[str], Style],
+    id_width: int,
+    columns: list[tuple[str, str, str]] = COLUMNS,
 ) -> tuple[Text, ...]:
     """The row that stands for an experiment's runs: how many, their states, k/n grokked and the median
     step at which they grokked (over the seeds and points that did)."""
@@ -98,13 +112,13 @@ def group_cells(
         "grok": Text(fmt.step(round(statistics.median(grokked))) if grokked else fmt.DASH),
         "task": Text(tasks.pop() if len(tasks) == 1 else "(several)"),
     }
-    return tuple(text.get(key, Text("")) for key, _, _ in COLUMNS)
+    return tuple(text.get(key, Text("")) for key, _, _ in columns)
 
 
 def matches(row: Row, query: str) -> bool:
-    """Filter: every word must appear in the run id, task, model, state or device."""
+    """Filter: every word must appear in the run id, task, model, state, device, Slurm job or node."""
     c = fmt.cells(row.summary)
-    hay = " ".join((c["run"], c["task"], c["model"], c["state"], c["device"])).lower()
+    hay = " ".join((c["run"], c["task"], c["model"], c["state"], c["device"], c["job"], c["node"])).lower()
     return all(word in hay for word in query.lower().split())
 
 
@@ -148,6 +162,7 @@ class ExperimentsScreen(LiveScreen):
         self._order: list[str] = []
         self._groups: dict[str, list[Row]] = {}  # experiments shown under a group row, by name
         self._seen: set[str] = set()  # experiments already given their default (collapsed when large)
+        self._columns: list[tuple[str, str, str]] = COLUMNS  # with SLURM_COLUMNS while Slurm runs are listed
 
     def compose(self) -> ComposeResult:
         with Vertical(id="exp-body"):
@@ -164,7 +179,7 @@ class ExperimentsScreen(LiveScreen):
 
     def on_mount(self) -> None:
         table = self.query_one(RunTable)
-        for key, label, _ in COLUMNS:
+        for key, label, _ in self._columns:
             table.add_column(label, key=key)
         self.query_one("#filter").display = False
         table.focus()
@@ -215,6 +230,9 @@ class ExperimentsScreen(LiveScreen):
         query = self.query_text
         visible = [r for r in self._rows if matches(r, query)] if query else self._rows
         table = self.query_one(RunTable)
+        at = table.cursor_row
+        cursor_key = self._order[at] if 0 <= at < len(self._order) else None
+        rebuilt = self._fit_columns(table)
         width = self._id_width(table)
         style_cache: dict[str, Style] = {}
 
@@ -225,9 +243,7 @@ class ExperimentsScreen(LiveScreen):
 
         cells = self._entries(visible, bool(query), style_of, width)
         order = list(cells)
-        if order != self._order:
-            at = table.cursor_row
-            cursor_key = self._order[at] if 0 <= at < len(self._order) else None
+        if rebuilt or order != self._order:
             table.clear()
             for rid in order:
                 table.add_row(*cells[rid], key=rid)
@@ -240,12 +256,24 @@ class ExperimentsScreen(LiveScreen):
                 if old == cells[rid]:
                     continue
                 for (key, _, _), value, prev in zip(
-                    COLUMNS, cells[rid], old or (None,) * len(COLUMNS), strict=True
+                    self._columns, cells[rid], old or (None,) * len(self._columns), strict=True
                 ):
                     if value != prev:
                         table.update_cell(rid, key, value, update_width=True)
         self._shown = cells
         self.update_detail()
+
+    def _fit_columns(self, table: DataTable) -> bool:
+        """The job and node columns while some listed run is a Slurm run; True when that changed (the
+        table lost its columns and rows: every row is added again)."""
+        want = COLUMNS + SLURM_COLUMNS if any(r.summary.slurm for r in self._rows) else COLUMNS
+        if want == self._columns:
+            return False
+        self._columns = want
+        table.clear(columns=True)
+        for key, label, _ in want:
+            table.add_column(label, key=key)
+        return True
 
     def _entries(
         self, visible: list[Row], filtered: bool, style_of: Callable[[str], Style], width: int
@@ -264,10 +292,11 @@ class ExperimentsScreen(LiveScreen):
         for exp, rows in by_exp.items():
             shut = exp in self._groups and exp in self.collapsed
             if exp in self._groups:
-                out[GROUP_PREFIX + exp] = group_cells(exp, rows, shut, style_of, width)
+                out[GROUP_PREFIX + exp] = group_cells(exp, rows, shut, style_of, width, self._columns)
             if not shut:
                 for r in rows:
-                    out[r.run_id] = row_cells(r, r.run_id in self.selected, style_of, width)
+                    selected = r.run_id in self.selected
+                    out[r.run_id] = row_cells(r, selected, style_of, width, self._columns)
         return out
 
     def cursor_group(self) -> str | None:
@@ -297,6 +326,8 @@ class ExperimentsScreen(LiveScreen):
             detail.update(Content.styled(empty, muted))
             return
         bits: list = [(row.run_id, "bold")]
+        if job := fmt.job_label(row.summary):
+            bits += ["  ", (f"Slurm job {job}", tone_variable("accent"))]
         if row.summary.error:
             bits += ["  ", (fmt.short_error(row.summary.error, 500), tone_variable("error"))]
         elif row.state == NEW:

@@ -63,7 +63,7 @@ SPECTRUM_TITLES = {
 
 def header_text(row: Row | None, run_id: str, phase: str | None = None) -> Content:
     """One line, the table's words: state, step, accuracies, memorised/grokked at, the phase now (as
-    `grok show` names it), error."""
+    `grok show` names it), a Slurm run's job and node, error."""
     if row is None:
         return Content.styled(run_id, "bold")
     c, label, error = fmt.cells(row.summary), fmt.state_label(row.summary), row.summary.error
@@ -75,6 +75,7 @@ def header_text(row: Row | None, run_id: str, phase: str | None = None) -> Conte
         f" · train {c['train_acc']} test {c['test_acc']}",
         f" · mem@{c['memorised_at']} grok@{c['grokked_at']}",
         f" · {phase}" if phase else "",
+        (f" · Slurm job {job}" if (job := fmt.job_label(row.summary)) else ""),
         (f" · {fmt.short_error(error, 500)}", tone_variable("error")) if error else "",
     )
 
