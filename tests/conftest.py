@@ -24,6 +24,7 @@ SLOW_MODULES = {
     "test_sweep_export.py",  # trains the tiny sweep
     "test_transfer.py",  # trains sources and the runs that load from them
     "test_packed.py",  # trains every kind of run packed and solo
+    "test_slurm.py",  # a real Slurm: batch jobs that train
 }
 
 

@@ -36,7 +36,7 @@ stop_before = {stop_before}
 [experiments.{name}]
 task = "add"
 p = 23
-train_frac = 0.8
+train_frac = 0.9
 steps = {steps}
 eval_every = 25
 checkpoint_every = 100
@@ -106,7 +106,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_a_sweep_groks_in_one_job_array_and_grok_ls_names_its_jobs(cluster: Path, tmp_path: Path) -> None:
-    root = write(tmp_path, seeds="[0, 1, 2, 3]", steps=500)
+    root = write(tmp_path, seeds="[0, 1, 2, 3]", steps=400)  # each groks by step 325
     r = grok("run", "experiments.toml", "--pack", "2", cwd=root, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "job array" in r.stdout

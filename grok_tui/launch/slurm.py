@@ -118,13 +118,18 @@ def _job_key(job: str) -> str:
     return job.strip()
 
 
+SQUEUE_FORMAT = "%A|%K|%T|%r|%N"
+
+
 def parse_squeue(text: str) -> dict[str, JobState]:
-    """Rows of ``squeue -h -r -t all -o %i|%T|%r|%N``."""
+    """Rows of ``squeue -h -r -t all -o SQUEUE_FORMAT``: array job id, task id ("N/A" for a job that is
+    no array, and for an array's own record: a whole array cancelled while pending), state, reason, node."""
     out: dict[str, JobState] = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
-        if len(parts) >= 4 and parts[0]:
-            out[_job_key(parts[0])] = JobState(parts[1].split()[0] if parts[1] else "", parts[2], parts[3])
+        if len(parts) >= 5 and parts[0]:
+            key = f"{parts[0]}_{parts[1]}" if parts[1].isdigit() else parts[0]
+            out[_job_key(key)] = JobState(parts[2].split()[0] if parts[2] else "", parts[3], parts[4])
     return out
 
 
@@ -161,8 +166,11 @@ def query(jobs: Iterable[str]) -> dict[str, JobState]:
         except SlurmError:
             _no_accounting.add(conf)  # accounting_storage/none: sacct says so; squeue it is from now on
     if not all(j in found for j in wanted):
-        live = parse_squeue(_command(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r|%N"]))
-        found.update({j: live[j] for j in wanted if j in live})
+        live = parse_squeue(_command(["squeue", "-h", "-r", "-t", "all", "-o", SQUEUE_FORMAT]))
+        for j in wanted:
+            # a task Slurm lists on its own, else its array's own record (the whole array cancelled)
+            if j not in found and (js := live.get(j) or live.get(j.split("_")[0])):
+                found[j] = js
     return {j: found[j] for j in wanted if j in found}
 
 
@@ -411,10 +419,15 @@ def _settle(r: runs.RunDir, job: str, js: JobState | None) -> str | None:
         return None  # its worker took it, or wrote its last word, since the first look
     now = time.time()
     if js is None:
-        gone = killed_in_output(output_of(st) or Path("/nonexistent"))
-        if gone is None and now - (runs.finite(st.get("queued")) or now) < 60:
-            return None  # just submitted: give Slurm a moment before calling the job lost
-        js = JobState(gone or "", "forgotten")
+        out = output_of(st)
+        if out is not None and not out.exists() and st.get("state") == "queued":
+            # Never started (a job that ran has its output file), and gone from Slurm's queue: a pending
+            # task cancelled alone (squeue forgets those at once), or purged.
+            if now - (runs.finite(st.get("queued")) or now) < 5:
+                return None  # just submitted: give the controller a moment
+            js = JobState("CANCELLED", "forgotten")
+        else:
+            js = JobState(killed_in_output(out) or "" if out else "", "forgotten")
     if js.state not in ENDED:
         fields: dict[str, Any] = {
             "slurm_state": js.state,

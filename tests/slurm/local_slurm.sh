@@ -95,6 +95,12 @@ CONF
 
 stop() {
     local dir=$1 f pid
+    export SLURM_CONF=$dir/slurm.conf
+    # Jobs first, so that no slurmstepd outlives the cluster (they are no daemon's children once it goes).
+    if [ -f "$dir/slurmctld.pid" ] && scontrol ping 2>/dev/null | grep -q "is UP"; then
+        scancel --user="$(id -un)" 2>/dev/null || true
+        for _ in $(seq 150); do [ -z "$(squeue -h -t all -o %T 2>/dev/null | grep -v -x -e COMPLETED -e CANCELLED -e FAILED -e TIMEOUT)" ] && break; sleep 0.1; done
+    fi
     for f in slurmd slurmctld munged; do
         [ -f "$dir/$f.pid" ] || continue
         pid=$(cat "$dir/$f.pid")
@@ -103,7 +109,8 @@ stop() {
     for f in slurmd slurmctld munged; do
         [ -f "$dir/$f.pid" ] || continue
         pid=$(cat "$dir/$f.pid")
-        for _ in $(seq 50); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 100); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
         rm -f "$dir/$f.pid"
     done
 }
