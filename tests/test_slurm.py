@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -224,3 +227,70 @@ def test_a_refused_submission_names_sbatch_s_reason_and_loses_nothing(cluster: P
     assert "Traceback" not in r.stdout + r.stderr
     st = status(root / "runs" / "sw" / "seed0")
     assert st["state"] == "failed" and "not submitted" in st["error"]
+
+
+def test_ctrl_c_stops_the_runs_of_a_foreground_slurm_run(
+    cluster: Path, tmp_path: Path
+) -> None:
+    root = write(tmp_path, steps=2000)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grok_tui", "run", "experiments.toml"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run = root / "runs" / "sw" / "seed0"
+    try:
+        wait_for(
+            lambda: (run / "status.json").exists() and status(run).get("step", 0) >= 50,
+            "the run to train",
+            timeout=120,
+        )
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out
+    st = status(run)
+    assert st["state"] == "stopped" and st.get("reason") is None, st
+    assert (run / "checkpoints" / "resume.pt").exists() and "grok resume" in out
+
+
+def test_a_setup_line_that_fails_fails_the_run_with_the_job_s_exit_and_output(
+    cluster: Path, tmp_path: Path
+) -> None:
+    root = write(
+        tmp_path, steps=100, slurm_extra='setup = ["echo module load cuda: no such module", "exit 3"]'
+    )
+    r = grok("run", "experiments.toml", cwd=root, timeout=300)
+    assert r.returncode != 0
+    st = status(root / "runs" / "sw" / "seed0")
+    assert st["state"] == "failed" and "exited with code 3" in st["error"], st
+    logs = grok("logs", "sw/seed0", cwd=root)
+    assert logs.returncode == 0 and "no such module" in logs.stdout and "Slurm job output" in logs.stdout
+
+
+@pytest.mark.parametrize("seed", [random.Random().randrange(1 << 30)])
+def test_a_worker_killed_at_a_random_step_fails_named_and_resumes(
+    cluster: Path, tmp_path: Path, seed: int
+) -> None:
+    at = random.Random(seed).randrange(25, 300)
+    root = write(tmp_path, steps=400)
+    assert grok("run", "experiments.toml", "--detach", cwd=root).returncode == 0
+    run = root / "runs" / "sw" / "seed0"
+    wait_for(lambda: status(run).get("step", 0) >= at, f"step {at}", timeout=180)
+    os.kill(status(run)["pid"], signal.SIGKILL)  # the node is this machine: its pid is ours to kill
+
+    def listed_failed() -> str | None:
+        out = grok("ls", cwd=root).stdout  # `grok ls` asks Slurm how the job ended
+        return out if "failed" in out else None
+
+    ls = wait_for(listed_failed, "the run to show failed", timeout=60)
+    st = status(run)
+    assert st["state"] == "failed" and "SIGKILL" in st["error"], (seed, st, ls)
+    res = grok("resume", "sw/seed0", cwd=root, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert status(run)["state"] == "done" and [m["step"] for m in metrics(run)] == list(range(0, 401, 25))

@@ -38,7 +38,7 @@ from typing import Any
 from .. import packing, runs
 from ..recorder import refusal, update_status, write_json_atomic
 from .inbox import state_dir
-from .local import WORKER_MODULE, LaunchError, clear_stop_request, effective_device
+from .local import WORKER_MODULE, LaunchError, clear_stop_request, describe_exit, effective_device
 
 BACKEND = "slurm"
 #: Seconds any one Slurm command may take before it is given up (a hung controller must not hang grok).
@@ -413,6 +413,21 @@ def reconcile(targets: Iterable[runs.RunDir]) -> list[str]:
     return lines
 
 
+def failure(job: str, exit_code: str = "") -> str:
+    """Why a FAILED job failed, from its ExitCode (``code:signal``; scontrol has it where squeue does
+    not): a worker killed by a signal is named so, a script that exited early by its code."""
+    if not exit_code:
+        with contextlib.suppress(SlurmError):
+            text = _command(["scontrol", "show", "job", "-o", job], timeout=5)
+            exit_code = m.group(1) if (m := re.search(r"\bExitCode=(\S+)", text)) else ""
+    code, _, sig = exit_code.partition(":")
+    if sig.isdigit() and int(sig):
+        return describe_exit(-int(sig))
+    if code.isdigit() and int(code):
+        return f"the job exited with code {code} (see the job's output: `grok logs`)"
+    return "Slurm job failed"
+
+
 def _settle(r: runs.RunDir, job: str, js: JobState | None) -> str | None:
     st = r.raw_status()
     if r.alive() or st.get("state") not in runs.ACTIVE_STATES:
@@ -447,8 +462,8 @@ def _settle(r: runs.RunDir, job: str, js: JobState | None) -> str | None:
             update_status(r.path, **fields)
         return None
     state, reason = ENDINGS.get(js.state, ("failed", "the Slurm job was lost"))
-    if js.state == "FAILED" and js.exit_code:
-        reason = f"Slurm job failed (exit code {js.exit_code})"
+    if js.state == "FAILED":
+        reason = failure(job, js.exit_code)
     if not js.state:
         state, reason = "failed", f"Slurm no longer knows job {job}, and its output says nothing of its end"
     update_status(
