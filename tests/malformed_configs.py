@@ -685,6 +685,83 @@ def generate(seed: int = 0) -> list[Case]:
     g.add("unknown key", "pack in an experiment", {"experiments": {"e": {"p": 11, "pack": 2}}}, "pack")
     g.add("structure", "sweep = { pack = [2] }", "[experiments.e]\nsweep = { pack = [2] }\n", "sweep.pack")
 
+    # ---- [defaults] backend (local | slurm) and the [slurm] table: every string is one line of a batch
+    # script, so a line break, CR or NUL anywhere in one is refused (it would start a shell command)
+    for bad, cls in (
+        ("Slurm", "enum"),
+        ("pbs", "enum"),
+        ("", "enum"),
+        (1, "wrong type"),
+        (True, "wrong type"),
+    ):
+        doc = {"defaults": {"backend": bad}, "experiments": {"e": {"p": 11}}}
+        g.add(cls, f"[defaults] backend = {_value(bad)[:40]}", doc, "defaults.backend")
+    g.add(
+        "unknown key",
+        "backend in an experiment",
+        {"experiments": {"e": {"p": 11, "backend": "slurm"}}},
+        "backend",
+    )
+    rng = g.rng
+    for key in ("partition", "account", "qos", "time", "mem"):
+        for breaker in ("\n", "\r", "\x00", "\x0c", "\u2028"):
+            good = {"time": "1:00:00", "mem": "16G"}.get(key, "gpu")
+            at = rng.randrange(len(good) + 1)
+            doc = {"slurm": {key: good[:at] + breaker + "#SBATCH --x" + good[at:]}, "experiments": {"e": {}}}
+            g.add("slurm line", f"slurm.{key} with {breaker!r} at {at}", doc, f"slurm.{key}")
+    for key in ("extra", "setup"):
+        for breaker in ("\n", "\r", "\x00", "\x1b", "\x85"):
+            line = "--constraint=a100" if key == "extra" else "module load cuda"
+            at = rng.randrange(1, len(line) + 1)
+            doc = {
+                "slurm": {
+                    key: ["--x" if key == "extra" else "true", line[:at] + breaker + "rm -rf ~" + line[at:]]
+                },
+                "experiments": {"e": {}},
+            }
+            g.add("slurm line", f"slurm.{key}[1] with {breaker!r} at {at}", doc, f"slurm.{key}")
+    for bad in ("four hours", "1:2:3:4", "-1", "1-", "1h", "", "01:60:00x"):
+        g.add(
+            "slurm value",
+            f"slurm.time = {bad!r}",
+            {"slurm": {"time": bad}, "experiments": {"e": {}}},
+            "slurm.time",
+        )
+    for bad in ("16 G", "16GB", "G", "-1G", "1e9"):
+        g.add(
+            "slurm value",
+            f"slurm.mem = {bad!r}",
+            {"slurm": {"mem": bad}, "experiments": {"e": {}}},
+            "slurm.mem",
+        )
+    for bad in ("gpu node", "a;b", "$(id)", "x" * 201, ""):
+        doc = {"slurm": {"partition": bad}, "experiments": {"e": {}}}
+        g.add("slurm value", f"slurm.partition = {bad[:20]!r}", doc, "slurm.partition")
+    g.add(
+        "slurm value",
+        "extra not an option",
+        {"slurm": {"extra": ["constraint=a100"]}, "experiments": {"e": {}}},
+        "slurm.extra",
+    )
+    for key, bad, cls in (
+        ("gpus_per_job", -1, "out of range"), ("gpus_per_job", 65, "out of range"),
+        ("gpus_per_job", 1.0, "wrong type"), ("cpus_per_task", 0, "out of range"),
+        ("cpus_per_task", "4", "wrong type"), ("max_running", 0, "out of range"),
+        ("stop_before", -5, "out of range"), ("stop_before", 86_401, "out of range"),
+        ("setup", "module load cuda", "wrong type"), ("extra", ["--x"] * 101, "out of range"),
+    ):  # fmt: skip
+        g.add(
+            cls,
+            f"slurm.{key} = {_value(bad)[:40]}",
+            {"slurm": {key: bad}, "experiments": {"e": {}}},
+            f"slurm.{key}",
+        )
+    for key in ("partition", "gpus_per_job", "stop_before", "setup"):
+        typo = _typo(rng, key)
+        if typo != key:
+            g.add("unknown key", f"slurm.{typo}", {"slurm": {typo: 1}, "experiments": {"e": {}}}, typo)
+    g.add("structure", "slurm not a table", 'slurm = "gpu"\n[experiments.e]\n', "slurm")
+
     g.add(
         "long string",
         "device of 10,000 characters",

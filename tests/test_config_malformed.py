@@ -40,7 +40,7 @@ def test_the_generator_covers_every_class(cases: list[Case]) -> None:
     expected = {
         "wrong type": 150, "out of range": 80, "non-finite": 80, "enum": 50, "unknown key": 30,
         "structure": 20, "task": 25, "split": 8, "huge": 10, "nesting": 8, "long string": 5, "name": 15,
-        "not toml": 4, "syntax": 50, "wrong for the model": 3,
+        "not toml": 4, "syntax": 50, "wrong for the model": 3, "slurm line": 20, "slurm value": 15,
     }  # fmt: skip
     assert {k: min(counts[k], v) for k, v in expected.items()} == expected, counts
 

@@ -229,9 +229,7 @@ def test_a_refused_submission_names_sbatch_s_reason_and_loses_nothing(cluster: P
     assert st["state"] == "failed" and "not submitted" in st["error"]
 
 
-def test_ctrl_c_stops_the_runs_of_a_foreground_slurm_run(
-    cluster: Path, tmp_path: Path
-) -> None:
+def test_ctrl_c_stops_the_runs_of_a_foreground_slurm_run(cluster: Path, tmp_path: Path) -> None:
     root = write(tmp_path, steps=2000)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(

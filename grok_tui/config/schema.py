@@ -218,9 +218,10 @@ class Defaults(Settings):
 #: [defaults] keys about the file as a whole, not defaults of a run: they are left out of every spec.
 FILE_KEYS = ("runs_dir", "pack", "backend")
 
-#: One line of a batch script: no line breaks or NULs, which would end the line (and start a command).
-_LINE = r"\A[^\n\r\x00]*\Z"
-Line = Annotated[str, Meta(max_length=MAX_STRING, pattern=_LINE, description="one line of text")]
+#: One line of a batch script: no control character but tab (a line break, CR or NUL would end the line
+#: and start a command; the rest have no business in one), nor Unicode's line and paragraph separators.
+_LINE = "[^\\x00-\\x08\\x0a-\\x1f\\x7f\\x85\\u2028\\u2029]"
+Line = Annotated[str, Meta(max_length=MAX_STRING, pattern=rf"\A{_LINE}*\Z", description="one line of text")]
 Word = Annotated[
     str,
     Meta(min_length=1, max_length=200, pattern=r"\A[A-Za-z0-9_.,:+=@%/-]+\Z", description="a Slurm name"),
@@ -235,7 +236,7 @@ SbatchOption = Annotated[
     str,
     Meta(
         max_length=MAX_STRING,
-        pattern=r"\A-[^\n\r\x00]*\Z",
+        pattern=rf"\A-{_LINE}*\Z",
         description="an sbatch option on one line, e.g. --constraint=a100",
     ),
 ]
