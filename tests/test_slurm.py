@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import grok, wait_for
+from helpers import grok, like_a_terminal_job, wait_for
 
 SCRIPT = Path(__file__).parent / "slurm" / "local_slurm.sh"
 
@@ -173,14 +173,15 @@ def test_a_job_past_its_time_limit_ends_stopped_time_limit_and_resumes(cluster: 
     (root / "experiments.toml").write_text(
         (root / "experiments.toml").read_text().replace('time = "1"', 'time = "10"')
     )
-    res = grok("resume", "sw/seed0", "--detach", cwd=root)
+    res = grok("run", "experiments.toml", "--detach", cwd=root)
     assert res.returncode == 0, res.stdout + res.stderr
     wait_for(
         lambda: status(run).get("step", 0) > step and status(run)["state"] == "running",
         "the resubmitted job to train on",
         timeout=120,
     )
-    assert status(run)["resumed"] is True
+    st = status(run)
+    assert st["resumed"] is True and st["slurm"]["options"]["time"] == "10" and st["reason"] is None
     assert grok("stop", "sw/seed0", cwd=root, timeout=120).returncode == 0
 
 
@@ -202,6 +203,10 @@ def test_scancel_from_outside_shows_as_cancelled_running_or_pending(cluster: Pat
     held = pend / "runs" / "held" / "seed0"
     assert status(held)["state"] == "queued"
     assert "no scheduler" not in grok("ls", cwd=pend).stdout
+    for again in (["run", "experiments.toml"], ["resume", "held/seed0", "--backend", "local"]):
+        r = grok(*again, cwd=pend)  # never a second job, nor a local worker, for a run Slurm has
+        assert "already in Slurm" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert len({status(held)["slurm"]["job"]}) == 1 and status(held)["backend"] == "slurm"
     subprocess.run(["scancel", status(held)["slurm"]["job"]], check=True, timeout=30)
     ls = grok("ls", cwd=pend)
     assert status(held)["state"] == "stopped" and status(held)["reason"] == "cancelled in Slurm", status(held)
@@ -239,6 +244,7 @@ def test_ctrl_c_stops_the_runs_of_a_foreground_slurm_run(cluster: Path, tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=like_a_terminal_job,
     )
     run = root / "runs" / "sw" / "seed0"
     try:

@@ -70,9 +70,9 @@ BackendOpt = Annotated[
     str | None,
     typer.Option(
         "--backend",
-        metavar="local|slurm",
-        help="Where workers run: this machine, or Slurm batch jobs as the file's [slurm] table says "
-        "(default: [defaults] backend of the file, else local; for resume, where each run last ran).",
+        metavar="BACKEND",
+        help="Where workers run: local (this machine) or slurm (batch jobs as the file's [slurm] table "
+        "says; default: [defaults] backend of the file, else local; for resume, where the runs last ran).",
     ),
 ]
 DeviceOpt = Annotated[
@@ -150,6 +150,7 @@ def run(
     """
     from ..config import ConfigError, run_label
     from ..launch.local import LaunchError, check_spec, prepare_run, run_path
+    from ..launch.slurm import queued_in
     from ..runs import SPEC, RunDir
 
     cfg = load(file)
@@ -191,7 +192,10 @@ def run(
             r, action = prepare_run(spec, root, forced(spec))
         except LaunchError as e:
             raise fail(str(e)) from None
-        if action in ("new", "resume"):
+        if action == "resume" and (job := queued_in(r.raw_status())):
+            say(f"{r.run_id}: already in Slurm (job {job}); `grok stop {r.run_id}` first to start it again")
+            skipped.append(r)
+        elif action in ("new", "resume"):
             todo.append(r)
         else:
             why = "already done (use --force to rerun)" if action == "done" else "already has a live worker"
@@ -245,17 +249,19 @@ def resume(
     roots = {r.path.resolve().parents[1] for r in targets}
     if len(roots) > 1:
         raise fail("grok resume: the runs are in different runs directories; resume them separately")
+    from ..launch import slurm
+
     todo = []
     for r in targets:
         st = r.status()
         if r.alive():
             say(f"{r.run_id}: already running")
+        elif job := slurm.queued_in(r.raw_status()):
+            say(f"{r.run_id}: already in Slurm (job {job}); `grok stop {r.run_id}` first to start it again")
         elif st.get("state") == "done":
             say(f"{r.run_id}: already done (use `grok run --force` to start it over)")
         elif r not in todo:
             todo.append(r)
-    from ..launch import slurm
-
     last = {r.raw_status().get("backend") == slurm.BACKEND for r in todo}
     where = _backend(backend, "slurm" if last == {True} else "local")
     if where == "slurm":

@@ -27,6 +27,9 @@ from .inbox import state_dir
 # Keys whose change does not make an existing run a different experiment.
 _IGNORED_SPEC_KEYS = {"version", "description", "loaded_from"}
 WORKER_MODULE = "grok_tui.worker"
+#: What a run started here says of where it runs: a run Slurm ran before is this machine's now (`grok
+#: stop` signals it here, the scheduler adopts it, no reader takes Slurm's old word for its state).
+LOCAL = {"backend": "local", "slurm_state": None, "slurm_reason": None, "slurm_seen": None}
 
 
 class LaunchError(RuntimeError):
@@ -251,7 +254,7 @@ class LocalLauncher:
             raise LinkRefused(line)
         clear_stop_request(run.path)
         # pack None: a solo worker, so `grok stop` signals it rather than asking a pack that is gone
-        update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid(), pack=None)
+        update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid(), pack=None, **LOCAL)
         return LocalWorker(
             spawn_worker(run.path, env, note=f"on {slot.describe()} (scheduler {os.getpid()})")
         )
@@ -267,7 +270,7 @@ class LocalLauncher:
         pack_id = packing.new_pack_id()
         for run in members:
             clear_stop_request(run.path)
-            update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid())
+            update_status(run.path, gpu=slot.gpu, scheduler_pid=os.getpid(), **LOCAL)
         note = f"on {slot.describe()} (scheduler {os.getpid()})"
         return LocalWorker(spawn_pack([r.path for r in members], env, pack_id, note), pack=pack_id)
 

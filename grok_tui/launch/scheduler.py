@@ -43,6 +43,7 @@ from ..exitcodes import BUSY as EXIT_BUSY
 from . import inbox, memory
 from .base import Launcher, Slot, Worker
 from .local import (
+    LOCAL,
     LinkRefused,
     LocalLauncher,
     clear_stop_request,
@@ -52,7 +53,7 @@ from .local import (
     signal_run,
 )
 from .slots import AUTO, Slots
-from .slurm import job_of as slurm_job
+from .slurm import queued_in
 from .stopping import GRACE_S, Stopper
 
 POLL_S = 0.25
@@ -213,7 +214,7 @@ class Scheduler:
         self._settle(run)
         if run.path in self.active or run.path in self.foreign or run.alive():
             return "live", f"{rid}: already has a live worker"
-        if (job := slurm_job(run.raw_status())) and run.raw_status().get("state") in runs.ACTIVE_STATES:
+        if job := queued_in(run.raw_status()):
             return "live", f"{rid}: queued in Slurm (job {job}); `grok stop {rid}` first to run it here"
         if any(q.run.path == run.path for q in self.queue):
             return "queued", f"{rid}: already queued"
@@ -230,6 +231,7 @@ class Scheduler:
             run.path,
             state="queued",
             queued=time.time(),
+            **LOCAL,  # queued here, even if Slurm ran it before
             request={"device": device} if device else None,
             error=None,
             traceback=None,

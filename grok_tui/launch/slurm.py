@@ -374,6 +374,13 @@ def job_of(status: dict[str, Any]) -> str | None:
     return job if isinstance(job, str) and re.fullmatch(r"[0-9]+(_[0-9]+)?", job) else None
 
 
+def queued_in(status: dict[str, Any]) -> str | None:
+    """The Slurm job that will train (or trains) a queued or running run, else None: a run Slurm has
+    must not be submitted again, nor queued here."""
+    job = job_of(status)
+    return job if job and status.get("state") in runs.ACTIVE_STATES else None
+
+
 def options_of(status: dict[str, Any]) -> dict[str, Any] | None:
     """The ``[slurm]`` options a run was last submitted with (``grok resume`` submits it with them)."""
     slurm = status.get("slurm")

@@ -60,7 +60,9 @@ class SlurmSession:
         self.stopper.escalate(lambda path: signal_run(self.mine[path].run, signal.SIGKILL))
 
     def finished(self, m: Mine) -> bool:
-        return not m.run.alive() and m.run.status().get("state") not in runs.ACTIVE_STATES
+        """Its status.json has its final state: written by its worker, or by the reconcile from Slurm's
+        word (not inferred from a lock this machine may not see)."""
+        return not m.run.alive() and m.run.raw_status().get("state") not in runs.ACTIVE_STATES
 
     def done(self) -> bool:
         return all(self.finished(m) for m in self.mine.values())

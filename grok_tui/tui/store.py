@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grok_tui import runs
-from grok_tui.runs import ACTIVE_STATES, JsonlTail, LineTail, RunDir, RunSummary, first_step_at
+from grok_tui.runs import (
+    ACTIVE_STATES,
+    VANISHED,
+    JsonlTail,
+    LineTail,
+    RunDir,
+    RunSummary,
+    first_step_at,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -357,7 +365,12 @@ class SlurmWatch:
 
     def maybe_start(self, summaries: list[RunSummary]) -> bool:
         """Start a look if one is due and some run in ``summaries`` is a queued or running Slurm run."""
-        rds = [RunDir(s.path) for s in summaries if s.slurm is not None and s.state in ACTIVE_STATES]
+        # A "vanished" Slurm run may only have a lock this machine cannot see: Slurm's word decides.
+        rds = [
+            RunDir(s.path)
+            for s in summaries
+            if s.slurm is not None and (s.state in ACTIVE_STATES or s.error == VANISHED)
+        ]
         now = self.clock()
         if not rds or self.busy() or (self._last is not None and now - self._last < self.every):
             return False
