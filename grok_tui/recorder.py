@@ -110,6 +110,21 @@ def update_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
     return status
 
 
+def queued_fields(device: str | None, now: float) -> dict[str, Any]:
+    """What status.json says of a run put in a queue (this machine's or Slurm's): the last run's end,
+    error and reason wiped, the device asked for kept for whoever starts it."""
+    return {
+        "state": "queued",
+        "queued": now,
+        "request": {"device": device} if device else None,
+        "error": None,
+        "traceback": None,
+        "returncode": None,
+        "ended": None,
+        "reason": None,
+    }
+
+
 def request_stop(run_dir: Path | str) -> None:
     """Ask the packed worker that trains this run to stop it alone (a signal would stop the whole pack):
     the worker checkpoints the run, marks it stopped, deletes the file and trains the others on."""

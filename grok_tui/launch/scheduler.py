@@ -229,14 +229,8 @@ class Scheduler:
             return "error", str(e)
         recorder.update_status(
             run.path,
-            state="queued",
-            queued=time.time(),
+            **recorder.queued_fields(device, time.time()),
             **LOCAL,  # queued here, even if Slurm ran it before
-            request={"device": device} if device else None,
-            error=None,
-            traceback=None,
-            returncode=None,
-            ended=None,
         )
         self.queue.append(Queued(run, device, need))
         return "queued", ""

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import packing, runs
-from ..recorder import refusal, update_status, write_json_atomic
+from ..recorder import queued_fields, refusal, update_status, write_json_atomic
 from .inbox import state_dir
 from .local import WORKER_MODULE, LaunchError, clear_stop_request, describe_exit, effective_device
 
@@ -324,8 +324,7 @@ def submit(
             clear_stop_request(r.path)
             update_status(
                 r.path,
-                state="queued",
-                queued=now,
+                **queued_fields(device, now),
                 backend=BACKEND,
                 slurm={
                     "job": None,
@@ -338,12 +337,7 @@ def submit(
                 },
                 slurm_state=None,
                 slurm_reason=None,
-                reason=None,
-                error=None,
-                traceback=None,
-                returncode=None,
-                ended=None,
-                request={"device": device} if device else None,
+                slurm_seen=None,
             )
     try:
         array = _command(["sbatch", "--parsable", str(path)]).strip().split(";")[0]
