@@ -29,7 +29,7 @@ from .exitcodes import BUSY as EXIT_BUSY
 from .exitcodes import FAILED as EXIT_FAILED
 from .exitcodes import USAGE as EXIT_USAGE
 from .launch import slurm
-from .recorder import RunFailure, append_log_line, has_resume_state, refusal, update_status
+from .recorder import RunFailure, append_log_line, has_resume_state, open_log, refusal, update_status
 
 TRAINERS = {
     "transformer": "grok_tui.training.neural",
@@ -137,8 +137,6 @@ def note_slurm_start(run_dir: Path) -> None:
 def to_own_log(run_dir: Path) -> None:
     """A solo worker in a Slurm job writes to its run's worker.log, as a local one does (its stdout was
     the job's output file, which keeps what came before and Slurm's own lines)."""
-    from .recorder import open_log
-
     sys.stdout.flush()
     sys.stderr.flush()
     fd = open_log(run_dir)

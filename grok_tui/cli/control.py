@@ -35,7 +35,7 @@ def stop(
     from ..launch.local import signal_run
     from ..launch.stopping import Stopper
     from ..recorder import update_status
-    from ..runs import ACTIVE_STATES, list_runs
+    from ..runs import ACTIVE_STATES, SLURM, list_runs
 
     if all_runs == bool(run_refs):
         raise fail("grok stop: name runs, or --all (not both)")
@@ -62,7 +62,7 @@ def stop(
     by_path = {r.path: r for r in targets}
 
     def term(r) -> None:
-        if r.raw_status().get("backend") == "slurm":  # Slurm's queue, Slurm's signals: no scheduler here
+        if r.raw_status().get("backend") == SLURM:  # Slurm's queue, Slurm's signals: no scheduler here
             pids[r.path] = signal_run(r, signal.SIGTERM)
             if pids[r.path] is None and r.status().get("state") in ACTIVE_STATES:
                 typer.echo(

@@ -150,7 +150,7 @@ def run(
     """
     from ..config import ConfigError, run_label
     from ..launch.local import LaunchError, check_spec, prepare_run, run_path
-    from ..launch.slurm import queued_in
+    from ..launch.slurm import held_line
     from ..runs import SPEC, RunDir
 
     cfg = load(file)
@@ -192,8 +192,8 @@ def run(
             r, action = prepare_run(spec, root, forced(spec))
         except LaunchError as e:
             raise fail(str(e)) from None
-        if action == "resume" and (job := queued_in(r.raw_status())):
-            say(f"{r.run_id}: already in Slurm (job {job}); `grok stop {r.run_id}` first to start it again")
+        if action == "resume" and (held := held_line(r)):
+            say(held)
             skipped.append(r)
         elif action in ("new", "resume"):
             todo.append(r)
@@ -256,8 +256,8 @@ def resume(
         st = r.status()
         if r.alive():
             say(f"{r.run_id}: already running")
-        elif job := slurm.queued_in(r.raw_status()):
-            say(f"{r.run_id}: already in Slurm (job {job}); `grok stop {r.run_id}` first to start it again")
+        elif held := slurm.held_line(r):
+            say(held)
         elif st.get("state") == "done":
             say(f"{r.run_id}: already done (use `grok run --force` to start it over)")
         elif r not in todo:
@@ -379,14 +379,14 @@ def _adopt_orphans(root: Path, slots) -> None:
     """Queued runs whose scheduler was killed wait for the next command that schedules: this one, even
     when it has nothing of its own to queue (every run it names is done)."""
     from ..launch.daemon import spawn_daemon
-    from ..runs import list_runs, scheduler_alive
+    from ..runs import SLURM, list_runs, scheduler_alive
 
     if scheduler_alive(root):
         return
     orphans = [
         r
         for r in list_runs(root)
-        if (st := r.raw_status()).get("state") == "queued" and st.get("backend") != "slurm" and not r.alive()
+        if (st := r.raw_status()).get("state") == "queued" and st.get("backend") != SLURM and not r.alive()
     ]
     if orphans:
         proc = spawn_daemon(root, slots)

@@ -304,7 +304,7 @@ def signal_run(run: runs.RunDir, sig: int) -> int | None:
     Returns the pid signalled, or None when no live worker could be signalled (not running, or its
     status.json does not name it yet: call again on the next poll)."""
     st = run.raw_status()
-    if st.get("backend") == "slurm":  # its worker may be on another node: Slurm delivers the signal
+    if st.get("backend") == runs.SLURM:  # its worker may be on another node: Slurm delivers the signal
         return _signal_slurm(run, sig, st)
     if not run.alive():
         return None

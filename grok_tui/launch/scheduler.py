@@ -53,7 +53,7 @@ from .local import (
     signal_run,
 )
 from .slots import AUTO, Slots
-from .slurm import queued_in
+from .slurm import held_line
 from .stopping import GRACE_S, Stopper
 
 POLL_S = 0.25
@@ -164,9 +164,9 @@ class Scheduler:
         for run in runs.list_runs(self.runs_dir):
             st = run.raw_status()
             if run.alive():
-                if st.get("backend") != "slurm":  # a Slurm job holds no slot of this machine
+                if st.get("backend") != runs.SLURM:  # a Slurm job holds no slot of this machine
                     self.foreign[run.path] = self._slot_key_of(st)
-            elif st.get("state") == "queued" and st.get("backend") != "slurm":  # Slurm is its queue
+            elif st.get("state") == "queued" and st.get("backend") != runs.SLURM:  # Slurm is its queue
                 queued.append((runs.finite(st.get("queued")) or 0.0, run))  # oldest first
         for _, run in sorted(queued, key=lambda x: x[0]):
             request = run.raw_status().get("request")
@@ -214,8 +214,8 @@ class Scheduler:
         self._settle(run)
         if run.path in self.active or run.path in self.foreign or run.alive():
             return "live", f"{rid}: already has a live worker"
-        if job := queued_in(run.raw_status()):
-            return "live", f"{rid}: queued in Slurm (job {job}); `grok stop {rid}` first to run it here"
+        if line := held_line(run):
+            return "live", line
         if any(q.run.path == run.path for q in self.queue):
             return "queued", f"{rid}: already queued"
         if line := runs.untrainable(run.spec(), rid):

@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import packing, runs
-from ..recorder import queued_fields, refusal, update_status, write_json_atomic
+from ..recorder import queued_fields, refusal, request_stop, update_status, write_json_atomic
 from .inbox import state_dir
 from .local import WORKER_MODULE, LaunchError, clear_stop_request, describe_exit, effective_device
 
-BACKEND = "slurm"
+BACKEND = runs.SLURM
 #: Seconds any one Slurm command may take before it is given up (a hung controller must not hang grok).
 COMMAND_TIMEOUT_S = 15.0
 #: Job states after which the job runs no more (Slurm's JOB_STATE names, as squeue/sacct/scontrol print).
@@ -319,22 +319,26 @@ def submit(
     output = where / "%A_%a.out"
     path.write_text(script(groups, opts, output, name, devices))
     now = time.time()
-    for i, (pack_id, members) in enumerate(groups):
+    infos = [
+        {
+            "job": None,
+            "array": None,
+            "task": i,
+            "script": str(path),
+            "pack": pack_id,
+            "submitted": now,
+            "options": opts,
+        }
+        for i, (pack_id, _) in enumerate(groups)
+    ]
+    for info, (_, members) in zip(infos, groups, strict=True):
         for r in members:
             clear_stop_request(r.path)
             update_status(
                 r.path,
                 **queued_fields(device, now),
                 backend=BACKEND,
-                slurm={
-                    "job": None,
-                    "array": None,
-                    "task": i,
-                    "script": str(path),
-                    "pack": pack_id,
-                    "submitted": now,
-                    "options": opts,
-                },
+                slurm=info,
                 slurm_state=None,
                 slurm_reason=None,
                 slurm_seen=None,
@@ -345,13 +349,11 @@ def submit(
         for r in todo:
             update_status(r.path, state="failed", ended=time.time(), error=f"not submitted: {e}")
         raise
-    for i, (_, members) in enumerate(groups):
-        job = f"{array}_{i}"
-        out = str(where / f"{job}.out")
+    for info, (_, members) in zip(infos, groups, strict=True):
+        job = f"{array}_{info['task']}"
+        submitted = {**info, "job": job, "array": array, "output": str(where / f"{job}.out")}
         for r in members:
-            st = r.raw_status()
-            slurm = st.get("slurm") if isinstance(st.get("slurm"), dict) else {}
-            update_status(r.path, slurm={**slurm, "job": job, "array": array, "output": out})
+            update_status(r.path, slurm=submitted)
     write_json_atomic(where / f"{sub}.json", {"array": array, "runs": [str(r.path) for r in todo]})
     return array, len(groups)
 
@@ -360,12 +362,11 @@ def submit(
 
 
 def job_of(status: dict[str, Any]) -> str | None:
-    """The Slurm job (array task) id a run's status.json names, or None (a local run, or damage)."""
-    if status.get("backend") != BACKEND:
-        return None
-    slurm = status.get("slurm")
-    job = slurm.get("job") if isinstance(slurm, dict) else None
-    return job if isinstance(job, str) and re.fullmatch(r"[0-9]+(_[0-9]+)?", job) else None
+    """The Slurm job (array task) id a run's status.json names, or None (a local run, or damage): digits
+    only, since it goes on scancel's command line."""
+    sj = runs.slurm_job(status)
+    job = sj.job if sj else None
+    return job if job and re.fullmatch(r"[0-9]+(_[0-9]+)?", job) else None
 
 
 def queued_in(status: dict[str, Any]) -> str | None:
@@ -375,17 +376,21 @@ def queued_in(status: dict[str, Any]) -> str | None:
     return job if job and status.get("state") in runs.ACTIVE_STATES else None
 
 
+def held_line(r: runs.RunDir) -> str | None:
+    """The one line refusing to submit again, or queue here, a run Slurm still has; None otherwise."""
+    job = queued_in(r.raw_status())
+    return (
+        f"{r.run_id}: already in Slurm (job {job}); `grok stop {r.run_id}` first to start it again"
+        if job
+        else None
+    )
+
+
 def options_of(status: dict[str, Any]) -> dict[str, Any] | None:
     """The ``[slurm]`` options a run was last submitted with (``grok resume`` submits it with them)."""
     slurm = status.get("slurm")
     opts = slurm.get("options") if isinstance(slurm, dict) else None
     return opts if isinstance(opts, dict) else None
-
-
-def output_of(status: dict[str, Any]) -> Path | None:
-    slurm = status.get("slurm")
-    out = slurm.get("output") if isinstance(slurm, dict) else None
-    return Path(out) if isinstance(out, str) and out else None
 
 
 def reconcile(targets: Iterable[runs.RunDir]) -> list[str]:
@@ -435,7 +440,7 @@ def _settle(r: runs.RunDir, job: str, js: JobState | None) -> str | None:
         return None  # its worker took it, or wrote its last word, since the first look
     now = time.time()
     if js is None:
-        out = output_of(st)
+        out = sj.output if (sj := runs.slurm_job(st)) else None
         if out is not None and not out.exists() and st.get("state") == "queued":
             # Never started (a job that ran has its output file), and gone from Slurm's queue: a pending
             # task cancelled alone (squeue forgets those at once), or purged.
@@ -482,19 +487,17 @@ def _settle(r: runs.RunDir, job: str, js: JobState | None) -> str | None:
 # --------------------------------------------------------------------------- stopping
 
 
-def _pack_task_members(r: runs.RunDir, st: dict[str, Any]) -> list[runs.RunDir]:
+def _pack_of(r: runs.RunDir) -> str | None:
+    sj = runs.slurm_job(r.raw_status())
+    return sj.pack if sj else None
+
+
+def _pack_task_members(r: runs.RunDir) -> list[runs.RunDir]:
     """The other runs of the array task that trains ``r`` (its pack), from their status.json."""
-    slurm = st.get("slurm") if isinstance(st.get("slurm"), dict) else {}
-    pack = slurm.get("pack")
+    pack = _pack_of(r)
     if not pack:
         return []
     return [o for o in runs.list_runs(r.path.parents[1]) if o.path != r.path and _pack_of(o) == pack]
-
-
-def _pack_of(r: runs.RunDir) -> str | None:
-    slurm = r.raw_status().get("slurm")
-    pack = slurm.get("pack") if isinstance(slurm, dict) else None
-    return pack if isinstance(pack, str) else None
 
 
 def stop_run(r: runs.RunDir) -> bool:
@@ -502,8 +505,6 @@ def stop_run(r: runs.RunDir) -> bool:
     for; a running solo worker gets SIGTERM (it checkpoints and ends ``stopped``), a running pack member
     is stopped alone by its pack, a pending task leaves Slurm's queue (state stopped at once). Whether
     Slurm took the request; SlurmError when it cannot be asked."""
-    from ..recorder import request_stop
-
     st = r.raw_status()
     job = job_of(st)
     if job is None or st.get("state") not in runs.ACTIVE_STATES:
@@ -515,7 +516,7 @@ def stop_run(r: runs.RunDir) -> bool:
         return True
     # Pending: the task goes when none of its runs is still waiting for it.
     update_status(r.path, state="stopped", ended=time.time(), reason=None)
-    others = _pack_task_members(r, st)
+    others = _pack_task_members(r)
     if not any(o.raw_status().get("state") in runs.ACTIVE_STATES for o in others):
         with contextlib.suppress(SlurmError):  # it may have just ended: the reconcile says how
             cancel(job)
@@ -592,7 +593,7 @@ def stop_reason(job: str, lead: float) -> str:
         return ENDINGS[state][1]
     if state not in ("RUNNING", "COMPLETING", "CANCELLED"):  # PENDING again: `scontrol requeue`, a node
         return "requeued"
-    start, end, limit = _clock(f.get("StartTime", "")), _clock(f.get("EndTime", "")), None
+    start, end = _clock(f.get("StartTime", "")), _clock(f.get("EndTime", ""))
     limit = limit_seconds(f.get("TimeLimit", ""))
     if start is None or limit is None:
         return "cancelled in Slurm" if state != "RUNNING" else "stopped by Slurm"

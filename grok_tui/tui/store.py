@@ -8,7 +8,6 @@ history, so polling a long run stays O(new rows) and memory stays flat.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import threading
@@ -334,12 +333,11 @@ class RunSeries:
 
 def reconcile_with_slurm(rds: list[RunDir]) -> None:
     """Slurm's word on these runs' jobs, written into their status.json (a job that ended without the
-    worker's last word: time limit, cancel, node failure). Nothing to do where grok_tui.launch.slurm
-    is not installed: then no run was submitted to Slurm from this code."""
-    with contextlib.suppress(ImportError):
-        from grok_tui.launch.slurm import reconcile
+    worker's last word: time limit, cancel, node failure). Imported on the first look: a session with
+    no Slurm run never loads the launcher."""
+    from grok_tui.launch.slurm import reconcile
 
-        reconcile(rds)
+    reconcile(rds)
 
 
 class SlurmWatch:
